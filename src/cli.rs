@@ -1,0 +1,286 @@
+//! The command line (clap): subcommands, flags, `GRAPHVCR_*` environment variables,
+//! help with an example per subcommand, and the conversion into validated settings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{self, BotUrl, Limits, Pacing, RecordConfig, ReplayConfig};
+
+/// Record/replay proxy for Microsoft Graph cloud-communications traffic.
+///
+/// Point your calling bot's Graph base URL at graphvcr (e.g. http://127.0.0.1:8060/v1.0).
+/// `record` forwards to Graph and stores every exchange and callback notification in a
+/// cassette; `replay` answers from the cassette with ids rewritten for the live call
+/// and re-delivers the notifications to your bot.
+#[derive(Debug, Parser)]
+#[command(name = "graphvcr", version, about, long_about, propagate_version = true)]
+pub struct Cli {
+    /// Log filter (tracing EnvFilter syntax): error, warn, info, debug, graphvcr=debug ...
+    #[arg(long, env = "GRAPHVCR_LOG", default_value = "info", global = true)]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Forward the bot's Graph calls (and Graph's callbacks) and record them as a cassette.
+    #[command(
+        after_help = "Example:\n  graphvcr record --cassette invite-flow --export cassettes/invite-flow.json \\\n      --callback-listen 127.0.0.1:8061 --bot-url http://127.0.0.1:3978\n  (bot: Graph base URL http://127.0.0.1:8060/v1.0; tunnel: Graph callbacks -> 127.0.0.1:8061)"
+    )]
+    Record(RecordArgs),
+    /// Answer the bot from a cassette, rewriting ids for the live call; never contacts Graph.
+    #[command(
+        after_help = "Example:\n  graphvcr replay --cassette invite-one-participant --bot-url http://127.0.0.1:3978\n  (bot: Graph base URL http://127.0.0.1:8060/beta)"
+    )]
+    Replay(ReplayArgs),
+    /// List, show, export, import or remove cassettes in the store.
+    #[command(
+        after_help = "Examples:\n  graphvcr cassette list\n  graphvcr cassette show invite-one-participant\n  graphvcr cassette export invite-flow -o cassettes/invite-flow.json\n  graphvcr cassette import cassettes/*.json\n  graphvcr cassette rm invite-flow"
+    )]
+    Cassette(CassetteArgs),
+    /// Replay a bundled invite cassette to a built-in bot and print the timeline.
+    #[command(after_help = "Example:\n  graphvcr demo\n  graphvcr demo --cassette invite-pstn-participant")]
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StoreArg {
+    /// The sled store directory.
+    #[arg(long, env = "GRAPHVCR_STORE", default_value = ".graphvcr/store")]
+    pub store: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Largest request/response body, in bytes (suffixes K, M, G, KiB, MiB, GiB).
+    #[arg(long, env = "GRAPHVCR_MAX_BODY", default_value = "16MiB", value_parser = parse_size)]
+    pub max_body: usize,
+    /// Largest request head, in bytes; larger heads get 431.
+    #[arg(long, env = "GRAPHVCR_MAX_HEADER", default_value = "64KiB", value_parser = parse_size)]
+    pub max_header: usize,
+    /// Seconds a client gets to send its request head.
+    #[arg(long, env = "GRAPHVCR_HEADER_TIMEOUT", default_value_t = 10.0)]
+    pub header_timeout: f64,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Result<Limits, String> {
+        Ok(Limits {
+            max_body: self.max_body,
+            max_header_bytes: self.max_header,
+            header_timeout: seconds(self.header_timeout, "--header-timeout")?,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Cassette to record into.
+    #[arg(long, env = "GRAPHVCR_CASSETTE")]
+    pub cassette: String,
+    /// Graph's base URL.
+    #[arg(long, env = "GRAPHVCR_UPSTREAM", default_value = "https://graph.microsoft.com")]
+    pub upstream: String,
+    /// Extra PEM CA certificate(s) to trust for the upstream.
+    #[arg(long, env = "GRAPHVCR_UPSTREAM_CA")]
+    pub upstream_ca: Option<PathBuf>,
+    /// Seconds to wait for the upstream.
+    #[arg(long, env = "GRAPHVCR_UPSTREAM_TIMEOUT", default_value_t = 30.0)]
+    pub upstream_timeout: f64,
+    /// Graph face: the bot's Graph base URL points here.
+    #[arg(long, env = "GRAPHVCR_LISTEN", default_value = "127.0.0.1:8060", value_parser = config::parse_listen)]
+    pub listen: std::net::SocketAddr,
+    /// Callback face: where Graph's notifications arrive (your tunnel ends here).
+    #[arg(long, env = "GRAPHVCR_CALLBACK_LISTEN", value_parser = config::parse_listen)]
+    pub callback_listen: Option<std::net::SocketAddr>,
+    /// Where notifications are forwarded: scheme, host, port and optional path prefix.
+    #[arg(long, env = "GRAPHVCR_BOT_URL")]
+    pub bot_url: Option<String>,
+    /// Write the cassette's JSON to this file on stop.
+    #[arg(long, env = "GRAPHVCR_EXPORT")]
+    pub export: Option<PathBuf>,
+    /// Record over an existing cassette of the same name.
+    #[arg(long, env = "GRAPHVCR_OVERWRITE")]
+    pub overwrite: bool,
+    #[command(flatten)]
+    pub store: StoreArg,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// How notifications are paced in replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Timing {
+    /// The recorded gaps (each capped by --max-gap, divided by --speed).
+    Recorded,
+    /// No waiting; order kept.
+    Fast,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Cassette to serve.
+    #[arg(long, env = "GRAPHVCR_CASSETTE")]
+    pub cassette: String,
+    /// Graph face: the bot's Graph base URL points here.
+    #[arg(long, env = "GRAPHVCR_LISTEN", default_value = "127.0.0.1:8060", value_parser = config::parse_listen)]
+    pub listen: std::net::SocketAddr,
+    /// Directory of cassette JSON files imported at start when changed.
+    #[arg(long, env = "GRAPHVCR_CASSETTES", default_value = "cassettes")]
+    pub cassettes: PathBuf,
+    /// Where notifications go: scheme, host, port and optional path prefix (replaces
+    /// those of a learned callbackUri).
+    #[arg(long, env = "GRAPHVCR_BOT_URL")]
+    pub bot_url: Option<String>,
+    /// Notification pacing.
+    #[arg(long, env = "GRAPHVCR_TIMING", value_enum, default_value = "recorded")]
+    pub timing: Timing,
+    /// Divide recorded gaps by this factor.
+    #[arg(long, env = "GRAPHVCR_SPEED", default_value_t = 1.0)]
+    pub speed: f64,
+    /// Longest wait between two notifications, in seconds.
+    #[arg(long, env = "GRAPHVCR_MAX_GAP", default_value_t = 10.0)]
+    pub max_gap: f64,
+    /// Authorization header value sent with notifications (the recorded one never is).
+    #[arg(long, env = "GRAPHVCR_NOTIFY_AUTH")]
+    pub notify_auth: Option<String>,
+    /// Seconds after which an idle session ends.
+    #[arg(long, env = "GRAPHVCR_SESSION_IDLE", default_value_t = 300.0)]
+    pub session_idle: f64,
+    /// Most sessions alive at once (least recently used idle ones are evicted).
+    #[arg(long, env = "GRAPHVCR_MAX_SESSIONS", default_value_t = 10_000)]
+    pub max_sessions: usize,
+    /// Exit with code 4 if any request missed, any exchange went unused or any
+    /// notification was not delivered.
+    #[arg(long, env = "GRAPHVCR_EXPECT_ALL")]
+    pub expect_all: bool,
+    #[command(flatten)]
+    pub store: StoreArg,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CassetteArgs {
+    #[command(flatten)]
+    pub store: StoreArg,
+    #[command(subcommand)]
+    pub command: CassetteCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CassetteCommand {
+    /// List the cassettes in the store.
+    List,
+    /// Show a cassette's events.
+    Show { name: String },
+    /// Write a cassette as JSON (stdout unless -o).
+    Export {
+        name: String,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Import cassette JSON files (all or nothing).
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Remove a cassette from the store.
+    Rm { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Bundled cassette to replay.
+    #[arg(long, env = "GRAPHVCR_CASSETTE", default_value = "invite-one-participant")]
+    pub cassette: String,
+    /// Directory of cassette JSON files.
+    #[arg(long, env = "GRAPHVCR_CASSETTES", default_value = "cassettes")]
+    pub cassettes: PathBuf,
+}
+
+fn seconds(v: f64, flag: &str) -> Result<Duration, String> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(format!("{flag} must be a non-negative number of seconds"))
+    }
+}
+
+/// `16MiB`, `64K`, `1000` -> bytes.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num.parse().map_err(|_| format!("`{s}` is not a size like 16MiB"))?;
+    let mul: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1024,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1024 * 1024,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1024 * 1024 * 1024,
+        _ => return Err(format!("`{s}`: unknown unit (use K, M, G, KiB, MiB, GiB)")),
+    };
+    n.checked_mul(mul).ok_or_else(|| format!("`{s}` is too large"))
+}
+
+impl RecordArgs {
+    pub fn config(&self) -> Result<RecordConfig, String> {
+        let mut c = RecordConfig::new(&self.cassette, &self.upstream).map_err(|e| e.to_string())?;
+        c.upstream_ca = self.upstream_ca.clone();
+        c.upstream_timeout = seconds(self.upstream_timeout, "--upstream-timeout")?;
+        c.export = self.export.clone();
+        c.bot_url = self.bot_url.as_deref().map(BotUrl::parse).transpose()?;
+        c.overwrite = self.overwrite;
+        c.limits = self.limits.limits()?;
+        Ok(c)
+    }
+}
+
+impl ReplayArgs {
+    pub fn config(&self) -> Result<ReplayConfig, String> {
+        let mut c = ReplayConfig::new(&self.cassette).map_err(|e| e.to_string())?;
+        c.cassettes_dir = Some(self.cassettes.clone());
+        c.bot_url = self.bot_url.as_deref().map(BotUrl::parse).transpose()?;
+        if !(self.speed.is_finite() && self.speed > 0.0) {
+            return Err("--speed must be a positive number".into());
+        }
+        c.pacing = Pacing {
+            fast: self.timing == Timing::Fast,
+            speed: self.speed,
+            max_gap: seconds(self.max_gap, "--max-gap")?,
+        };
+        c.notify_auth = self.notify_auth.clone();
+        c.session_idle = seconds(self.session_idle, "--session-idle")?;
+        if self.max_sessions == 0 {
+            return Err("--max-sessions must be at least 1".into());
+        }
+        c.max_sessions = self.max_sessions;
+        c.expect_all = self.expect_all;
+        c.limits = self.limits.limits()?;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("16MiB").unwrap(), 16 * 1024 * 1024);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert!(parse_size("12 parsecs").is_err());
+    }
+}

@@ -1,0 +1,279 @@
+//! Validated settings for each mode. Built from the parsed command line (or directly by
+//! tests); this module never reads the process environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cassette::{validate_name, CassetteError};
+
+/// Settings every listener shares.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request or response body accepted (bytes); beyond it: 413.
+    pub max_body: usize,
+    /// Largest request head (bytes); beyond it: 431.
+    pub max_header_bytes: usize,
+    /// A client must send its request head within this time.
+    pub header_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body: 16 * 1024 * 1024,
+            max_header_bytes: 64 * 1024,
+            header_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Where notifications go: scheme, host, port and an optional path prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotUrl {
+    /// `http://127.0.0.1:3978`
+    pub origin: String,
+    /// `""` or `/prefix` (no trailing slash)
+    pub prefix: String,
+}
+
+impl BotUrl {
+    pub fn parse(s: &str) -> Result<BotUrl, String> {
+        let uri: http::Uri = s.parse().map_err(|_| format!("--bot-url `{s}` is not a URL"))?;
+        let (Some(scheme), Some(auth)) = (uri.scheme_str(), uri.authority()) else {
+            return Err(format!(
+                "--bot-url `{s}` needs a scheme and host, e.g. http://127.0.0.1:3978"
+            ));
+        };
+        if scheme != "http" && scheme != "https" {
+            return Err(format!("--bot-url `{s}`: only http and https are supported"));
+        }
+        if uri.query().is_some() {
+            return Err(format!(
+                "--bot-url `{s}`: no query allowed (the notification's own path and query are appended)"
+            ));
+        }
+        Ok(BotUrl {
+            origin: format!("{scheme}://{auth}"),
+            prefix: uri.path().trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// The URL for a notification whose path and query are `path_and_query`.
+    pub fn target(&self, path_and_query: &str) -> String {
+        let pq = if path_and_query.starts_with('/') {
+            path_and_query.to_string()
+        } else {
+            format!("/{path_and_query}")
+        };
+        format!("{}{}{}", self.origin, self.prefix, pq)
+    }
+}
+
+/// The upstream's base URL, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamUrl(pub String);
+
+impl UpstreamUrl {
+    pub fn parse(s: &str) -> Result<UpstreamUrl, String> {
+        let uri: http::Uri = s.parse().map_err(|_| format!("--upstream `{s}` is not a URL"))?;
+        match (uri.scheme_str(), uri.authority()) {
+            (Some("https" | "http"), Some(_)) if uri.query().is_none() => {
+                Ok(UpstreamUrl(s.trim_end_matches('/').to_string()))
+            }
+            _ => Err(format!("--upstream `{s}` must be an http(s) URL without a query")),
+        }
+    }
+
+    /// The upstream URL for a request target (`/v1.0/...`).
+    pub fn join(&self, path_and_query: &str) -> String {
+        format!("{}{}", self.0, path_and_query)
+    }
+}
+
+/// `record` settings.
+#[derive(Debug, Clone)]
+pub struct RecordConfig {
+    pub cassette: String,
+    pub upstream: UpstreamUrl,
+    pub upstream_ca: Option<PathBuf>,
+    pub upstream_timeout: Duration,
+    pub export: Option<PathBuf>,
+    pub bot_url: Option<BotUrl>,
+    pub overwrite: bool,
+    pub limits: Limits,
+}
+
+impl RecordConfig {
+    pub fn new(cassette: &str, upstream: &str) -> Result<RecordConfig, ConfigError> {
+        validate_name(cassette)?;
+        Ok(RecordConfig {
+            cassette: cassette.to_string(),
+            upstream: UpstreamUrl::parse(upstream).map_err(ConfigError::Invalid)?,
+            upstream_ca: None,
+            upstream_timeout: Duration::from_secs(30),
+            export: None,
+            bot_url: None,
+            overwrite: false,
+            limits: Limits::default(),
+        })
+    }
+}
+
+/// How replay paces notifications.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pacing {
+    /// `--timing fast`: no waiting, order kept.
+    pub fast: bool,
+    /// `--speed X`: recorded gaps divided by X.
+    pub speed: f64,
+    /// `--max-gap`: no single wait longer than this.
+    pub max_gap: Duration,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Pacing {
+            fast: false,
+            speed: 1.0,
+            max_gap: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Pacing {
+    /// Cumulative waits, from the response, for notifications recorded at the given
+    /// offsets after it.
+    pub fn schedule(&self, offsets_ms: &[u64]) -> Vec<Duration> {
+        let mut out = Vec::with_capacity(offsets_ms.len());
+        let mut total = Duration::ZERO;
+        let mut prev = 0u64;
+        for &o in offsets_ms {
+            let gap = o.saturating_sub(prev);
+            prev = prev.max(o);
+            if !self.fast {
+                let g = Duration::from_millis(gap).div_f64(self.speed.max(1e-6));
+                total += g.min(self.max_gap);
+            }
+            out.push(total);
+        }
+        out
+    }
+}
+
+/// Delivery retry policy: attempts and back-off.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Retry {
+    pub attempts: u32,
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            attempts: 5,
+            first_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+        }
+    }
+}
+
+impl Retry {
+    /// The wait after failed attempt `n` (1-based).
+    pub fn backoff(&self, n: u32) -> Duration {
+        let mul = 1u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX);
+        self.first_backoff.saturating_mul(mul).min(self.max_backoff)
+    }
+}
+
+/// `replay` settings.
+#[derive(Debug, Clone)]
+pub struct ReplayConfig {
+    pub cassette: String,
+    /// Imported at start when changed; `None` = import nothing.
+    pub cassettes_dir: Option<PathBuf>,
+    pub bot_url: Option<BotUrl>,
+    pub pacing: Pacing,
+    pub retry: Retry,
+    pub notify_auth: Option<String>,
+    pub notify_timeout: Duration,
+    pub session_idle: Duration,
+    pub max_sessions: usize,
+    pub expect_all: bool,
+    pub limits: Limits,
+}
+
+impl ReplayConfig {
+    pub fn new(cassette: &str) -> Result<ReplayConfig, ConfigError> {
+        validate_name(cassette)?;
+        Ok(ReplayConfig {
+            cassette: cassette.to_string(),
+            cassettes_dir: None,
+            bot_url: None,
+            pacing: Pacing::default(),
+            retry: Retry::default(),
+            notify_auth: None,
+            notify_timeout: Duration::from_secs(10),
+            session_idle: Duration::from_secs(300),
+            max_sessions: 10_000,
+            expect_all: false,
+            limits: Limits::default(),
+        })
+    }
+}
+
+/// A setting that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Name(#[from] CassetteError),
+}
+
+/// A listen address; `localhost` is accepted for `127.0.0.1`.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    let s2 = s.replace("localhost", "127.0.0.1");
+    s2.parse()
+        .map_err(|_| format!("`{s}` is not an address like 127.0.0.1:8060"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bot_url_joins_paths() {
+        let b = BotUrl::parse("http://127.0.0.1:3978/bot/").unwrap();
+        assert_eq!(b.target("/api/calls?x=1"), "http://127.0.0.1:3978/bot/api/calls?x=1");
+        assert!(BotUrl::parse("127.0.0.1:3978").is_err());
+    }
+
+    #[test]
+    fn pacing_caps_and_scales() {
+        let p = Pacing {
+            fast: false,
+            speed: 2.0,
+            max_gap: Duration::from_millis(300),
+        };
+        let s = p.schedule(&[100, 1100, 1200]);
+        assert_eq!(
+            s,
+            vec![
+                Duration::from_millis(50),
+                Duration::from_millis(350),
+                Duration::from_millis(400)
+            ]
+        );
+        let f = Pacing { fast: true, ..p }.schedule(&[100, 1100]);
+        assert_eq!(f, vec![Duration::ZERO, Duration::ZERO]);
+    }
+
+    #[test]
+    fn backoff_doubles_to_a_cap() {
+        let r = Retry::default();
+        let waits: Vec<_> = (1..=6).map(|n| r.backoff(n).as_millis()).collect();
+        assert_eq!(waits, vec![100, 200, 400, 800, 1600, 2000]);
+    }
+}

@@ -1,0 +1,106 @@
+//! Errors a request can end in, each saying who failed: the bot (4xx), the upstream
+//! (502/504), the store or graphvcr itself (500). Rendered as Graph-shaped bodies.
+
+use serde_json::Value;
+
+use crate::cassette::StoreError;
+use crate::clock::Clock;
+use crate::graph;
+use crate::ids::Seed;
+use crate::upstream::ClientError;
+use crate::wire::{self, Resp};
+
+/// Who is to blame for a failed request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blame {
+    Bot,
+    Upstream,
+    Store,
+    Proxy,
+}
+
+/// A request that cannot be answered normally.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("request body exceeds the limit of {0} bytes")]
+    TooLarge(usize),
+    #[error("{message}")]
+    Miss { message: String, nearest: Option<u64> },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Busy(String),
+    #[error("upstream: {0}")]
+    Upstream(#[from] ClientError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ProxyError {
+    pub fn status(&self) -> u16 {
+        match self {
+            ProxyError::BadRequest(_) => 400,
+            ProxyError::TooLarge(_) => 413,
+            ProxyError::Miss { .. } | ProxyError::NotFound(_) => 404,
+            ProxyError::Conflict(_) => 409,
+            ProxyError::Busy(_) => 503,
+            ProxyError::Upstream(ClientError::Timeout { .. }) => 504,
+            ProxyError::Upstream(_) => 502,
+            ProxyError::Store(_) | ProxyError::Internal(_) => 500,
+        }
+    }
+
+    pub fn blame(&self) -> Blame {
+        match self {
+            ProxyError::BadRequest(_)
+            | ProxyError::TooLarge(_)
+            | ProxyError::Miss { .. }
+            | ProxyError::NotFound(_)
+            | ProxyError::Conflict(_) => Blame::Bot,
+            ProxyError::Upstream(_) => Blame::Upstream,
+            ProxyError::Store(_) => Blame::Store,
+            ProxyError::Busy(_) | ProxyError::Internal(_) => Blame::Proxy,
+        }
+    }
+
+    /// Extra `innerError` members graphvcr adds (who failed, the nearest recording).
+    fn details(&self) -> Value {
+        let blame = match self.blame() {
+            Blame::Bot => "request",
+            Blame::Upstream => "upstream",
+            Blame::Store => "store",
+            Blame::Proxy => "graphvcr",
+        };
+        let mut v = serde_json::json!({ "graphvcr-failed": blame });
+        if let ProxyError::Miss { nearest: Some(seq), .. } = self {
+            v["graphvcr-nearest-seq"] = Value::from(*seq);
+        }
+        v
+    }
+
+    /// The Graph-shaped error response; its `request-id` derives from `material` (the
+    /// request itself), its date from the injected clock.
+    pub fn respond(&self, clock: &dyn Clock, material: &[u8]) -> Resp {
+        let rid = Seed::derive([material]).guid("request-id", b"");
+        self.to_response(&rid, &crate::clock::graph_date(clock.unix_ms()))
+    }
+
+    /// The Graph-shaped error response.
+    pub fn to_response(&self, request_id: &str, date: &str) -> Resp {
+        let status = self.status();
+        let body = graph::error_body(
+            graph::error_code(status),
+            &format!("graphvcr: {self}"),
+            request_id,
+            date,
+            Some(self.details()),
+        );
+        wire::json_response(status, &body)
+    }
+}

@@ -1,0 +1,291 @@
+//! Graph knowledge: the path grammar of `/communications/calls`, which headers are
+//! volatile, which JSON members hold identities or call-scoped ids, and error bodies.
+//!
+//! Nothing here does I/O; the HTTP plumbing (`server`, `upstream`) never looks inside
+//! Graph payloads, and this module never touches a socket.
+
+use serde_json::{json, Value};
+
+use crate::ids;
+
+/// API versions Graph serves; a path under anything else is not a Graph call.
+pub const VERSIONS: [&str; 2] = ["v1.0", "beta"];
+
+/// The action namespace the generated SDKs put in front of action names.
+const ACTION_PREFIX: &str = "microsoft.graph.";
+
+/// A request path split the way matching needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphPath {
+    /// `v1.0` or `beta`.
+    pub version: String,
+    /// Segments after the version, normalised: `/app/calls` reads as
+    /// `/communications/calls`, `microsoft.graph.` is dropped from actions,
+    /// percent-escapes are left as they are.
+    pub segments: Vec<String>,
+}
+
+impl GraphPath {
+    /// Parses `/v1.0/communications/calls/...` (query already removed).
+    pub fn parse(path: &str) -> Option<GraphPath> {
+        let mut parts = path.split('/').filter(|s| !s.is_empty());
+        let version = parts.next()?;
+        if !VERSIONS.contains(&version) {
+            return None;
+        }
+        let mut segments: Vec<String> = Vec::new();
+        for (i, seg) in parts.enumerate() {
+            if i == 0 && seg == "app" {
+                segments.push("communications".to_string());
+                continue;
+            }
+            let seg = seg.strip_prefix(ACTION_PREFIX).unwrap_or(seg);
+            segments.push(seg.to_string());
+        }
+        Some(GraphPath {
+            version: version.to_string(),
+            segments,
+        })
+    }
+
+    /// The path template: every segment that is one id-like token becomes `{id}`.
+    pub fn template(&self) -> String {
+        let mut out = String::with_capacity(64);
+        for seg in &self.segments {
+            out.push('/');
+            if is_id_segment(seg) {
+                out.push_str("{id}");
+            } else {
+                out.push_str(seg);
+            }
+        }
+        out
+    }
+
+    /// The ids that name the resource (call, operation, participant ...), in path order.
+    pub fn id_segments(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().map(String::as_str).filter(|s| is_id_segment(s))
+    }
+}
+
+/// True when a path segment is exactly one id-like token (a call, operation or
+/// participant id). The docs' literal `{id}` placeholder counts too.
+pub fn is_id_segment(seg: &str) -> bool {
+    if seg == "{id}" {
+        return true;
+    }
+    let toks = ids::scan(seg);
+    toks.len() == 1 && toks[0].start == 0 && toks[0].end == seg.len()
+}
+
+/// Splits a request target into path and query.
+pub fn split_uri(uri: &str) -> (&str, Option<&str>) {
+    match uri.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (uri, None),
+    }
+}
+
+/// Headers that differ on every request or between SDKs and never take part in matching.
+pub fn is_volatile_request_header(name: &str) -> bool {
+    const VOLATILE: &[&str] = &[
+        "authorization",
+        "client-request-id",
+        "user-agent",
+        "sdkversion",
+        "host",
+        "date",
+        "retry-attempt",
+        "content-length",
+        "connection",
+        "scenario-id",
+        "x-ms-client-request-id",
+        "traceparent",
+        "tracestate",
+        "request-id",
+        "cookie",
+        "x-graphvcr-session",
+        "x-graphvcr-cassette",
+        "expect",
+    ];
+    let n = name.to_ascii_lowercase();
+    n.starts_with("accept") || VOLATILE.contains(&n.as_str())
+}
+
+/// Response headers that are per-request identifiers; replay regenerates them from the
+/// session seed instead of serving the recorded values.
+pub fn is_per_request_response_header(name: &str) -> bool {
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "request-id" | "x-ms-ags-diagnostic" | "client-request-id" | "scenario-id"
+    )
+}
+
+/// Members whose values are identities that recur across calls (tenant, user, app):
+/// an id found under one of these keys stays as recorded unless the bot sent it.
+const IDENTITY_KINDS: &[&str] = &[
+    "user",
+    "application",
+    "applicationInstance",
+    "device",
+    "guest",
+    "phone",
+    "onPremises",
+    "encrypted",
+    "azureCommunicationServicesUser",
+    "assertedIdentity",
+];
+
+/// Whether `key` (inside an object reached through `parent`) holds a stable identity.
+pub fn is_identity_member(parent: Option<&str>, key: &str) -> bool {
+    key == "tenantId"
+        || key == "policyHolderTenantId"
+        || (key == "id" && parent.is_some_and(|p| IDENTITY_KINDS.contains(&p)))
+}
+
+/// Body members whose ids are call-scoped: they may select a replay session.
+pub fn is_call_scoped_member(key: &str) -> bool {
+    matches!(
+        key,
+        "replacesCallId" | "participantId" | "callId" | "threadId" | "myParticipantId"
+    )
+}
+
+/// Members never matched nor rewritten: type annotations.
+pub fn is_annotation_member(key: &str) -> bool {
+    key == "@odata.type"
+}
+
+/// Notification members that name the resource a notification is about.
+pub const NOTIFICATION_RESOURCE_MEMBERS: [&str; 3] = ["resource", "resourceUrl", "resourceData"];
+
+/// The individual notifications of a callback body: the items of a
+/// `commsNotifications` batch (`{"value":[...]}`), or the body itself.
+pub fn notification_items(v: &Value) -> Vec<&Value> {
+    match v.get("value") {
+        Some(Value::Array(items)) => items.iter().collect(),
+        _ => vec![v],
+    }
+}
+
+/// The operation id inside a notification's `resourceUrl`
+/// (`/communications/calls/{call}/operations/{op}`), when it is an id.
+pub fn operation_id_in(resource_url: &str) -> Option<&str> {
+    let (path, _) = split_uri(resource_url);
+    let mut segs = path.split('/').filter(|s| !s.is_empty());
+    while let Some(s) = segs.next() {
+        if s == "operations" {
+            let op = segs.next()?;
+            return is_id_segment(op).then_some(op);
+        }
+    }
+    None
+}
+
+/// Actions after which Graph learns the bot's `callbackUri`: create call and answer.
+pub fn carries_callback_uri(method: &str, segments: &[String]) -> bool {
+    let seg = |i: usize| segments.get(i).map(String::as_str);
+    let calls = seg(0) == Some("communications") && seg(1) == Some("calls");
+    method == "POST" && calls && (segments.len() == 2 || (segments.len() == 4 && seg(3) == Some("answer")))
+}
+
+/// Points a recorded `Location` at graphvcr: the live origin (`http://host:port`)
+/// replaces Graph's, and the live API version replaces the recorded one.
+pub fn relocate(location: &str, live_origin: Option<&str>, live_version: &str) -> String {
+    let (origin, rest) = match location.find("://") {
+        Some(i) => {
+            let after = &location[i + 3..];
+            let cut = after.find('/').map_or(location.len(), |j| i + 3 + j);
+            (&location[..cut], &location[cut..])
+        }
+        None => ("", location),
+    };
+    let rest = match rest.strip_prefix('/').and_then(|r| r.split_once('/')) {
+        Some((v, tail)) if VERSIONS.contains(&v) => format!("/{live_version}/{tail}"),
+        _ => rest.to_string(),
+    };
+    match live_origin {
+        Some(o) if !origin.is_empty() => format!("{o}{rest}"),
+        _ => format!("{origin}{rest}"),
+    }
+}
+
+/// A Graph-shaped error body: `{"error":{"code","message","innerError":{...}}}`.
+pub fn error_body(code: &str, message: &str, request_id: &str, date: &str, extra: Option<Value>) -> Value {
+    let mut inner = json!({ "request-id": request_id, "date": date });
+    if let (Some(Value::Object(extra)), Some(obj)) = (extra, inner.as_object_mut()) {
+        for (k, v) in extra {
+            obj.insert(k, v);
+        }
+    }
+    json!({ "error": { "code": code, "message": message, "innerError": inner } })
+}
+
+/// The Graph error code for an HTTP status graphvcr answers with.
+pub fn error_code(status: u16) -> &'static str {
+    match status {
+        400 => "invalidRequest",
+        404 => "itemNotFound",
+        405 => "notSupported",
+        409 => "conflict",
+        413 => "requestEntityTooLarge",
+        431 => "requestHeaderFieldsTooLarge",
+        502 => "badGateway",
+        503 => "serviceNotAvailable",
+        504 => "gatewayTimeout",
+        _ => "generalException",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_and_action_prefix_normalise() {
+        let a = GraphPath::parse(
+            "/beta/app/calls/ab6233a5-20b7-4c5e-bea2-ce56c9776429/participants/microsoft.graph.invite",
+        )
+        .unwrap();
+        let b = GraphPath::parse("/beta/communications/calls/AB6233A520B74C5EBEA2CE56C9776429/participants/invite")
+            .unwrap();
+        assert_eq!(a.template(), "/communications/calls/{id}/participants/invite");
+        assert_eq!(a.template(), b.template());
+        assert_eq!(a.version, "beta");
+    }
+
+    #[test]
+    fn non_graph_paths_are_refused() {
+        assert!(GraphPath::parse("/v2/communications/calls").is_none());
+        assert!(GraphPath::parse("/").is_none());
+    }
+
+    #[test]
+    fn operation_id_is_found_only_when_id_like() {
+        assert_eq!(
+            operation_id_in("/communications/calls/ab6233a5-20b7-4c5e-bea2-ce56c9776429/operations/eec3812a-fdc3-4fb4-825c-a06c9f35414e"),
+            Some("eec3812a-fdc3-4fb4-825c-a06c9f35414e")
+        );
+        assert_eq!(
+            operation_id_in("/communications/calls/7531d31f-d10d-44de-802f-c569dbca451c/operations/participants"),
+            None
+        );
+    }
+
+    #[test]
+    fn relocate_moves_origin_and_version() {
+        let l = "https://graph.microsoft.com/beta/communications/calls/a/operations/b";
+        assert_eq!(
+            relocate(l, Some("http://127.0.0.1:8060"), "v1.0"),
+            "http://127.0.0.1:8060/v1.0/communications/calls/a/operations/b"
+        );
+        assert_eq!(relocate("/beta/x/y", None, "v1.0"), "/v1.0/x/y");
+    }
+
+    #[test]
+    fn error_body_is_graph_shaped() {
+        let v = error_body("itemNotFound", "nope", "rid", "2026-01-01T00:00:00", None);
+        assert_eq!(v["error"]["code"], "itemNotFound");
+        assert_eq!(v["error"]["innerError"]["request-id"], "rid");
+    }
+}

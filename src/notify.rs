@@ -1,0 +1,263 @@
+//! Callback notifications. Record: the callback face takes Graph's POSTs, forwards each
+//! to the bot and hands it to the recorder. Replay: each session's outbox delivers its
+//! rewritten notifications in order, paced, with retries, logging every attempt.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::Method;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::cassette::{Body, Event, Kind, Request, Response};
+use crate::clock::Clock;
+use crate::config::{BotUrl, Retry};
+use crate::error::ProxyError;
+use crate::record::{forward_headers, Recorder};
+use crate::upstream::{ClientError, HttpClient};
+use crate::wire::{self, Resp};
+
+/// Record mode, callback face: forward to the bot, answer Graph with the bot's answer,
+/// record the notification.
+pub struct CallbackFace {
+    pub recorder: Arc<Recorder>,
+    pub client: HttpClient,
+    pub bot_url: BotUrl,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl CallbackFace {
+    pub async fn handle(&self, parts: http::request::Parts, body: Bytes) -> Resp {
+        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        let arrived = self.recorder.now_ms();
+        let waiting_on = self.recorder.in_flight();
+        let headers = forward_headers(&parts.headers);
+        let target = self.bot_url.target(&pq);
+        let result = self
+            .client
+            .send(parts.method.clone(), &target, headers.clone(), body.clone())
+            .await;
+        let (resp, recorded) = match result {
+            Ok(reply) => {
+                let mut h = reply.headers.clone();
+                h.remove(header::CONTENT_LENGTH);
+                let recorded = Response {
+                    status: Some(reply.status),
+                    headers: wire::to_pairs(&h),
+                    body: Body::from_bytes(&reply.body),
+                    error: None,
+                };
+                (wire::response(reply.status, h, reply.body), recorded)
+            }
+            Err(e) => {
+                tracing::warn!(%target, "notification not delivered to the bot: {e}");
+                let err = ProxyError::Upstream(e);
+                let recorded = Response {
+                    error: Some(err.to_string()),
+                    ..Default::default()
+                };
+                (err.respond(&*self.clock, pq.as_bytes()), recorded)
+            }
+        };
+        let ev = Event {
+            kind: Kind::Notification,
+            seq: 0,
+            at_ms: arrived,
+            duration_ms: None,
+            follows: None,
+            request: Request {
+                method: parts.method.as_str().to_string(),
+                uri: pq,
+                headers: wire::to_pairs(&headers),
+                body: Body::from_bytes(&body),
+            },
+            response: recorded,
+        };
+        let rec = self.recorder.clone();
+        tokio::spawn(async move {
+            if let Err(e) = rec.store_notification(ev, waiting_on).await {
+                tracing::error!("notification could not be stored: {e}");
+            }
+        });
+        resp
+    }
+}
+
+/// One attempt to deliver a notification.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Attempt {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The fate of one notification in a session.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Delivery {
+    /// The recorded notification's seq.
+    pub seq: u64,
+    pub url: Option<String>,
+    pub attempts: Vec<Attempt>,
+    pub delivered: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A notification ready to go: rewritten, addressed, paced.
+pub struct Job {
+    pub seq: u64,
+    /// Where it goes, or why it cannot go anywhere.
+    pub url: Result<String, String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// Wait from the start of its batch (the triggering response).
+    pub wait: Duration,
+    /// Set on the first job of a batch: resolves when the triggering response is out.
+    pub batch_start: Option<oneshot::Receiver<()>>,
+}
+
+/// Replay-side delivery settings shared by every session.
+pub struct Notifier {
+    pub client: HttpClient,
+    pub bot_url: Option<BotUrl>,
+    pub auth: Option<HeaderValue>,
+    pub retry: Retry,
+}
+
+impl Notifier {
+    /// Where a notification goes: the live `callbackUri` when the session learned one,
+    /// else the recorded path; `--bot-url` supplies scheme, host, port and prefix.
+    pub fn target(&self, callback_uri: Option<&str>, recorded_uri: &str) -> Result<String, String> {
+        match (callback_uri, &self.bot_url) {
+            (Some(cb), Some(bot)) => {
+                let pq = cb
+                    .parse::<http::Uri>()
+                    .ok()
+                    .and_then(|u| u.path_and_query().map(|p| p.as_str().to_string()))
+                    .unwrap_or_else(|| "/".to_string());
+                Ok(bot.target(&pq))
+            }
+            (Some(cb), None) => Ok(cb.to_string()),
+            (None, Some(bot)) => Ok(bot.target(recorded_uri)),
+            (None, None) => Err("no --bot-url given and no callbackUri learned in this session".to_string()),
+        }
+    }
+
+    /// Delivers one job with retries on a refused connection or a 5xx.
+    async fn deliver(&self, job: Job) -> Delivery {
+        let mut d = Delivery {
+            seq: job.seq,
+            url: job.url.as_ref().ok().cloned(),
+            attempts: Vec::new(),
+            delivered: false,
+            reason: None,
+        };
+        let url = match job.url {
+            Ok(u) => u,
+            Err(why) => {
+                tracing::warn!(seq = job.seq, "notification undeliverable: {why}");
+                d.reason = Some(why);
+                return d;
+            }
+        };
+        let mut headers = job.headers;
+        if let Some(a) = &self.auth {
+            headers.insert(header::AUTHORIZATION, a.clone());
+        }
+        for n in 1..=self.retry.attempts.max(1) {
+            let r = self
+                .client
+                .send(Method::POST, &url, headers.clone(), job.body.clone())
+                .await;
+            let retry = match &r {
+                Ok(reply) => {
+                    d.attempts.push(Attempt {
+                        status: Some(reply.status),
+                        error: None,
+                    });
+                    d.delivered = reply.status < 500;
+                    reply.status >= 500
+                }
+                Err(e) => {
+                    d.attempts.push(Attempt {
+                        status: None,
+                        error: Some(e.to_string()),
+                    });
+                    matches!(e, ClientError::Connect { .. })
+                }
+            };
+            if !retry {
+                break;
+            }
+            if n < self.retry.attempts {
+                tokio::time::sleep(self.retry.backoff(n)).await;
+            }
+        }
+        if d.delivered {
+            tracing::info!(seq = d.seq, %url, attempts = d.attempts.len(), "notification delivered");
+        } else {
+            tracing::warn!(seq = d.seq, %url, attempts = d.attempts.len(), "notification not delivered");
+        }
+        d
+    }
+}
+
+/// A session's delivery queue: one task delivers its jobs in order.
+#[derive(Clone)]
+pub struct Outbox {
+    tx: mpsc::UnboundedSender<Job>,
+    log: Arc<Mutex<Vec<Delivery>>>,
+    pending: Arc<AtomicUsize>,
+}
+
+impl Outbox {
+    /// Starts the session's delivery task (it ends when the outbox is dropped and
+    /// its queue is empty).
+    pub fn start(notifier: Arc<Notifier>) -> Outbox {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let pending = Arc::new(AtomicUsize::new(0));
+        let (log2, pending2) = (log.clone(), pending.clone());
+        tokio::spawn(async move {
+            let mut t0 = tokio::time::Instant::now();
+            while let Some(mut job) = rx.recv().await {
+                if let Some(start) = job.batch_start.take() {
+                    let _ = start.await;
+                    t0 = tokio::time::Instant::now();
+                }
+                tokio::time::sleep_until(t0 + job.wait).await;
+                let d = notifier.deliver(job).await;
+                if let Ok(mut l) = log2.lock() {
+                    l.push(d);
+                }
+                pending2.fetch_sub(1, Ordering::SeqCst);
+            }
+        });
+        Outbox { tx, log, pending }
+    }
+
+    pub fn push(&self, job: Job) {
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        if self.tx.send(job).is_err() {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Jobs queued or in progress.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::SeqCst)
+    }
+
+    pub fn pending_counter(&self) -> Arc<AtomicUsize> {
+        self.pending.clone()
+    }
+
+    /// Every delivery finished so far.
+    pub fn log(&self) -> Vec<Delivery> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}

@@ -1,0 +1,346 @@
+//! Record mode, Graph face: forward the bot's request upstream, redact, persist
+//! (durable before the bot sees the response), respond. Also the recorder's event log
+//! that callback notifications join (`follows` is settled here).
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap};
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use crate::cassette::{Body, Committer, Event, Kind, Request, Response, Store, StoreError};
+use crate::clock::Clock;
+use crate::config::RecordConfig;
+use crate::error::ProxyError;
+use crate::graph;
+use crate::ids::{self, Canon};
+use crate::redact;
+use crate::upstream::HttpClient;
+use crate::wire::{self, Resp};
+
+/// What the follows rule needs to know about a stored exchange.
+struct Summary {
+    seq: u64,
+    /// Ids in the request (uri, body) and the response (body, `Location`).
+    ids: HashSet<Canon>,
+    /// Ids in the response only: an operation id found here ties its notifications.
+    response_ids: HashSet<Canon>,
+}
+
+#[derive(Default)]
+struct State {
+    next_seq: u64,
+    next_ticket: u64,
+    in_flight: BTreeSet<u64>,
+    exchanges: Vec<Summary>,
+}
+
+/// The recording in progress: one cassette, its sequence, and the exchanges in flight.
+pub struct Recorder {
+    cassette: String,
+    store: Arc<dyn Store>,
+    committer: Committer,
+    clock: Arc<dyn Clock>,
+    t0: u64,
+    state: Mutex<State>,
+    changed: Notify,
+    pending_notes: AtomicUsize,
+    notes_done: Notify,
+    settle_timeout: Duration,
+}
+
+/// Removes an exchange from the in-flight set however the request ends.
+struct InFlight<'a> {
+    rec: &'a Recorder,
+    ticket: u64,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut st) = self.rec.state.lock() {
+            st.in_flight.remove(&self.ticket);
+        }
+        self.rec.changed.notify_waiters();
+    }
+}
+
+fn ids_of_json(v: &Value, out: &mut HashSet<Canon>) {
+    match v {
+        Value::String(s) => out.extend(ids::scan(s).into_iter().map(|t| t.canon)),
+        Value::Array(a) => a.iter().for_each(|x| ids_of_json(x, out)),
+        Value::Object(o) => o
+            .iter()
+            .filter(|(k, _)| !graph::is_annotation_member(k))
+            .for_each(|(_, x)| ids_of_json(x, out)),
+        _ => {}
+    }
+}
+
+fn ids_of_body(b: &Body, out: &mut HashSet<Canon>) {
+    match b {
+        Body::Json(v) => ids_of_json(v, out),
+        Body::Text(s) => out.extend(ids::scan(s).into_iter().map(|t| t.canon)),
+        _ => {}
+    }
+}
+
+/// The ids a notification is about: operation ids of its `resourceUrl`s, and the
+/// call-scoped ids of `resource`/`resourceUrl`/`resourceData` (identities excluded).
+fn notification_ids(body: &Body) -> (Vec<Canon>, HashSet<Canon>) {
+    let mut ops = Vec::new();
+    let mut about = HashSet::new();
+    let Some(v) = body.json() else {
+        return (ops, about);
+    };
+    for item in graph::notification_items(v) {
+        for key in ["resourceUrl", "resource"] {
+            if let Some(op) = item.get(key).and_then(Value::as_str).and_then(graph::operation_id_in) {
+                ops.extend(ids::scan(op).into_iter().map(|t| t.canon));
+            }
+        }
+        for key in graph::NOTIFICATION_RESOURCE_MEMBERS {
+            if let Some(x) = item.get(key) {
+                let mut found = HashSet::new();
+                ids_of_json(x, &mut found);
+                let mut stable = HashSet::new();
+                ids::collect_stable(x, None, &mut stable);
+                about.extend(found.into_iter().filter(|c| !stable.contains(c)));
+            }
+        }
+    }
+    (ops, about)
+}
+
+impl Recorder {
+    /// Starts recording into `cassette`, which must already exist in the store.
+    pub fn new(cassette: &str, store: Arc<dyn Store>, clock: Arc<dyn Clock>, settle_timeout: Duration) -> Recorder {
+        let committer = Committer::new(store.clone());
+        let t0 = clock.mono_ms();
+        Recorder {
+            cassette: cassette.to_string(),
+            store,
+            committer,
+            clock,
+            t0,
+            state: Mutex::new(State::default()),
+            changed: Notify::new(),
+            pending_notes: AtomicUsize::new(0),
+            notes_done: Notify::new(),
+            settle_timeout,
+        }
+    }
+
+    pub fn cassette(&self) -> &str {
+        &self.cassette
+    }
+
+    /// Milliseconds since the recording started.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.mono_ms().saturating_sub(self.t0)
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, StoreError> {
+        self.state
+            .lock()
+            .map_err(|_| StoreError::Io("recorder state poisoned".into()))
+    }
+
+    fn begin(&self) -> InFlight<'_> {
+        let ticket = match self.state.lock() {
+            Ok(mut st) => {
+                st.next_ticket += 1;
+                let t = st.next_ticket;
+                st.in_flight.insert(t);
+                t
+            }
+            Err(_) => 0,
+        };
+        InFlight { rec: self, ticket }
+    }
+
+    /// Exchanges in flight right now (a notification arriving now waits for them).
+    pub fn in_flight(&self) -> Vec<u64> {
+        self.state
+            .lock()
+            .map(|st| st.in_flight.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Stores an exchange (redacted) and makes it durable.
+    async fn store_exchange(&self, mut ev: Event) -> Result<u64, StoreError> {
+        redact::event(&mut ev);
+        let mut ids = HashSet::new();
+        let mut response_ids = HashSet::new();
+        ids_of_body(&ev.response.body, &mut response_ids);
+        for (n, v) in &ev.response.headers {
+            if n.eq_ignore_ascii_case("location") {
+                response_ids.extend(ids::scan(v).into_iter().map(|t| t.canon));
+            }
+        }
+        ids.extend(ids::scan(&ev.request.uri).into_iter().map(|t| t.canon));
+        ids_of_body(&ev.request.body, &mut ids);
+        ids.extend(response_ids.iter().cloned());
+        let seq = {
+            let mut st = self.lock()?;
+            ev.seq = st.next_seq;
+            self.store.put_event(&self.cassette, &ev)?;
+            st.next_seq += 1;
+            st.exchanges.push(Summary {
+                seq: ev.seq,
+                ids,
+                response_ids,
+            });
+            ev.seq
+        };
+        self.committer.commit().await?;
+        Ok(seq)
+    }
+
+    /// Stores a notification once the exchanges that were in flight when it arrived
+    /// have completed, so `follows` can name the exchange whose response it belongs to.
+    pub async fn store_notification(&self, mut ev: Event, waiting_on: Vec<u64>) -> Result<u64, StoreError> {
+        self.pending_notes.fetch_add(1, Ordering::SeqCst);
+        let r = self.store_notification_inner(&mut ev, waiting_on).await;
+        if self.pending_notes.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.notes_done.notify_waiters();
+        }
+        r
+    }
+
+    async fn store_notification_inner(&self, ev: &mut Event, waiting_on: Vec<u64>) -> Result<u64, StoreError> {
+        let deadline = tokio::time::Instant::now() + self.settle_timeout;
+        loop {
+            let changed = self.changed.notified();
+            let busy = {
+                let st = self.lock()?;
+                waiting_on.iter().any(|t| st.in_flight.contains(t))
+            };
+            if !busy {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                tracing::warn!(
+                    "notification stored before its exchange completed (waited {:?})",
+                    self.settle_timeout
+                );
+                break;
+            }
+        }
+        redact::event(ev);
+        let (ops, about) = notification_ids(&ev.request.body);
+        let seq = {
+            let mut st = self.lock()?;
+            let by_op = st
+                .exchanges
+                .iter()
+                .find(|x| ops.iter().any(|o| x.response_ids.contains(o)))
+                .map(|x| x.seq);
+            ev.follows = by_op.or_else(|| {
+                st.exchanges
+                    .iter()
+                    .rev()
+                    .find(|x| about.iter().any(|i| x.ids.contains(i)))
+                    .map(|x| x.seq)
+            });
+            ev.seq = st.next_seq;
+            self.store.put_event(&self.cassette, ev)?;
+            st.next_seq += 1;
+            ev.seq
+        };
+        self.committer.commit().await?;
+        tracing::info!(seq, follows = ?ev.follows, "notification recorded");
+        Ok(seq)
+    }
+
+    /// Waits until every notification handed to `store_notification` is stored.
+    pub async fn drain(&self) {
+        loop {
+            let done = self.notes_done.notified();
+            if self.pending_notes.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            done.await;
+        }
+    }
+}
+
+/// The record-mode Graph face: forwards to the upstream and records.
+pub struct RecordFace {
+    pub recorder: Arc<Recorder>,
+    pub upstream: HttpClient,
+    pub config: RecordConfig,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Headers as they go upstream: no hop-by-hop, no `Host` (the client sets it), no
+/// `Accept-Encoding` (cassettes stay readable), none of graphvcr's own.
+pub fn forward_headers(h: &HeaderMap) -> HeaderMap {
+    let mut out = h.clone();
+    wire::strip_hop_by_hop(&mut out);
+    out.remove(header::HOST);
+    out.remove(header::ACCEPT_ENCODING);
+    out.remove(header::CONTENT_LENGTH);
+    out.remove("x-graphvcr-session");
+    out.remove("x-graphvcr-cassette");
+    out
+}
+
+impl RecordFace {
+    /// Forwards one request and records it; every failure becomes a Graph error.
+    pub async fn handle(&self, parts: http::request::Parts, body: Bytes) -> Resp {
+        match self.forward(&parts, body).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(method = %parts.method, uri = %parts.uri, "{e}");
+                e.respond(&*self.clock, parts.uri.to_string().as_bytes())
+            }
+        }
+    }
+
+    async fn forward(&self, parts: &http::request::Parts, body: Bytes) -> Result<Resp, ProxyError> {
+        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        let headers = forward_headers(&parts.headers);
+        let at_ms = self.recorder.now_ms();
+        let in_flight = self.recorder.begin();
+        let started = self.clock.mono_ms();
+        let reply = self
+            .upstream
+            .send(
+                parts.method.clone(),
+                &self.config.upstream.join(&pq),
+                headers.clone(),
+                body.clone(),
+            )
+            .await?;
+        let duration_ms = self.clock.mono_ms().saturating_sub(started);
+        let mut resp_headers = reply.headers.clone();
+        resp_headers.remove(header::CONTENT_LENGTH);
+        let ev = Event {
+            kind: Kind::Exchange,
+            seq: 0,
+            at_ms,
+            duration_ms: Some(duration_ms),
+            follows: None,
+            request: Request {
+                method: parts.method.as_str().to_string(),
+                uri: pq,
+                headers: wire::to_pairs(&headers),
+                body: Body::from_bytes(&body),
+            },
+            response: Response {
+                status: Some(reply.status),
+                headers: wire::to_pairs(&resp_headers),
+                body: Body::from_bytes(&reply.body),
+                error: None,
+            },
+        };
+        let seq = self.recorder.store_exchange(ev).await?;
+        drop(in_flight);
+        tracing::info!(seq, method = %parts.method, uri = %parts.uri, status = reply.status, duration_ms, "exchange recorded");
+        Ok(wire::response(reply.status, resp_headers, reply.body))
+    }
+}
