@@ -162,8 +162,16 @@ fn spawn_face<E: Endpoint>(
     let task = tokio::spawn(server::serve(listener, handler, options(limits), async move {
         let _ = stop.wait_for(|s| *s).await;
     }));
-    println!("listening on http://{addr} ({label})");
+    say(&format!("listening on http://{addr} ({label})"));
     Ok(task)
+}
+
+/// Prints a line on stdout; a closed stdout is not an error worth dying for.
+pub fn say(line: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 /// Turns the caller's shutdown future into a signal every listener can watch.

@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(out) => {
             if !out.is_empty() {
-                println!("{out}");
+                app::say(&out);
             }
             ExitCode::SUCCESS
         }

@@ -32,8 +32,7 @@ pub struct CallbackFace {
 impl CallbackFace {
     pub async fn handle(&self, parts: http::request::Parts, body: Bytes) -> Resp {
         let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-        let arrived = self.recorder.now_ms();
-        let waiting_on = self.recorder.in_flight();
+        let arrival = self.recorder.arrival();
         let headers = forward_headers(&parts.headers);
         let target = self.bot_url.target(&pq);
         let result = self
@@ -65,7 +64,7 @@ impl CallbackFace {
         let ev = Event {
             kind: Kind::Notification,
             seq: 0,
-            at_ms: arrived,
+            at_ms: arrival.at_ms,
             duration_ms: None,
             follows: None,
             request: Request {
@@ -78,7 +77,7 @@ impl CallbackFace {
         };
         let rec = self.recorder.clone();
         tokio::spawn(async move {
-            if let Err(e) = rec.store_notification(ev, waiting_on).await {
+            if let Err(e) = rec.store_notification(ev, arrival).await {
                 tracing::error!("notification could not be stored: {e}");
             }
         });

@@ -37,6 +37,17 @@ struct State {
     next_ticket: u64,
     in_flight: BTreeSet<u64>,
     exchanges: Vec<Summary>,
+    /// Notifications are stored in arrival order: tickets handed out, tickets done.
+    notes_issued: u64,
+    notes_done: u64,
+}
+
+/// A notification's place in line: its arrival order and the exchanges it waits for.
+#[derive(Debug, Clone)]
+pub struct Arrival {
+    pub at_ms: u64,
+    ticket: u64,
+    waiting_on: Vec<u64>,
 }
 
 /// The recording in progress: one cassette, its sequence, and the exchanges in flight.
@@ -162,12 +173,26 @@ impl Recorder {
         InFlight { rec: self, ticket }
     }
 
-    /// Exchanges in flight right now (a notification arriving now waits for them).
-    pub fn in_flight(&self) -> Vec<u64> {
-        self.state
-            .lock()
-            .map(|st| st.in_flight.iter().copied().collect())
-            .unwrap_or_default()
+    /// Registers a notification that just arrived: it will be stored after the
+    /// notifications that arrived before it and after the exchanges now in flight.
+    pub fn arrival(&self) -> Arrival {
+        let at_ms = self.now_ms();
+        match self.state.lock() {
+            Ok(mut st) => {
+                let ticket = st.notes_issued;
+                st.notes_issued += 1;
+                Arrival {
+                    at_ms,
+                    ticket,
+                    waiting_on: st.in_flight.iter().copied().collect(),
+                }
+            }
+            Err(_) => Arrival {
+                at_ms,
+                ticket: 0,
+                waiting_on: Vec::new(),
+            },
+        }
     }
 
     /// Stores an exchange (redacted) and makes it durable.
@@ -201,35 +226,41 @@ impl Recorder {
     }
 
     /// Stores a notification once the exchanges that were in flight when it arrived
-    /// have completed, so `follows` can name the exchange whose response it belongs to.
-    pub async fn store_notification(&self, mut ev: Event, waiting_on: Vec<u64>) -> Result<u64, StoreError> {
+    /// have completed (so `follows` can name the exchange whose response it belongs
+    /// to) and every notification that arrived before it is stored.
+    pub async fn store_notification(&self, mut ev: Event, arrival: Arrival) -> Result<u64, StoreError> {
         self.pending_notes.fetch_add(1, Ordering::SeqCst);
-        let r = self.store_notification_inner(&mut ev, waiting_on).await;
+        let r = self.store_notification_inner(&mut ev, &arrival).await;
+        if let Ok(mut st) = self.state.lock() {
+            st.notes_done = st.notes_done.max(arrival.ticket + 1);
+        }
+        self.changed.notify_waiters();
         if self.pending_notes.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.notes_done.notify_waiters();
         }
         r
     }
 
-    async fn store_notification_inner(&self, ev: &mut Event, waiting_on: Vec<u64>) -> Result<u64, StoreError> {
+    async fn store_notification_inner(&self, ev: &mut Event, arrival: &Arrival) -> Result<u64, StoreError> {
         let deadline = tokio::time::Instant::now() + self.settle_timeout;
         loop {
             let changed = self.changed.notified();
-            let busy = {
+            let ready = {
                 let st = self.lock()?;
-                waiting_on.iter().any(|t| st.in_flight.contains(t))
+                st.notes_done >= arrival.ticket && !arrival.waiting_on.iter().any(|t| st.in_flight.contains(t))
             };
-            if !busy {
+            if ready {
                 break;
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
                 tracing::warn!(
-                    "notification stored before its exchange completed (waited {:?})",
+                    "notification stored before its exchange or predecessors completed (waited {:?})",
                     self.settle_timeout
                 );
                 break;
             }
         }
+        ev.at_ms = arrival.at_ms;
         redact::event(ev);
         let (ops, about) = notification_ids(&ev.request.body);
         let seq = {

@@ -1,0 +1,162 @@
+//! The binary: exit codes, one-line errors, the listening line and graceful stop.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::common::*;
+
+fn graphvcr() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_graphvcr"));
+    c.env_remove("GRAPHVCR_STORE").env("GRAPHVCR_LOG", "warn");
+    c
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = graphvcr().args(args).output().expect("run graphvcr");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn an_unknown_cassette_is_a_one_line_error_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let empty = dir.path().join("none");
+    let (code, _, err) = run(&[
+        "replay",
+        "--cassette",
+        "nope",
+        "--store",
+        store.to_str().unwrap(),
+        "--cassettes",
+        empty.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("no cassette named `nope`"), "{err}");
+    let (code, _, err) = run(&["cassette", "--store", store.to_str().unwrap(), "show", "nope"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn a_cassette_name_that_climbs_out_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    for args in [
+        vec!["cassette", "--store", store.to_str().unwrap(), "rm", "../x"],
+        vec![
+            "record",
+            "--cassette",
+            "../x",
+            "--store",
+            store.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        vec![
+            "replay",
+            "--cassette",
+            "../x",
+            "--store",
+            store.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    ] {
+        let (code, _, err) = run(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains("is not allowed"), "{err}");
+    }
+    assert!(!dir.path().join("x").exists());
+}
+
+#[test]
+fn a_malformed_import_reports_file_line_and_column_and_imports_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let good = bundled().join("invite-one-participant.json");
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        "{\n  \"graphvcr\": 1,\n  \"name\": \"bad\",\n  \"events\": [ {\"kind\": \"exchange\",, } ]\n}\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&[
+        "cassette",
+        "--store",
+        store.to_str().unwrap(),
+        "import",
+        good.to_str().unwrap(),
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("{}:4:35", bad.display())), "{err}");
+    let (code, out, _) = run(&["cassette", "--store", store.to_str().unwrap(), "list"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("no cassettes"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_prints_its_address_serves_and_stops_on_sigterm() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let mut child = graphvcr()
+        .args([
+            "replay",
+            "--cassette",
+            "invite-one-participant",
+            "--listen",
+            "127.0.0.1:0",
+            "--cassettes",
+            bundled().to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+            "--timing",
+            "fast",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut l = String::new();
+        BufReader::new(stdout).read_line(&mut l).map(|_| l)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .and_then(|s| s.strip_suffix(" (graph)"))
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    assert!(!addr.ends_with(":0"), "the real port is printed: {addr}");
+    let r = send(
+        "POST",
+        &format!(
+            "http://{addr}/beta/communications/calls/{}/participants/invite",
+            guid(0xca11, 7)
+        ),
+        &[("content-type", "application/json")],
+        serde_json::to_vec(&invite_body(&guid(0xc0c0, 7), &guid(0x05e7, 7), None)).unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}

@@ -1,0 +1,6 @@
+//! graphvcr's integration tests: one binary (faster to link), talking only to 127.0.0.1.
+
+mod cli;
+mod common;
+mod notifications;
+mod rest;
