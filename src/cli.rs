@@ -49,7 +49,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct StoreArg {
     /// The sled store directory.
-    #[arg(long, env = "GRAPHVCR_STORE", default_value = ".graphvcr/store")]
+    #[arg(long, env = "GRAPHVCR_STORE", default_value = ".graphvcr/store", global = true)]
     pub store: PathBuf,
 }
 
@@ -174,21 +174,26 @@ pub struct CassetteArgs {
 #[derive(Debug, Subcommand)]
 pub enum CassetteCommand {
     /// List the cassettes in the store.
+    #[command(after_help = "Example:\n  graphvcr cassette list --store .graphvcr/store")]
     List,
     /// Show a cassette's events.
+    #[command(after_help = "Example:\n  graphvcr cassette show invite-one-participant")]
     Show { name: String },
-    /// Write a cassette as JSON (stdout unless -o).
+    /// Write a cassette as JSON (stdout unless -o); refuses if a secret survived.
+    #[command(after_help = "Example:\n  graphvcr cassette export invite-flow -o cassettes/invite-flow.json")]
     Export {
         name: String,
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
     /// Import cassette JSON files (all or nothing).
+    #[command(after_help = "Example:\n  graphvcr cassette import cassettes/*.json")]
     Import {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
     /// Remove a cassette from the store.
+    #[command(after_help = "Example:\n  graphvcr cassette rm invite-flow")]
     Rm { name: String },
 }
 

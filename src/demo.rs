@@ -1,11 +1,375 @@
 //! `graphvcr demo`: replays a bundled invite cassette to a tiny built-in bot and prints
-//! the timeline.
+//! the timeline: the bot's request, graphvcr's response, each notification as the bot
+//! received it, and the ids that were rewritten (highlighted on a terminal).
 
-use std::path::Path;
+use std::collections::HashSet;
+use std::io::IsTerminal as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::app::AppError;
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderValue};
+use http::Method;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
 
-/// Runs the demo; returns the timeline to print.
-pub async fn run(cassette: &str, _dir: &Path) -> Result<String, AppError> {
-    Err(AppError::Runtime(format!("demo of `{cassette}` is not built yet")))
+use crate::app::{self, say, AppError, Deps};
+use crate::cassette::{Body, CassetteError, SledStore, Store};
+use crate::clock::SystemClock;
+use crate::config::{BotUrl, ReplayConfig};
+use crate::ids::{self, Canon, Seed};
+use crate::server::{self, Handler, HandlerFuture, ServerOptions};
+use crate::upstream::HttpClient;
+use crate::wire::{self, Resp};
+
+/// A notification as the demo bot received it.
+struct Got {
+    at: Instant,
+    path: String,
+    body: Value,
+}
+
+/// The built-in bot: takes every POST, answers 202, reports it.
+struct DemoBot {
+    tx: mpsc::UnboundedSender<Got>,
+}
+
+impl Handler for DemoBot {
+    fn handle(&self, req: http::Request<hyper::body::Incoming>, _peer: SocketAddr) -> HandlerFuture {
+        let tx = self.tx.clone();
+        Box::pin(async move {
+            let at = Instant::now();
+            let (parts, body) = req.into_parts();
+            let bytes = wire::read_body(&parts.headers, body, 16 << 20)
+                .await
+                .unwrap_or_default();
+            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let _ = tx.send(Got {
+                at,
+                path: parts.uri.to_string(),
+                body,
+            });
+            let r: Resp = wire::response(202, HeaderMap::new(), Bytes::new());
+            r
+        })
+    }
+}
+
+/// A store directory that disappears with the demo.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<TempDir, AppError> {
+        let p = std::env::temp_dir().join(format!(
+            "graphvcr-demo-{}-{}",
+            std::process::id(),
+            SystemClockStamp::now()
+        ));
+        std::fs::create_dir_all(&p).map_err(|e| AppError::Runtime(format!("cannot create {}: {e}", p.display())))?;
+        Ok(TempDir(p))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct SystemClockStamp;
+
+impl SystemClockStamp {
+    fn now() -> u128 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    }
+}
+
+/// Highlights the live ids in a line (bold green on a terminal, `[...]` otherwise).
+struct Highlighter {
+    live: HashSet<Canon>,
+    color: bool,
+}
+
+impl Highlighter {
+    fn line(&self, s: &str) -> String {
+        ids::map_tokens(s, |t, text| {
+            self.live.contains(&t.canon).then(|| {
+                if self.color {
+                    format!("\x1b[1;32m{text}\x1b[0m")
+                } else {
+                    format!("[{text}]")
+                }
+            })
+        })
+        .into_owned()
+    }
+}
+
+fn ms(since: Instant, at: Instant) -> String {
+    format!("+{} ms", at.saturating_duration_since(since).as_millis())
+}
+
+fn summary(v: &Value) -> String {
+    let items = crate::graph::notification_items(v);
+    items
+        .iter()
+        .map(|n| {
+            let what = n.get("changeType").and_then(Value::as_str).unwrap_or("?");
+            let res = n
+                .get("resourceUrl")
+                .or_else(|| n.get("resource"))
+                .and_then(Value::as_str)
+                .unwrap_or("?");
+            let data = n.get("resourceData").cloned().unwrap_or(Value::Null);
+            let detail = match &data {
+                Value::Object(o) => {
+                    let mut d = Vec::new();
+                    for k in ["status", "state", "clientContext", "id"] {
+                        if let Some(x) = o.get(k).filter(|x| !x.is_null()) {
+                            d.push(format!(
+                                "{k} {}",
+                                x.as_str().map_or_else(|| x.to_string(), str::to_string)
+                            ));
+                        }
+                    }
+                    d.join(", ")
+                }
+                Value::Array(a) => format!("roster of {} participant(s)", a.len()),
+                _ => String::new(),
+            };
+            format!("{what} {res}  {detail}")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Where a recorded id first shows up in the cassette, to label it for a human.
+fn role_of(c: &crate::replay::Prepared, id: &str) -> String {
+    fn find(v: &Value, id: &str, path: &str) -> Option<String> {
+        match v {
+            Value::String(s) if s.to_ascii_lowercase().contains(id) => Some(path.to_string()),
+            Value::Array(a) => a.iter().find_map(|x| find(x, id, path)),
+            Value::Object(o) => o.iter().find_map(|(k, x)| {
+                let last = path.rsplit('.').next().unwrap_or("");
+                let p = if last.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{last}.{k}")
+                };
+                find(x, id, &p)
+            }),
+            _ => None,
+        }
+    }
+    for e in &c.events {
+        let (path, _) = crate::graph::split_uri(&e.request.uri);
+        let segs: Vec<&str> = path.split('/').collect();
+        if let Some(i) = segs.iter().position(|s| s.to_ascii_lowercase() == id) {
+            return format!(
+                "{} id (path)",
+                segs.get(i.wrapping_sub(1)).unwrap_or(&"").trim_end_matches('s')
+            );
+        }
+        for (side, b) in [("request", &e.request.body), ("response", &e.response.body)] {
+            if let Some(k) = b.json().and_then(|v| find(v, id, "")) {
+                return format!("{k} ({side})");
+            }
+        }
+        if let Some((h, _)) = e
+            .request
+            .headers
+            .iter()
+            .find(|(_, v)| v.to_ascii_lowercase().contains(id))
+        {
+            return format!("header {h}");
+        }
+    }
+    String::new()
+}
+
+/// Runs the demo against `cassette` from the JSON files in `dir`.
+pub async fn run(cassette: &str, dir: &Path) -> Result<String, AppError> {
+    crate::cassette::validate_name(cassette)?;
+    let tmp = TempDir::new()?;
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&tmp.0.join("store"))?);
+    let deps = Deps {
+        store,
+        clock: Arc::new(SystemClock::new()),
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    // the bot
+    let bot_listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| AppError::Runtime(format!("cannot listen for the demo bot: {e}")))?;
+    let bot_addr = bot_listener
+        .local_addr()
+        .map_err(|e| AppError::Runtime(e.to_string()))?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let bot_task = tokio::spawn(server::serve(
+        bot_listener,
+        Arc::new(DemoBot { tx }),
+        ServerOptions::default(),
+        stopped(stop_rx.clone()),
+    ));
+
+    // graphvcr replaying the cassette, notifications to the bot
+    let mut cfg = ReplayConfig::new(cassette).map_err(|e| AppError::Usage(e.to_string()))?;
+    cfg.cassettes_dir = Some(dir.to_path_buf());
+    cfg.bot_url = Some(BotUrl::parse(&format!("http://{bot_addr}")).map_err(AppError::Runtime)?);
+    cfg.pacing.max_gap = Duration::from_secs(2);
+    let replayer = app::replayer(&cfg, &deps).map_err(|e| match e {
+        AppError::Cassette(CassetteError::Unknown(n)) => AppError::Usage(format!(
+            "no bundled cassette `{n}` under {} (run from the repository root, or pass --cassettes DIR)",
+            dir.display()
+        )),
+        other => other,
+    })?;
+    let prepared = replayer
+        .cassette(cassette)
+        .map_err(|e| AppError::Runtime(e.to_string()))?;
+    let Some(first) = prepared.exchanges.first() else {
+        return Err(AppError::Usage(format!(
+            "cassette `{cassette}` has no exchange to replay"
+        )));
+    };
+    let recorded = prepared.events[first.event].clone();
+    let expected = prepared.follows.first().map_or(0, Vec::len);
+    say(&format!(
+        "graphvcr demo: replaying `{cassette}` ({} exchange(s), {} notification(s)) to a built-in bot at http://{bot_addr}",
+        prepared.exchanges.len(),
+        expected
+    ));
+    say("");
+    let graph_listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| AppError::Runtime(format!("cannot listen for graphvcr: {e}")))?;
+    let graph_addr = graph_listener
+        .local_addr()
+        .map_err(|e| AppError::Runtime(e.to_string()))?;
+    let replay_task = tokio::spawn(app::serve_replay(
+        cfg,
+        deps,
+        replayer.clone(),
+        graph_listener,
+        stopped(stop_rx),
+    ));
+
+    // the bot's request: the recorded one, with ids of a call of its own
+    let seed = Seed::derive([b"graphvcr demo".as_slice()]);
+    let mut live: HashSet<Canon> = HashSet::new();
+    let mut fresh = |s: &str| {
+        ids::map_tokens(s, |t, _| {
+            let m = ids::mint(&seed, &t.canon, 0);
+            live.insert(m.clone());
+            Some(ids::render(&m, t.form))
+        })
+        .into_owned()
+    };
+    let uri = fresh(&recorded.request.uri);
+    let body = match &recorded.request.body {
+        Body::Json(v) => fresh(&serde_json::to_string(v).unwrap_or_default()),
+        Body::Text(t) => fresh(t),
+        _ => String::new(),
+    };
+    let color = std::io::stdout().is_terminal();
+    let mut hl = Highlighter { live, color };
+    let client =
+        HttpClient::new(None, Duration::from_secs(10), 16 << 20).map_err(|e| AppError::Runtime(e.to_string()))?;
+    let mut headers = HeaderMap::new();
+    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let method = Method::from_bytes(recorded.request.method.as_bytes()).unwrap_or(Method::POST);
+    let t0 = Instant::now();
+    say(&hl.line(&format!("{:>9}  bot -> graphvcr   {method} {uri}", "+0 ms")));
+    say(&hl.line(&format!("{:>9}                    {body}", "")));
+    let reply = client
+        .send(method, &format!("http://{graph_addr}{uri}"), headers, Bytes::from(body))
+        .await
+        .map_err(|e| AppError::Runtime(format!("the demo bot could not reach graphvcr: {e}")))?;
+    let t_resp = Instant::now();
+    let session = reply
+        .headers
+        .get("x-graphvcr-session")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    if let Some(rep) = replayer.sessions.report(&session) {
+        for (_, l) in &rep.bindings {
+            hl.live.extend(ids::scan(l).into_iter().map(|t| t.canon));
+        }
+    }
+    let location = reply
+        .headers
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
+    say(&hl.line(&format!(
+        "{:>9}  graphvcr -> bot   {}  Location: {location}",
+        ms(t0, t_resp),
+        reply.status
+    )));
+    say(&hl.line(&format!(
+        "{:>9}                    {}",
+        "",
+        String::from_utf8_lossy(&reply.body)
+    )));
+
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while got.len() < expected {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(n)) => {
+                say(&hl.line(&format!(
+                    "{:>9}  graphvcr -> bot   notification POST {}: {}",
+                    ms(t0, n.at),
+                    n.path,
+                    summary(&n.body)
+                )));
+                got.push(n);
+            }
+            _ => break,
+        }
+    }
+    let report = replayer.sessions.report(&session);
+    let _ = stop_tx.send(true);
+    let _ = replay_task.await;
+    let _ = bot_task.await;
+
+    say("");
+    say("rewritten ids (recorded -> live):");
+    if let Some(rep) = &report {
+        for (r, l) in &rep.bindings {
+            if r != l {
+                let role = role_of(&prepared, r);
+                say(&hl.line(&format!("  {role:<40} {r} -> {l}")));
+            }
+        }
+    }
+    if reply.status >= 400 {
+        return Err(AppError::Runtime(format!(
+            "graphvcr answered {}: {}",
+            reply.status,
+            String::from_utf8_lossy(&reply.body)
+        )));
+    }
+    if got.len() < expected {
+        return Err(AppError::Runtime(format!(
+            "the bot received {} of {expected} notifications",
+            got.len()
+        )));
+    }
+    Ok(format!(
+        "\ndemo ok: the bot got its response and {} notification(s), all carrying its own call's ids",
+        got.len()
+    ))
 }

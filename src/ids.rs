@@ -168,6 +168,35 @@ pub fn scan(s: &str) -> Vec<Token> {
     out
 }
 
+/// Replaces tokens in `s`: `f` returns the replacement, or `None` to keep one.
+/// Borrows when nothing changes.
+pub fn map_tokens<'s>(s: &'s str, mut f: impl FnMut(&Token, &str) -> Option<String>) -> Cow<'s, str> {
+    let toks = scan(s);
+    let mut out = String::new();
+    let mut last = 0;
+    let mut changed = false;
+    for t in &toks {
+        let text = &s[t.start..t.end];
+        match f(t, text) {
+            Some(r) if r != text => {
+                if !changed {
+                    out.reserve(s.len() + 16);
+                    changed = true;
+                }
+                out.push_str(&s[last..t.start]);
+                out.push_str(&r);
+                last = t.end;
+            }
+            _ => {}
+        }
+    }
+    if !changed {
+        return Cow::Borrowed(s);
+    }
+    out.push_str(&s[last..]);
+    Cow::Owned(out)
+}
+
 /// True when `s` holds at least one id-like token.
 pub fn has_token(s: &str) -> bool {
     !scan(s).is_empty()
@@ -484,30 +513,7 @@ impl Rewriter<'_> {
         if let Some(live) = self.scoped.string(s).or_else(|| self.table.string(s)) {
             return Cow::Owned(live.to_string());
         }
-        let toks = scan(s);
-        if toks.is_empty() {
-            return Cow::Borrowed(s);
-        }
-        let mut out = String::with_capacity(s.len() + 8);
-        let mut last = 0;
-        let mut changed = false;
-        for t in &toks {
-            let text = &s[t.start..t.end];
-            out.push_str(&s[last..t.start]);
-            match self.replacement(t, text) {
-                Some(r) => {
-                    changed |= r != text;
-                    out.push_str(&r);
-                }
-                None => out.push_str(text),
-            }
-            last = t.end;
-        }
-        if !changed {
-            return Cow::Borrowed(s);
-        }
-        out.push_str(&s[last..]);
-        Cow::Owned(out)
+        map_tokens(s, |t, text| self.replacement(t, text))
     }
 
     /// Rewrites every string in a JSON value; `@odata.type` values are never touched.

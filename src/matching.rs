@@ -54,19 +54,7 @@ impl Probe {
 }
 
 fn template_ids(s: &str) -> String {
-    let toks = ids::scan(s);
-    if toks.is_empty() {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut last = 0;
-    for t in toks {
-        out.push_str(&s[last..t.start]);
-        out.push_str("{id}");
-        last = t.end;
-    }
-    out.push_str(&s[last..]);
-    out
+    ids::map_tokens(s, |_, _| Some("{id}".to_string())).into_owned()
 }
 
 fn normalise_query(q: Option<&str>) -> String {

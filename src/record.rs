@@ -25,6 +25,8 @@ use crate::wire::{self, Resp};
 /// What the follows rule needs to know about a stored exchange.
 struct Summary {
     seq: u64,
+    /// When it began, in the order of `begin` tickets.
+    ticket: u64,
     /// Ids in the request (uri, body) and the response (body, `Location`).
     ids: HashSet<Canon>,
     /// Ids in the response only: an operation id found here ties its notifications.
@@ -48,6 +50,8 @@ pub struct Arrival {
     pub at_ms: u64,
     ticket: u64,
     waiting_on: Vec<u64>,
+    /// Exchanges that began after this (ticket > horizon) cannot have triggered it.
+    horizon: u64,
 }
 
 /// The recording in progress: one cassette, its sequence, and the exchanges in flight.
@@ -176,6 +180,8 @@ impl Recorder {
     /// Registers a notification that just arrived: it will be stored after the
     /// notifications that arrived before it and after the exchanges now in flight.
     pub fn arrival(&self) -> Arrival {
+        // counted from arrival, so a stop right after the bot answered still waits for it
+        self.pending_notes.fetch_add(1, Ordering::SeqCst);
         let at_ms = self.now_ms();
         match self.state.lock() {
             Ok(mut st) => {
@@ -185,18 +191,20 @@ impl Recorder {
                     at_ms,
                     ticket,
                     waiting_on: st.in_flight.iter().copied().collect(),
+                    horizon: st.next_ticket,
                 }
             }
             Err(_) => Arrival {
                 at_ms,
                 ticket: 0,
                 waiting_on: Vec::new(),
+                horizon: u64::MAX,
             },
         }
     }
 
     /// Stores an exchange (redacted) and makes it durable.
-    async fn store_exchange(&self, mut ev: Event) -> Result<u64, StoreError> {
+    async fn store_exchange(&self, mut ev: Event, ticket: u64) -> Result<u64, StoreError> {
         redact::event(&mut ev);
         let mut ids = HashSet::new();
         let mut response_ids = HashSet::new();
@@ -216,6 +224,7 @@ impl Recorder {
             st.next_seq += 1;
             st.exchanges.push(Summary {
                 seq: ev.seq,
+                ticket,
                 ids,
                 response_ids,
             });
@@ -229,7 +238,6 @@ impl Recorder {
     /// have completed (so `follows` can name the exchange whose response it belongs
     /// to) and every notification that arrived before it is stored.
     pub async fn store_notification(&self, mut ev: Event, arrival: Arrival) -> Result<u64, StoreError> {
-        self.pending_notes.fetch_add(1, Ordering::SeqCst);
         let r = self.store_notification_inner(&mut ev, &arrival).await;
         if let Ok(mut st) = self.state.lock() {
             st.notes_done = st.notes_done.max(arrival.ticket + 1);
@@ -265,14 +273,12 @@ impl Recorder {
         let (ops, about) = notification_ids(&ev.request.body);
         let seq = {
             let mut st = self.lock()?;
-            let by_op = st
-                .exchanges
-                .iter()
+            let before = || st.exchanges.iter().filter(|x| x.ticket <= arrival.horizon);
+            let by_op = before()
                 .find(|x| ops.iter().any(|o| x.response_ids.contains(o)))
                 .map(|x| x.seq);
             ev.follows = by_op.or_else(|| {
-                st.exchanges
-                    .iter()
+                before()
                     .rev()
                     .find(|x| about.iter().any(|i| x.ids.contains(i)))
                     .map(|x| x.seq)
@@ -369,7 +375,7 @@ impl RecordFace {
                 error: None,
             },
         };
-        let seq = self.recorder.store_exchange(ev).await?;
+        let seq = self.recorder.store_exchange(ev, in_flight.ticket).await?;
         drop(in_flight);
         tracing::info!(seq, method = %parts.method, uri = %parts.uri, status = reply.status, duration_ms, "exchange recorded");
         Ok(wire::response(reply.status, resp_headers, reply.body))

@@ -924,3 +924,49 @@ fn live_origin(h: &HeaderMap, uri: &http::Uri) -> Option<String> {
         .unwrap_or("http");
     Some(format!("{scheme}://{host}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn empty() -> Arc<Prepared> {
+        Arc::new(Prepared::new(Cassette {
+            meta: Meta {
+                name: "t".into(),
+                recorded_at: String::new(),
+                upstream: String::new(),
+            },
+            events: Vec::new(),
+        }))
+    }
+
+    #[test]
+    fn sessions_are_bounded_lru_first_and_expire_when_idle() {
+        let c = empty();
+        let s = Sessions::new(1000, 2);
+        let a = s.find_or_create(&c, None, &[Canon::Guid(1)], &[], 0).unwrap();
+        let _b = s.find_or_create(&c, None, &[Canon::Guid(2)], &[], 10).unwrap();
+        let a2 = s.find_or_create(&c, None, &[Canon::Guid(1)], &[], 20).unwrap();
+        assert!(Arc::ptr_eq(&a, &a2), "a known live id finds its session");
+        let _c = s.find_or_create(&c, None, &[Canon::Guid(3)], &[], 30).unwrap();
+        assert_eq!(s.live_count(), 2);
+        let ended: Vec<Report> = s.reports().into_iter().filter(|r| !r.active).collect();
+        assert_eq!(ended.len(), 1, "the least recently used session was evicted");
+        let b_id = ended[0].session.clone();
+        let a_id = lock(&a).id.clone();
+        assert_ne!(b_id, a_id);
+        s.sweep(5_000);
+        assert_eq!(s.live_count(), 0, "idle sessions expire");
+        assert!(s.report(&a_id).is_some_and(|r| !r.active), "their reports are kept");
+    }
+
+    #[test]
+    fn ids_of_two_sessions_in_one_request_conflict() {
+        let c = empty();
+        let s = Sessions::new(1000, 10);
+        s.find_or_create(&c, None, &[Canon::Guid(1)], &[], 0).unwrap();
+        s.find_or_create(&c, None, &[Canon::Guid(2)], &[], 0).unwrap();
+        let r = s.find_or_create(&c, None, &[Canon::Guid(1), Canon::Guid(2)], &[], 0);
+        assert!(matches!(r, Err(ProxyError::Conflict(_))));
+    }
+}

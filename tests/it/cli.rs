@@ -160,3 +160,55 @@ async fn replay_prints_its_address_serves_and_stops_on_sigterm() {
     assert_eq!(status.code(), Some(0));
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+#[test]
+fn the_demo_replays_every_bundled_invite_and_exits_0() {
+    let names = [
+        "invite-one-participant",
+        "invite-multiple-participants",
+        "invite-replace-p2p-call",
+        "invite-pstn-participant",
+    ];
+    let runs: Vec<_> = names
+        .iter()
+        .map(|name| {
+            let name = name.to_string();
+            std::thread::spawn(move || {
+                let dir = bundled();
+                let out = graphvcr()
+                    .args(["demo", "--cassette", &name, "--cassettes", dir.to_str().unwrap()])
+                    .output()
+                    .unwrap();
+                (name, out)
+            })
+        })
+        .collect();
+    for r in runs {
+        let (name, out) = r.join().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            stdout.matches("graphvcr -> bot   notification").count(),
+            2,
+            "{name}: {stdout}"
+        );
+        assert!(stdout.contains("rewritten ids (recorded -> live)"), "{stdout}");
+        assert!(stdout.contains("demo ok"), "{stdout}");
+    }
+}
+
+#[test]
+fn an_unreadable_store_exits_3_with_how_to_recover() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(store.join("conf"), [0xffu8; 64]).unwrap();
+    let (code, _, err) = run(&["cassette", "list", "--store", store.to_str().unwrap()]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("move it aside"), "{err}");
+}

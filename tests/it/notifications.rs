@@ -517,3 +517,137 @@ async fn two_hundred_concurrent_sessions_never_cross() {
     }
     let _ = rp.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_created_call_routes_notifications_to_the_live_callback_uri_and_its_minted_id_finds_the_session() {
+    init();
+    let graph = FakeGraph::start().await;
+    let bot = FakeBot::start().await;
+    let st = store();
+    let mut cfg = record_config("create", &graph);
+    cfg.bot_url = Some(BotUrl::parse(&bot.url()).unwrap());
+    let rec = start_record(cfg, &st.store, true).await;
+    let create = |callback: &str, user: &str| {
+        serde_json::json!({
+            "@odata.type": "#microsoft.graph.call",
+            "callbackUri": callback,
+            "targets": [{"@odata.type": "#microsoft.graph.invitationParticipantInfo", "identity": {"@odata.type": "#microsoft.graph.identitySet", "user": {"@odata.type": "#microsoft.graph.identity", "displayName": "John", "id": user}}}],
+            "requestedModalities": ["audio"],
+            "mediaConfig": {"@odata.type": "#microsoft.graph.serviceHostedMediaConfig"},
+            "tenantId": TENANT
+        })
+    };
+    let r = send(
+        "POST",
+        &format!("{}/v1.0/communications/calls", rec.url()),
+        &[JSON, ("authorization", "Bearer x")],
+        serde_json::to_vec(&create(
+            &rec.callback_url("/api/v2/callback?instance=7"),
+            &guid(0x05e7, 1),
+        ))
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let rec_call = body_json(&r)["id"].as_str().unwrap().to_string();
+    let got = bot.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(
+        got[0].path, "/api/v2/callback?instance=7",
+        "record forwards path and query to --bot-url"
+    );
+    let r = send(
+        "DELETE",
+        &format!("{}/v1.0/communications/calls/{rec_call}", rec.url()),
+        &[("authorization", "Bearer x")],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    rec.stop().await;
+    let c = st.store.load("create").unwrap().unwrap();
+    let follows: Vec<Option<u64>> = c
+        .events
+        .iter()
+        .filter(|e| e.kind == Kind::Notification)
+        .map(|e| e.follows)
+        .collect();
+    assert_eq!(
+        follows,
+        vec![Some(0), Some(0)],
+        "call-state notifications follow the create call"
+    );
+
+    let bot2 = FakeBot::start().await;
+    let mut cfg = replay_config("create", Some(&bot2));
+    cfg.pacing = fast();
+    let rp = start_replay(cfg, &st.store).await;
+    let live_cb = "https://bot.contoso.com/hooks/calls?instance=9";
+    let r = send(
+        "POST",
+        &format!("{}/v1.0/communications/calls", rp.url()),
+        &[JSON],
+        serde_json::to_vec(&create(live_cb, &guid(0x05e7, 2))).unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let v = body_json(&r);
+    let minted = v["id"].as_str().unwrap().to_string();
+    assert_ne!(minted, rec_call);
+    assert_eq!(
+        v["callbackUri"],
+        Value::from(live_cb),
+        "echoed callbackUri is the live one"
+    );
+    assert!(header(&r, "location").ends_with(&format!("/v1.0/communications/calls/{minted}")));
+    let got = bot2.wait_for(2, Duration::from_secs(10)).await;
+    for n in &got {
+        assert_eq!(
+            n.path, "/hooks/calls?instance=9",
+            "the learned callbackUri's path, on --bot-url's host"
+        );
+        assert_eq!(resource_url(n), format!("/communications/calls/{minted}"));
+    }
+    let r = send(
+        "DELETE",
+        &format!("{}/v1.0/communications/calls/{minted}", rp.url()),
+        &[],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    let out = rp.stop().await.unwrap();
+    assert_eq!(
+        out.reports.len(),
+        1,
+        "the DELETE found the session by its minted call id"
+    );
+    assert_eq!(out.reports[0].served.len(), 2);
+    assert!(out.unused.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_that_is_down_while_recording_gets_graph_a_502_and_the_notification_is_kept() {
+    init();
+    let graph = FakeGraph::start().await;
+    let st = store();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut cfg = record_config("botdown", &graph);
+    cfg.bot_url = Some(BotUrl::parse(&format!("http://{closed}")).unwrap());
+    let rec = start_record(cfg, &st.store, true).await;
+    graph.set_callback(&rec.callback_url("/api/calls"));
+    let r = graph.post_incoming_call(&guid(0x1c0, 2)).await;
+    assert_eq!(r.status, 502);
+    assert_eq!(body_json(&r)["error"]["code"], "badGateway");
+    rec.stop().await;
+    let c = st.store.load("botdown").unwrap().unwrap();
+    assert_eq!(c.events.len(), 1);
+    let err = c.events[0].response.error.clone().unwrap_or_default();
+    assert!(err.contains("cannot connect"), "{err}");
+    assert!(
+        c.events[0].request.body.json().is_some(),
+        "the notification itself is kept"
+    );
+}

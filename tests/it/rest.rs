@@ -40,8 +40,9 @@ async fn record_then_replay_rewrites_ids_for_a_new_call() {
     let graph = FakeGraph::start().await;
     let st = store();
     let (rec_call, rec_ctx, rec_user, rec_op) = record_one_invite(&graph, &st, "invite", &jwt("bot")).await;
-    // the upstream saw the request over TLS, with the bot's credentials
+    // the upstream saw the request over TLS (HTTP/2 by ALPN), with the bot's credentials
     assert_eq!(graph.seen().len(), 1);
+    assert_eq!(graph.seen()[0].version, http::Version::HTTP_2);
     let upstream_connections = graph.connections.load(Ordering::SeqCst);
 
     let rp = start_replay(replay_config("invite", None), &st.store).await;

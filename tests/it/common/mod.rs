@@ -217,6 +217,7 @@ pub fn pki() -> TestPki {
 /// A request the fake Graph saw.
 #[derive(Debug, Clone)]
 pub struct Seen {
+    pub version: http::Version,
     pub method: String,
     pub uri: String,
     pub headers: HeaderMap,
@@ -297,6 +298,19 @@ impl FakeGraph {
             .await
             .expect("callback face answers")
     }
+}
+
+fn call_state(call: &str, state: &str) -> Value {
+    json!({
+        "@odata.type": "#microsoft.graph.commsNotifications",
+        "value": [{
+            "@odata.type": "#microsoft.graph.commsNotification",
+            "changeType": "updated",
+            "resource": format!("/app/calls/{call}"),
+            "resourceUrl": format!("/communications/calls/{call}"),
+            "resourceData": {"@odata.type": "#microsoft.graph.call", "state": state, "id": call}
+        }]
+    })
 }
 
 fn incoming_call(call_id: &str) -> Value {
@@ -446,6 +460,7 @@ async fn graph_route(
     next_op: Arc<AtomicU64>,
 ) -> Resp {
     seen.lock().expect("lock").push(Seen {
+        version: parts.version,
         method: parts.method.to_string(),
         uri: parts.uri.to_string(),
         headers: parts.headers.clone(),
@@ -533,6 +548,17 @@ async fn graph_route(
                 o.insert("state".into(), Value::from("establishing"));
                 o.insert("myParticipantId".into(), Value::from(guid(0x3e1f, 7)));
                 o.insert("tenantId".into(), Value::from(TENANT));
+            }
+            // Graph reports the call's progress to the callbackUri the bot gave
+            if let Some(cb) = req.get("callbackUri").and_then(Value::as_str).map(str::to_string) {
+                let gap = Duration::from_millis(behaviour.notify_gap_ms.load(Ordering::SeqCst));
+                let call = call.clone();
+                tokio::spawn(async move {
+                    for state in ["establishing", "established"] {
+                        tokio::time::sleep(gap).await;
+                        let _ = post_notification(&cb, &call_state(&call, state), &call).await;
+                    }
+                });
             }
             std_headers.push((
                 "location",
