@@ -129,7 +129,7 @@ impl Endpoint for GraphFace {
 
 impl Endpoint for CallbackFace {
     fn call(self: Arc<Self>, parts: http::request::Parts, body: Bytes) -> HandlerFuture {
-        Box::pin(async move { self.handle(parts, body).await })
+        Box::pin(self.handle(parts, body))
     }
 }
 
@@ -302,12 +302,18 @@ impl ReplayOutcome {
             for m in &r.missed {
                 out.push(format!("session {}: miss {}: {}", r.session, m.request, m.reason));
             }
-            for d in r.notifications.iter().filter(|d| !d.delivered) {
-                out.push(format!("session {}: notification #{} not delivered", r.session, d.seq));
+            if r.missed_total > r.missed.len() as u64 {
+                out.push(format!("session {}: {} misses in all", r.session, r.missed_total));
+            }
+            if r.notifications_failed > 0 {
+                out.push(format!(
+                    "session {}: {} notification(s) not delivered",
+                    r.session, r.notifications_failed
+                ));
             }
             if r.notifications_pending > 0 {
                 out.push(format!(
-                    "session {}: {} notifications still pending",
+                    "session {}: {} notification(s) still pending",
                     r.session, r.notifications_pending
                 ));
             }
@@ -448,17 +454,24 @@ pub fn import_changed(store: &dyn Store, dir: &Path) -> Result<usize, AppError> 
     let parsed = parse_all(&files)?;
     let mut n = 0;
     for (path, c, hash) in parsed {
-        let current = store.info(&c.meta.name)?.and_then(|s| s.source);
-        if current.as_ref().is_some_and(|s| s.hash == hash) {
-            continue;
+        let shown = source_path(&path);
+        if let Some(stored) = store.info(&c.meta.name)? {
+            match &stored.source {
+                Some(src) if src.hash == hash => continue,
+                Some(src) if src.path == shown => {}
+                // recorded here, or imported from another file: never overwritten silently
+                _ => {
+                    tracing::warn!(
+                        cassette = %c.meta.name,
+                        file = %path.display(),
+                        "not imported: the store's cassette of that name did not come from this file \
+                         (`graphvcr cassette rm` it to import the file)"
+                    );
+                    continue;
+                }
+            }
         }
-        store.replace(
-            &c,
-            Some(Source {
-                path: path.display().to_string(),
-                hash,
-            }),
-        )?;
+        store.replace(&c, Some(Source { path: shown, hash }))?;
         tracing::info!(cassette = %c.meta.name, file = %path.display(), "imported");
         n += 1;
     }
@@ -466,6 +479,14 @@ pub fn import_changed(store: &dyn Store, dir: &Path) -> Result<usize, AppError> 
         store.flush()?;
     }
     Ok(n)
+}
+
+/// How a cassette file is remembered as a source: its canonical path when it has one.
+fn source_path(p: &Path) -> String {
+    std::fs::canonicalize(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .display()
+        .to_string()
 }
 
 fn parse_all(files: &[PathBuf]) -> Result<Vec<(PathBuf, Cassette, String)>, AppError> {
@@ -504,7 +525,7 @@ pub fn export(store: &dyn Store, name: &str, out: Option<&Path>) -> Result<Strin
             store.set_source(
                 name,
                 Some(Source {
-                    path: path.display().to_string(),
+                    path: source_path(path),
                     hash,
                 }),
             )?;
@@ -605,7 +626,7 @@ pub fn cassette_command(store: &dyn Store, cmd: CassetteCmd) -> Result<String, A
                 store.replace(
                     c,
                     Some(Source {
-                        path: path.display().to_string(),
+                        path: source_path(path),
                         hash: hash.clone(),
                     }),
                 )?;

@@ -208,11 +208,7 @@ pub struct DemoArgs {
 }
 
 fn seconds(v: f64, flag: &str) -> Result<Duration, String> {
-    if v.is_finite() && v >= 0.0 {
-        Ok(Duration::from_secs_f64(v))
-    } else {
-        Err(format!("{flag} must be a non-negative number of seconds"))
-    }
+    Duration::try_from_secs_f64(v).map_err(|_| format!("{flag} must be a non-negative number of seconds, not {v}"))
 }
 
 /// `16MiB`, `64K`, `1000` -> bytes.

@@ -152,8 +152,9 @@ impl Pacing {
             let gap = o.saturating_sub(prev);
             prev = prev.max(o);
             if !self.fast {
-                let g = Duration::from_millis(gap).div_f64(self.speed.max(1e-6));
-                total += g.min(self.max_gap);
+                let secs = gap as f64 / 1000.0 / self.speed.max(1e-9);
+                let g = Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX);
+                total = total.saturating_add(g.min(self.max_gap));
             }
             out.push(total);
         }

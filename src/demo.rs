@@ -63,11 +63,11 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new() -> Result<TempDir, AppError> {
-        let p = std::env::temp_dir().join(format!(
-            "graphvcr-demo-{}-{}",
-            std::process::id(),
-            SystemClockStamp::now()
-        ));
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let p = std::env::temp_dir().join(format!("graphvcr-demo-{}-{stamp}", std::process::id()));
         std::fs::create_dir_all(&p).map_err(|e| AppError::Runtime(format!("cannot create {}: {e}", p.display())))?;
         Ok(TempDir(p))
     }
@@ -76,17 +76,6 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-struct SystemClockStamp;
-
-impl SystemClockStamp {
-    fn now() -> u128 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
     }
 }
 
@@ -149,6 +138,15 @@ fn summary(v: &Value) -> String {
         .join("; ")
 }
 
+/// A listener on a free loopback port.
+async fn bind_local(what: &str) -> Result<(TcpListener, SocketAddr), AppError> {
+    let l = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| AppError::Runtime(format!("cannot listen for {what}: {e}")))?;
+    let addr = l.local_addr().map_err(|e| AppError::Runtime(e.to_string()))?;
+    Ok((l, addr))
+}
+
 /// Where a recorded id first shows up in the cassette, to label it for a human.
 fn role_of(c: &crate::replay::Prepared, id: &str) -> String {
     fn find(v: &Value, id: &str, path: &str) -> Option<String> {
@@ -208,12 +206,7 @@ pub async fn run(cassette: &str, dir: &Path) -> Result<String, AppError> {
     };
 
     // the bot
-    let bot_listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| AppError::Runtime(format!("cannot listen for the demo bot: {e}")))?;
-    let bot_addr = bot_listener
-        .local_addr()
-        .map_err(|e| AppError::Runtime(e.to_string()))?;
+    let (bot_listener, bot_addr) = bind_local("the demo bot").await?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let bot_task = tokio::spawn(server::serve(
         bot_listener,
@@ -250,12 +243,7 @@ pub async fn run(cassette: &str, dir: &Path) -> Result<String, AppError> {
         expected
     ));
     say("");
-    let graph_listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| AppError::Runtime(format!("cannot listen for graphvcr: {e}")))?;
-    let graph_addr = graph_listener
-        .local_addr()
-        .map_err(|e| AppError::Runtime(e.to_string()))?;
+    let (graph_listener, graph_addr) = bind_local("graphvcr").await?;
     let replay_task = tokio::spawn(app::serve_replay(
         cfg,
         deps,
@@ -296,10 +284,7 @@ pub async fn run(cassette: &str, dir: &Path) -> Result<String, AppError> {
         .await
         .map_err(|e| AppError::Runtime(format!("the demo bot could not reach graphvcr: {e}")))?;
     let t_resp = Instant::now();
-    let session = reply
-        .headers
-        .get("x-graphvcr-session")
-        .and_then(|v| v.to_str().ok())
+    let session = wire::header_str(&reply.headers, "x-graphvcr-session")
         .unwrap_or_default()
         .to_string();
     if let Some(rep) = replayer.sessions.report(&session) {
@@ -307,12 +292,7 @@ pub async fn run(cassette: &str, dir: &Path) -> Result<String, AppError> {
             hl.live.extend(ids::scan(l).into_iter().map(|t| t.canon));
         }
     }
-    let location = reply
-        .headers
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_string();
+    let location = wire::header_str(&reply.headers, "location").unwrap_or("-").to_string();
     say(&hl.line(&format!(
         "{:>9}  graphvcr -> bot   {}  Location: {location}",
         ms(t0, t_resp),

@@ -86,39 +86,45 @@ pub fn split_uri(uri: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// Headers that differ on every request or between SDKs and never take part in matching.
-pub fn is_volatile_request_header(name: &str) -> bool {
-    const VOLATILE: &[&str] = &[
-        "authorization",
-        "client-request-id",
-        "user-agent",
-        "sdkversion",
-        "host",
-        "date",
-        "retry-attempt",
-        "content-length",
-        "connection",
-        "scenario-id",
-        "x-ms-client-request-id",
-        "traceparent",
-        "tracestate",
-        "request-id",
-        "cookie",
-        "x-graphvcr-session",
-        "x-graphvcr-cassette",
-        "expect",
-    ];
-    let n = name.to_ascii_lowercase();
-    n.starts_with("accept") || VOLATILE.contains(&n.as_str())
+/// What replay does with a recorded response header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseHeader {
+    /// `Location`: ids rewritten, and pointed back at graphvcr with the live version.
+    Relocate,
+    /// Echo of a request header (`client-request-id`, `scenario-id`): the live value.
+    Echo,
+    /// A per-response identifier (`request-id`): regenerated from the session seed.
+    Regenerate,
+    /// Anything else: ids rewritten.
+    Rewrite,
 }
 
-/// Response headers that are per-request identifiers; replay regenerates them from the
-/// session seed instead of serving the recorded values.
-pub fn is_per_request_response_header(name: &str) -> bool {
-    matches!(
-        name.to_ascii_lowercase().as_str(),
-        "request-id" | "x-ms-ags-diagnostic" | "client-request-id" | "scenario-id"
-    )
+pub fn response_header(name: &str) -> ResponseHeader {
+    match name.to_ascii_lowercase().as_str() {
+        "location" => ResponseHeader::Relocate,
+        "client-request-id" | "scenario-id" => ResponseHeader::Echo,
+        "request-id" => ResponseHeader::Regenerate,
+        _ => ResponseHeader::Rewrite,
+    }
+}
+
+/// What replay does with a recorded notification header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationHeader {
+    /// Graph's signed `Authorization` cannot be replayed.
+    Drop,
+    /// Unique per POST (`X-Microsoft-Skype-Message-ID`): fresh, from the seed.
+    Fresh,
+    /// Anything else (`X-Microsoft-Skype-Chain-ID`, ...): ids rewritten.
+    Rewrite,
+}
+
+pub fn notification_header(name: &str) -> NotificationHeader {
+    match name.to_ascii_lowercase().as_str() {
+        "authorization" => NotificationHeader::Drop,
+        "x-microsoft-skype-message-id" | "x-microsoft-skype-original-message-id" => NotificationHeader::Fresh,
+        _ => NotificationHeader::Rewrite,
+    }
 }
 
 /// Members whose values are identities that recur across calls (tenant, user, app):

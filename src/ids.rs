@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::cassette::Body;
 use crate::graph;
 
 /// The canonical value of an id, independent of how it was written.
@@ -328,17 +329,24 @@ pub fn mint(seed: &Seed, recorded: &Canon, attempt: u32) -> Canon {
                 Some(core) => ("meeting_", core),
                 None => ("", body),
             };
-            let mut out = String::with_capacity(t.len());
+            let mut out = String::with_capacity(t.len() + 8);
             out.push_str("19:");
             out.push_str(lead);
+            let mut changed = false;
             for (k, c) in core.chars().enumerate() {
                 let r = h[k % 32];
-                out.push(match c {
+                let m = match c {
                     '0'..='9' => char::from(b'0' + r % 10),
                     'a'..='z' => char::from(b'a' + r % 26),
                     'A'..='Z' => char::from(b'A' + r % 26),
                     other => other,
-                });
+                };
+                changed |= m != c;
+                out.push(m);
+            }
+            if !changed {
+                // nothing to vary (e.g. `19:meeting_@thread.v2`): append derived characters
+                out.extend(h[..8].iter().map(|b| char::from(b'a' + b % 26)));
             }
             if !tail.is_empty() {
                 out.push('@');
@@ -370,12 +378,13 @@ pub enum BindOutcome {
 }
 
 /// A bijection recorded -> live over canonical ids, plus whole-string bindings for
-/// non-id scalars that the bot sent differently (a `callbackUri`).
+/// non-id scalars that the bot sent differently (a `callbackUri`): those apply only
+/// under the member name they were sent in.
 #[derive(Clone, Debug, Default)]
 pub struct IdTable {
     fwd: HashMap<Canon, Bound>,
     rev: HashMap<Canon, Canon>,
-    strings: HashMap<Box<str>, Box<str>>,
+    strings: HashMap<(Box<str>, Box<str>), Box<str>>,
 }
 
 impl IdTable {
@@ -387,8 +396,12 @@ impl IdTable {
         self.rev.get(live)
     }
 
-    pub fn string(&self, recorded: &str) -> Option<&str> {
-        self.strings.get(recorded).map(|s| &**s)
+    /// The live value for a recorded scalar under member `key`.
+    pub fn string(&self, key: &str, recorded: &str) -> Option<&str> {
+        if self.strings.is_empty() {
+            return None;
+        }
+        self.strings.get(&(key.into(), recorded.into())).map(|s| &**s)
     }
 
     pub fn len(&self) -> usize {
@@ -436,9 +449,9 @@ impl IdTable {
         outcome
     }
 
-    /// Binds a recorded whole string to a live one (last one wins).
-    pub fn bind_string(&mut self, recorded: &str, live: &str) {
-        self.strings.insert(recorded.into(), live.into());
+    /// Binds a recorded scalar under member `key` to a live one (last one wins).
+    pub fn bind_string(&mut self, key: &str, recorded: &str, live: &str) {
+        self.strings.insert((key.into(), recorded.into()), live.into());
     }
 
     /// The live id for `recorded`, minting one (deterministically) when unbound.
@@ -450,7 +463,9 @@ impl IdTable {
         let mut attempt = 0;
         let live = loop {
             let cand = mint(seed, recorded, attempt);
-            if &cand != recorded && !self.rev.contains_key(&cand) {
+            // a 128-bit (or digit/letter) space: a clash twice in a row means the
+            // recorded value leaves nothing to vary; keep it rather than spin
+            if (&cand != recorded && !self.rev.contains_key(&cand)) || attempt >= 16 {
                 break cand;
             }
             attempt += 1;
@@ -510,10 +525,14 @@ impl Rewriter<'_> {
 
     /// Rewrites the ids inside one string.
     pub fn rewrite_str<'s>(&mut self, s: &'s str) -> Cow<'s, str> {
-        if let Some(live) = self.scoped.string(s).or_else(|| self.table.string(s)) {
-            return Cow::Owned(live.to_string());
-        }
         map_tokens(s, |t, text| self.replacement(t, text))
+    }
+
+    fn member_string(&self, key: &str, s: &str) -> Option<String> {
+        self.scoped
+            .string(key, s)
+            .or_else(|| self.table.string(key, s))
+            .map(str::to_string)
     }
 
     /// Rewrites every string in a JSON value; `@odata.type` values are never touched.
@@ -524,15 +543,27 @@ impl Rewriter<'_> {
             Value::Object(o) => {
                 let mut m = Map::with_capacity(o.len());
                 for (k, x) in o {
-                    let nv = if graph::is_annotation_member(k) {
-                        x.clone()
-                    } else {
-                        self.rewrite_json(x)
+                    let nv = match x {
+                        _ if graph::is_annotation_member(k) => x.clone(),
+                        Value::String(s) => match self.member_string(k, s) {
+                            Some(live) => Value::String(live),
+                            None => Value::String(self.rewrite_str(s).into_owned()),
+                        },
+                        _ => self.rewrite_json(x),
                     };
                     m.insert(k.clone(), nv);
                 }
                 Value::Object(m)
             }
+            other => other.clone(),
+        }
+    }
+
+    /// Rewrites a recorded body (JSON and text; other bytes stay as recorded).
+    pub fn rewrite_body(&mut self, b: &Body) -> Body {
+        match b {
+            Body::Json(v) => Body::Json(self.rewrite_json(v)),
+            Body::Text(t) => Body::Text(self.rewrite_str(t).into_owned()),
             other => other.clone(),
         }
     }
@@ -553,13 +584,14 @@ pub struct Pair {
 #[derive(Debug, Default, Clone)]
 pub struct Pairing {
     pub tokens: Vec<Pair>,
-    /// Non-id scalars that differ: recorded string -> live string.
-    pub strings: Vec<(String, String)>,
+    /// Non-id scalars that differ, by member: (member, recorded, live).
+    pub strings: Vec<(String, String, String)>,
 }
 
 impl Pairing {
-    /// Pairs the tokens of two strings at the same position.
-    pub fn strs(&mut self, rec: &str, live: &str, call_scoped: bool) {
+    /// Pairs the tokens of two strings at the same position. A scalar under a member
+    /// `key` whose text differs beyond its ids is bound whole, for that member only.
+    pub fn strs(&mut self, rec: &str, live: &str, key: Option<&str>, call_scoped: bool) {
         let tr = scan(rec);
         let tl = scan(live);
         if tr.len() == tl.len() {
@@ -572,11 +604,10 @@ impl Pairing {
                     call_scoped,
                 });
             }
-            if rec != live && gaps(rec, &tr) != gaps(live, &tl) {
-                self.strings.push((rec.to_string(), live.to_string()));
-            }
-        } else if rec != live {
-            self.strings.push((rec.to_string(), live.to_string()));
+        }
+        let differs = rec != live && (tr.len() != tl.len() || gaps(rec, &tr) != gaps(live, &tl));
+        if let (true, Some(k)) = (differs, key) {
+            self.strings.push((k.to_string(), rec.to_string(), live.to_string()));
         }
     }
 
@@ -584,7 +615,7 @@ impl Pairing {
     pub fn json(&mut self, rec: &Value, live: &Value, key: Option<&str>) {
         match (rec, live) {
             (Value::String(a), Value::String(b)) => {
-                self.strs(a, b, key.is_some_and(graph::is_call_scoped_member));
+                self.strs(a, b, key, key.is_some_and(graph::is_call_scoped_member));
             }
             (Value::Array(a), Value::Array(b)) => {
                 for (x, y) in a.iter().zip(b) {
@@ -618,28 +649,52 @@ fn gaps<'s>(s: &'s str, toks: &[Token]) -> Vec<&'s str> {
     out
 }
 
-/// Collects the ids that sit at identity positions (`tenantId`, `user.id`, ...) or
-/// follow `appid:`: they stay as recorded unless the bot sends them.
-pub fn collect_stable(v: &Value, parent: Option<&str>, out: &mut HashSet<Canon>) {
-    match v {
-        Value::Object(o) => {
-            for (k, x) in o {
-                match x {
-                    Value::String(s) if graph::is_identity_member(parent, k) => {
-                        out.extend(scan(s).into_iter().map(|t| t.canon));
-                    }
-                    _ => collect_stable(x, Some(k), out),
+/// Visits every string in a JSON value with the member it sits under and that
+/// member's parent (`@odata.type` values are skipped: they never hold ids).
+pub fn visit_strings<'v>(v: &'v Value, f: &mut impl FnMut(Option<&str>, Option<&str>, &'v str)) {
+    fn walk<'v>(
+        v: &'v Value,
+        key: Option<&str>,
+        parent: Option<&str>,
+        f: &mut impl FnMut(Option<&str>, Option<&str>, &'v str),
+    ) {
+        match v {
+            Value::String(s) => f(key, parent, s),
+            Value::Array(a) => a.iter().for_each(|x| walk(x, key, parent, f)),
+            Value::Object(o) => {
+                for (k, x) in o.iter().filter(|(k, _)| !graph::is_annotation_member(k)) {
+                    walk(x, Some(k), key, f);
                 }
             }
+            _ => {}
         }
-        Value::Array(a) => {
-            for x in a {
-                collect_stable(x, parent, out);
-            }
-        }
-        Value::String(s) => collect_appids(s, out),
-        _ => {}
     }
+    walk(v, None, None, f);
+}
+
+/// Every id in a JSON value.
+pub fn collect(v: &Value, out: &mut HashSet<Canon>) {
+    visit_strings(v, &mut |_, _, s| out.extend(scan(s).into_iter().map(|t| t.canon)));
+}
+
+/// Ids under call-scoped members (`replacesCallId`, ...), in order.
+pub fn call_scoped(v: &Value) -> Vec<Canon> {
+    let mut out = Vec::new();
+    visit_strings(v, &mut |k, _, s| {
+        if k.is_some_and(graph::is_call_scoped_member) {
+            out.extend(scan(s).into_iter().map(|t| t.canon));
+        }
+    });
+    out
+}
+
+/// Collects the ids that sit at identity positions (`tenantId`, `user.id`, ...) or
+/// follow `appid:`: they stay as recorded unless the bot sends them.
+pub fn collect_stable(v: &Value, out: &mut HashSet<Canon>) {
+    visit_strings(v, &mut |k, parent, s| match k {
+        Some(k) if graph::is_identity_member(parent, k) => out.extend(scan(s).into_iter().map(|t| t.canon)),
+        _ => collect_appids(s, out),
+    });
 }
 
 /// Ids written as `appid:<guid>` inside free text.
@@ -745,6 +800,49 @@ mod tests {
         assert_eq!(out["other"], "0B1C2D3E-4F50-6172-8394-A5B6C7D8E9F0");
         assert_ne!(out["id"], "eec3812a-fdc3-4fb4-825c-a06c9f35414e");
         assert_eq!(rw.minted.len(), 1);
+    }
+
+    #[test]
+    fn differing_scalars_are_bound_only_under_their_member() {
+        let seed = Seed::derive([b"m".as_slice()]);
+        let mut p = Pairing::default();
+        p.json(
+            &json!({"subject": "default", "callbackUri": "https://bot.contoso.com/api/calls"}),
+            &json!({"subject": "weekly", "callbackUri": "https://127.0.0.1:9/cb"}),
+            None,
+        );
+        let mut table = IdTable::default();
+        for (k, r, l) in &p.strings {
+            table.bind_string(k, r, l);
+        }
+        let (stable, scoped) = (HashSet::new(), IdTable::default());
+        let mut rw = Rewriter {
+            scoped: &scoped,
+            table: &mut table,
+            stable: &stable,
+            seed: &seed,
+            minted: vec![],
+        };
+        let out = rw.rewrite_json(&json!({
+            "subject": "default",
+            "endpointType": "default",
+            "callbackUri": "https://bot.contoso.com/api/calls"
+        }));
+        assert_eq!(out["subject"], "weekly");
+        assert_eq!(out["endpointType"], "default", "another member keeps its value");
+        assert_eq!(out["callbackUri"], "https://127.0.0.1:9/cb");
+    }
+
+    #[test]
+    fn minting_a_thread_with_nothing_to_vary_still_changes_it() {
+        let seed = Seed::derive([b"t".as_slice()]);
+        for t in ["19:meeting_@thread.v2", "19:_-_@thread.v2"] {
+            let c = Canon::Thread(t.into());
+            let mut table = IdTable::default();
+            let (b, fresh) = table.mint(&seed, &c);
+            assert!(fresh);
+            assert_ne!(b.live, c, "{t}");
+        }
     }
 
     #[test]

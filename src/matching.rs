@@ -240,6 +240,8 @@ fn walk(rec: &Shape, live: &Shape, path: &mut String, c: &mut Comparison) {
 #[derive(Debug, Default)]
 pub struct Index {
     probes: Vec<Probe>,
+    /// The recorded seq of each entry, for messages.
+    seqs: Vec<u64>,
     by_key: HashMap<String, Vec<usize>>,
 }
 
@@ -251,13 +253,14 @@ pub struct Fit {
 }
 
 impl Index {
-    /// Builds the index; entry `i` is the `i`-th probe given.
-    pub fn build(probes: Vec<Probe>) -> Index {
+    /// Builds the index; entry `i` is the `i`-th (probe, recorded seq) given.
+    pub fn build(entries: Vec<(Probe, u64)>) -> Index {
         let mut by_key: HashMap<String, Vec<usize>> = HashMap::new();
+        let (probes, seqs): (Vec<Probe>, Vec<u64>) = entries.into_iter().unzip();
         for (i, p) in probes.iter().enumerate() {
             by_key.entry(p.key()).or_default().push(i);
         }
-        Index { probes, by_key }
+        Index { probes, seqs, by_key }
     }
 
     pub fn probe(&self, entry: usize) -> &Probe {
@@ -301,8 +304,9 @@ impl Index {
                 return (
                     Some(i),
                     format!(
-                        "no recorded exchange matches {}; nearest is #{i} with the same path, whose body differs: {}",
+                        "no recorded exchange matches {}; nearest is #{} with the same path, whose body differs: {}",
                         shown(live),
+                        self.seqs[i],
                         c.summary(4)
                     ),
                 );
@@ -340,8 +344,9 @@ impl Index {
                 (
                     Some(i),
                     format!(
-                        "no recorded exchange matches {}; nearest is #{i} {}: {}",
+                        "no recorded exchange matches {}; nearest is #{} {}: {}",
                         shown(live),
+                        self.seqs[i],
                         shown(p),
                         why.join("; ")
                     ),
@@ -408,9 +413,12 @@ mod tests {
 
     #[test]
     fn miss_names_the_nearest() {
-        let idx = Index::build(vec![probe(
-            "/beta/communications/calls/ab6233a5-20b7-4c5e-bea2-ce56c9776429/participants/invite",
-            json!({}),
+        let idx = Index::build(vec![(
+            probe(
+                "/beta/communications/calls/ab6233a5-20b7-4c5e-bea2-ce56c9776429/participants/invite",
+                json!({}),
+            ),
+            3,
         )]);
         let live = probe(
             "/v1.0/communications/calls/ab6233a5-20b7-4c5e-bea2-ce56c9776429/participants/invite",
@@ -420,5 +428,6 @@ mod tests {
         let (n, msg) = idx.explain_miss(&live);
         assert_eq!(n, Some(0));
         assert!(msg.contains("version beta recorded, v1.0 sent"), "{msg}");
+        assert!(msg.contains("nearest is #3 "), "named by recorded seq: {msg}");
     }
 }

@@ -2,6 +2,7 @@
 //! to the bot and hands it to the recorder. Replay: each session's outbox delivers its
 //! rewritten notifications in order, paced, with retries, logging every attempt.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,7 +17,7 @@ use crate::cassette::{Body, Event, Kind, Request, Response};
 use crate::clock::Clock;
 use crate::config::{BotUrl, Retry};
 use crate::error::ProxyError;
-use crate::record::{forward_headers, Recorder};
+use crate::record::{forward_headers, recorded_reply, Recorder};
 use crate::upstream::{ClientError, HttpClient};
 use crate::wire::{self, Resp};
 
@@ -30,9 +31,21 @@ pub struct CallbackFace {
 }
 
 impl CallbackFace {
-    pub async fn handle(&self, parts: http::request::Parts, body: Bytes) -> Resp {
-        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    /// Forwards the notification and records it. The work runs in its own task, so a
+    /// caller that hangs up mid-way cancels neither the forwarding nor the recording.
+    pub async fn handle(self: Arc<Self>, parts: http::request::Parts, body: Bytes) -> Resp {
+        let (tx, rx) = oneshot::channel();
+        let face = self.clone();
+        tokio::spawn(async move { face.forward_and_record(parts, body, tx).await });
+        rx.await.unwrap_or_else(|_| {
+            ProxyError::Internal("the notification task ended without an answer".into())
+                .respond(&*self.clock, b"callback")
+        })
+    }
+
+    async fn forward_and_record(&self, parts: http::request::Parts, body: Bytes, answer: oneshot::Sender<Resp>) {
         let arrival = self.recorder.arrival();
+        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
         let headers = forward_headers(&parts.headers);
         let target = self.bot_url.target(&pq);
         let result = self
@@ -41,14 +54,7 @@ impl CallbackFace {
             .await;
         let (resp, recorded) = match result {
             Ok(reply) => {
-                let mut h = reply.headers.clone();
-                h.remove(header::CONTENT_LENGTH);
-                let recorded = Response {
-                    status: Some(reply.status),
-                    headers: wire::to_pairs(&h),
-                    body: Body::from_bytes(&reply.body),
-                    error: None,
-                };
+                let (h, recorded) = recorded_reply(&reply);
                 (wire::response(reply.status, h, reply.body), recorded)
             }
             Err(e) => {
@@ -61,6 +67,7 @@ impl CallbackFace {
                 (err.respond(&*self.clock, pq.as_bytes()), recorded)
             }
         };
+        let _ = answer.send(resp);
         let ev = Event {
             kind: Kind::Notification,
             seq: 0,
@@ -75,13 +82,9 @@ impl CallbackFace {
             },
             response: recorded,
         };
-        let rec = self.recorder.clone();
-        tokio::spawn(async move {
-            if let Err(e) = rec.store_notification(ev, arrival).await {
-                tracing::error!("notification could not be stored: {e}");
-            }
-        });
-        resp
+        if let Err(e) = self.recorder.store_notification(ev, arrival).await {
+            tracing::error!("notification could not be stored: {e}");
+        }
     }
 }
 
@@ -109,6 +112,8 @@ pub struct Delivery {
 /// A notification ready to go: rewritten, addressed, paced.
 pub struct Job {
     pub seq: u64,
+    /// The recorded notification's method (Graph uses POST).
+    pub method: Method,
     /// Where it goes, or why it cannot go anywhere.
     pub url: Result<String, String>,
     pub headers: HeaderMap,
@@ -170,7 +175,7 @@ impl Notifier {
         for n in 1..=self.retry.attempts.max(1) {
             let r = self
                 .client
-                .send(Method::POST, &url, headers.clone(), job.body.clone())
+                .send(job.method.clone(), &url, headers.clone(), job.body.clone())
                 .await;
             let retry = match &r {
                 Ok(reply) => {
@@ -178,7 +183,8 @@ impl Notifier {
                         status: Some(reply.status),
                         error: None,
                     });
-                    d.delivered = reply.status < 500;
+                    // a 4xx is the bot refusing it: not delivered, and not worth retrying
+                    d.delivered = reply.status < 400;
                     reply.status >= 500
                 }
                 Err(e) => {
@@ -205,11 +211,22 @@ impl Notifier {
     }
 }
 
+/// Deliveries of one session: the latest ones and the totals.
+#[derive(Default)]
+struct Log {
+    recent: VecDeque<Delivery>,
+    delivered: u64,
+    failed: u64,
+}
+
+/// How many deliveries a session's log keeps (the totals count them all).
+const LOG_TAIL: usize = 1000;
+
 /// A session's delivery queue: one task delivers its jobs in order.
 #[derive(Clone)]
 pub struct Outbox {
     tx: mpsc::UnboundedSender<Job>,
-    log: Arc<Mutex<Vec<Delivery>>>,
+    log: Arc<Mutex<Log>>,
     pending: Arc<AtomicUsize>,
 }
 
@@ -218,7 +235,7 @@ impl Outbox {
     /// its queue is empty).
     pub fn start(notifier: Arc<Notifier>) -> Outbox {
         let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
-        let log = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::new(Mutex::new(Log::default()));
         let pending = Arc::new(AtomicUsize::new(0));
         let (log2, pending2) = (log.clone(), pending.clone());
         tokio::spawn(async move {
@@ -231,7 +248,15 @@ impl Outbox {
                 tokio::time::sleep_until(t0 + job.wait).await;
                 let d = notifier.deliver(job).await;
                 if let Ok(mut l) = log2.lock() {
-                    l.push(d);
+                    if d.delivered {
+                        l.delivered += 1;
+                    } else {
+                        l.failed += 1;
+                    }
+                    if l.recent.len() >= LOG_TAIL {
+                        l.recent.pop_front();
+                    }
+                    l.recent.push_back(d);
                 }
                 pending2.fetch_sub(1, Ordering::SeqCst);
             }
@@ -255,8 +280,11 @@ impl Outbox {
         self.pending.clone()
     }
 
-    /// Every delivery finished so far.
-    pub fn log(&self) -> Vec<Delivery> {
-        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    /// The latest deliveries, and how many were delivered and failed in all.
+    pub fn log(&self) -> (Vec<Delivery>, u64, u64) {
+        self.log
+            .lock()
+            .map(|l| (l.recent.iter().cloned().collect(), l.delivered, l.failed))
+            .unwrap_or_default()
     }
 }

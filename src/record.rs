@@ -19,7 +19,7 @@ use crate::error::ProxyError;
 use crate::graph;
 use crate::ids::{self, Canon};
 use crate::redact;
-use crate::upstream::HttpClient;
+use crate::upstream::{HttpClient, Reply};
 use crate::wire::{self, Resp};
 
 /// What the follows rule needs to know about a stored exchange.
@@ -45,13 +45,23 @@ struct State {
 }
 
 /// A notification's place in line: its arrival order and the exchanges it waits for.
-#[derive(Debug, Clone)]
+/// Dropping it without storing still frees its place, so later ones never wait on it.
 pub struct Arrival {
+    rec: Arc<Recorder>,
     pub at_ms: u64,
     ticket: u64,
     waiting_on: Vec<u64>,
     /// Exchanges that began after this (ticket > horizon) cannot have triggered it.
     horizon: u64,
+    settled: bool,
+}
+
+impl Drop for Arrival {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.rec.settle(self.ticket);
+        }
+    }
 }
 
 /// The recording in progress: one cassette, its sequence, and the exchanges in flight.
@@ -83,21 +93,9 @@ impl Drop for InFlight<'_> {
     }
 }
 
-fn ids_of_json(v: &Value, out: &mut HashSet<Canon>) {
-    match v {
-        Value::String(s) => out.extend(ids::scan(s).into_iter().map(|t| t.canon)),
-        Value::Array(a) => a.iter().for_each(|x| ids_of_json(x, out)),
-        Value::Object(o) => o
-            .iter()
-            .filter(|(k, _)| !graph::is_annotation_member(k))
-            .for_each(|(_, x)| ids_of_json(x, out)),
-        _ => {}
-    }
-}
-
 fn ids_of_body(b: &Body, out: &mut HashSet<Canon>) {
     match b {
-        Body::Json(v) => ids_of_json(v, out),
+        Body::Json(v) => ids::collect(v, out),
         Body::Text(s) => out.extend(ids::scan(s).into_iter().map(|t| t.canon)),
         _ => {}
     }
@@ -120,9 +118,9 @@ fn notification_ids(body: &Body) -> (Vec<Canon>, HashSet<Canon>) {
         for key in graph::NOTIFICATION_RESOURCE_MEMBERS {
             if let Some(x) = item.get(key) {
                 let mut found = HashSet::new();
-                ids_of_json(x, &mut found);
+                ids::collect(x, &mut found);
                 let mut stable = HashSet::new();
-                ids::collect_stable(x, None, &mut stable);
+                ids::collect_stable(x, &mut stable);
                 about.extend(found.into_iter().filter(|c| !stable.contains(c)));
             }
         }
@@ -179,27 +177,36 @@ impl Recorder {
 
     /// Registers a notification that just arrived: it will be stored after the
     /// notifications that arrived before it and after the exchanges now in flight.
-    pub fn arrival(&self) -> Arrival {
+    pub fn arrival(self: &Arc<Self>) -> Arrival {
         // counted from arrival, so a stop right after the bot answered still waits for it
         self.pending_notes.fetch_add(1, Ordering::SeqCst);
         let at_ms = self.now_ms();
-        match self.state.lock() {
+        let (ticket, waiting_on, horizon) = match self.state.lock() {
             Ok(mut st) => {
                 let ticket = st.notes_issued;
                 st.notes_issued += 1;
-                Arrival {
-                    at_ms,
-                    ticket,
-                    waiting_on: st.in_flight.iter().copied().collect(),
-                    horizon: st.next_ticket,
-                }
+                (ticket, st.in_flight.iter().copied().collect(), st.next_ticket)
             }
-            Err(_) => Arrival {
-                at_ms,
-                ticket: 0,
-                waiting_on: Vec::new(),
-                horizon: u64::MAX,
-            },
+            Err(_) => (0, Vec::new(), u64::MAX),
+        };
+        Arrival {
+            rec: self.clone(),
+            at_ms,
+            ticket,
+            waiting_on,
+            horizon,
+            settled: false,
+        }
+    }
+
+    /// A notification's turn is over (stored or abandoned).
+    fn settle(&self, ticket: u64) {
+        if let Ok(mut st) = self.state.lock() {
+            st.notes_done = st.notes_done.max(ticket + 1);
+        }
+        self.changed.notify_waiters();
+        if self.pending_notes.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.notes_done.notify_waiters();
         }
     }
 
@@ -237,15 +244,10 @@ impl Recorder {
     /// Stores a notification once the exchanges that were in flight when it arrived
     /// have completed (so `follows` can name the exchange whose response it belongs
     /// to) and every notification that arrived before it is stored.
-    pub async fn store_notification(&self, mut ev: Event, arrival: Arrival) -> Result<u64, StoreError> {
+    pub async fn store_notification(&self, mut ev: Event, mut arrival: Arrival) -> Result<u64, StoreError> {
         let r = self.store_notification_inner(&mut ev, &arrival).await;
-        if let Ok(mut st) = self.state.lock() {
-            st.notes_done = st.notes_done.max(arrival.ticket + 1);
-        }
-        self.changed.notify_waiters();
-        if self.pending_notes.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.notes_done.notify_waiters();
-        }
+        arrival.settled = true;
+        self.settle(arrival.ticket);
         r
     }
 
@@ -313,17 +315,25 @@ pub struct RecordFace {
     pub clock: Arc<dyn Clock>,
 }
 
-/// Headers as they go upstream: no hop-by-hop, no `Host` (the client sets it), no
-/// `Accept-Encoding` (cassettes stay readable), none of graphvcr's own.
+/// Headers as they go upstream: what a proxy forwards, minus graphvcr's own.
 pub fn forward_headers(h: &HeaderMap) -> HeaderMap {
-    let mut out = h.clone();
-    wire::strip_hop_by_hop(&mut out);
-    out.remove(header::HOST);
-    out.remove(header::ACCEPT_ENCODING);
-    out.remove(header::CONTENT_LENGTH);
+    let mut out = wire::proxy_headers(h);
     out.remove("x-graphvcr-session");
     out.remove("x-graphvcr-cassette");
     out
+}
+
+/// A peer's reply as the caller gets it back, and as it is stored.
+pub fn recorded_reply(reply: &Reply) -> (HeaderMap, Response) {
+    let mut h = reply.headers.clone();
+    h.remove(header::CONTENT_LENGTH);
+    let stored = Response {
+        status: Some(reply.status),
+        headers: wire::to_pairs(&h),
+        body: Body::from_bytes(&reply.body),
+        error: None,
+    };
+    (h, stored)
 }
 
 impl RecordFace {
@@ -354,8 +364,7 @@ impl RecordFace {
             )
             .await?;
         let duration_ms = self.clock.mono_ms().saturating_sub(started);
-        let mut resp_headers = reply.headers.clone();
-        resp_headers.remove(header::CONTENT_LENGTH);
+        let (resp_headers, response) = recorded_reply(&reply);
         let ev = Event {
             kind: Kind::Exchange,
             seq: 0,
@@ -368,12 +377,7 @@ impl RecordFace {
                 headers: wire::to_pairs(&headers),
                 body: Body::from_bytes(&body),
             },
-            response: Response {
-                status: Some(reply.status),
-                headers: wire::to_pairs(&resp_headers),
-                body: Body::from_bytes(&reply.body),
-                error: None,
-            },
+            response,
         };
         let seq = self.recorder.store_exchange(ev, in_flight.ticket).await?;
         drop(in_flight);

@@ -106,19 +106,20 @@ where
     }
 }
 
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
 /// Connection-level headers a proxy must not forward (RFC 9110 §7.6.1), plus those
 /// named in `Connection`.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    const HOP: &[&str] = &[
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    ];
     let named: Vec<HeaderName> = h
         .get_all(http::header::CONNECTION)
         .iter()
@@ -129,9 +130,39 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     for n in named {
         h.remove(n);
     }
-    for n in HOP {
+    for n in HOP_BY_HOP {
         h.remove(*n);
     }
+}
+
+/// Headers that describe one hop's framing rather than the message: a stored message
+/// replayed later gets fresh ones (`Content-Length`, `Host`, hop-by-hop).
+pub fn is_framing_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n == "content-length" || n == "host" || HOP_BY_HOP.contains(&n.as_str())
+}
+
+/// Request headers as a proxy forwards them: no hop-by-hop, no `Host` (the client
+/// sets it), no `Content-Length` (recomputed), no `Accept-Encoding` (bodies stay
+/// uncompressed, so what is stored stays readable).
+pub fn proxy_headers(h: &HeaderMap) -> HeaderMap {
+    let mut out = h.clone();
+    strip_hop_by_hop(&mut out);
+    out.remove(http::header::HOST);
+    out.remove(http::header::ACCEPT_ENCODING);
+    out.remove(http::header::CONTENT_LENGTH);
+    out
+}
+
+/// `scheme://host[:port]` the client used to reach us (`X-Forwarded-Proto` honoured).
+pub fn request_origin(h: &HeaderMap, uri: &http::Uri) -> Option<String> {
+    let host = header_str(h, "host")
+        .map(str::to_string)
+        .or_else(|| uri.authority().map(|a| a.to_string()))?;
+    let scheme = header_str(h, "x-forwarded-proto")
+        .or(uri.scheme_str())
+        .unwrap_or("http");
+    Some(format!("{scheme}://{host}"))
 }
 
 /// Header pairs in order, values that are not UTF-8 replaced lossily.
@@ -155,6 +186,11 @@ pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> He
         }
     }
     h
+}
+
+/// A header's value as text, if present and visible ASCII.
+pub fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// A response with a body and headers.

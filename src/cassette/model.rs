@@ -107,7 +107,7 @@ pub struct Event {
 impl Event {
     /// When the response was complete, as an offset from the cassette start.
     pub fn done_ms(&self) -> u64 {
-        self.at_ms + self.duration_ms.unwrap_or(0)
+        self.at_ms.saturating_add(self.duration_ms.unwrap_or(0))
     }
 }
 

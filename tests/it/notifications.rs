@@ -615,13 +615,30 @@ async fn a_created_call_routes_notifications_to_the_live_callback_uri_and_its_mi
     )
     .await;
     assert_eq!(r.status, 204);
+    // another test's create-call, in parallel, is a call (and a session) of its own
+    let r = send(
+        "POST",
+        &format!("{}/v1.0/communications/calls", rp.url()),
+        &[JSON],
+        serde_json::to_vec(&create(
+            "https://bot.contoso.com/hooks/calls?instance=10",
+            &guid(0x05e7, 3),
+        ))
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let other = body_json(&r)["id"].as_str().unwrap().to_string();
+    assert_ne!(other, minted);
+    bot2.wait_for(4, Duration::from_secs(10)).await;
     let out = rp.stop().await.unwrap();
-    assert_eq!(
-        out.reports.len(),
-        1,
-        "the DELETE found the session by its minted call id"
-    );
-    assert_eq!(out.reports[0].served.len(), 2);
+    assert_eq!(out.reports.len(), 2);
+    let first = out
+        .reports
+        .iter()
+        .find(|r| r.served_total == 2)
+        .expect("the DELETE found the session by its minted call id");
+    assert!(first.bindings.iter().any(|(_, l)| *l == minted));
     assert!(out.unused.is_empty());
 }
 

@@ -427,3 +427,40 @@ async fn recording_over_an_existing_cassette_needs_overwrite() {
         "the old recording is intact"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn importing_never_overwrites_a_cassette_recorded_under_the_same_name() {
+    init();
+    let graph = FakeGraph::start().await;
+    let st = store();
+    // a recording that happens to share a bundled cassette's name
+    record_one_invite(&graph, &st, "invite-one-participant", &jwt("bot")).await;
+    let before = st.store.load("invite-one-participant").unwrap().unwrap();
+    let n = graphvcr::app::import_changed(&*st.store, &bundled()).unwrap();
+    assert_eq!(n, 3, "the other bundled cassettes are imported");
+    assert_eq!(st.store.load("invite-one-participant").unwrap().unwrap(), before);
+    // a file that changed is imported again, from the same path
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.json");
+    let mut c = st.store.load("invite-pstn-participant").unwrap().unwrap();
+    st.store.remove("invite-pstn-participant").unwrap();
+    std::fs::write(&file, graphvcr::cassette::json::to_string(&c)).unwrap();
+    assert_eq!(graphvcr::app::import_changed(&*st.store, dir.path()).unwrap(), 1);
+    assert_eq!(
+        graphvcr::app::import_changed(&*st.store, dir.path()).unwrap(),
+        0,
+        "unchanged: skipped"
+    );
+    c.meta.recorded_at = "2026-11-28T00:00:00Z".into();
+    std::fs::write(&file, graphvcr::cassette::json::to_string(&c)).unwrap();
+    assert_eq!(graphvcr::app::import_changed(&*st.store, dir.path()).unwrap(), 1);
+    assert_eq!(
+        st.store
+            .load("invite-pstn-participant")
+            .unwrap()
+            .unwrap()
+            .meta
+            .recorded_at,
+        "2026-11-28T00:00:00Z"
+    );
+}

@@ -1,0 +1,114 @@
+//! A cassette prepared for serving, once at load: the match index, the notifications
+//! each exchange triggers, the ids that stay stable and every id it mentions.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::cassette::{Body, Cassette, Event, Kind, Meta};
+use crate::graph::{self, GraphPath};
+use crate::ids::{self, Canon};
+use crate::matching::{Index, Probe, Shape};
+
+/// A recorded exchange, parsed once.
+#[derive(Debug)]
+pub struct RecordedExchange {
+    /// Index into the cassette's events.
+    pub event: usize,
+    pub path: Option<GraphPath>,
+    pub query: Option<String>,
+}
+
+/// A cassette ready to serve.
+#[derive(Debug)]
+pub struct Prepared {
+    pub meta: Meta,
+    pub events: Vec<Event>,
+    pub exchanges: Vec<RecordedExchange>,
+    pub index: Index,
+    /// Per exchange (index entry): the notifications that follow it, in order.
+    pub follows: Vec<Vec<usize>>,
+    /// Notifications that need no trigger (`follows: null`).
+    pub unattached: Vec<usize>,
+    /// Ids at identity positions (tenant, users, apps): never minted.
+    pub stable: HashSet<Canon>,
+    /// Every id the cassette mentions (a live id equal to one is "bound to itself").
+    pub recorded_ids: HashSet<Canon>,
+}
+
+impl Prepared {
+    pub fn new(c: Cassette) -> Prepared {
+        let mut exchanges = Vec::new();
+        let mut probes = Vec::new();
+        let mut entry_of_seq = HashMap::new();
+        let mut stable = HashSet::new();
+        let mut recorded_ids = HashSet::new();
+        for (i, e) in c.events.iter().enumerate() {
+            for b in [&e.request.body, &e.response.body] {
+                match b {
+                    Body::Json(v) => {
+                        ids::collect_stable(v, &mut stable);
+                        ids::collect(v, &mut recorded_ids);
+                    }
+                    Body::Text(s) => {
+                        ids::collect_appids(s, &mut stable);
+                        recorded_ids.extend(ids::scan(s).into_iter().map(|t| t.canon));
+                    }
+                    _ => {}
+                }
+            }
+            recorded_ids.extend(ids::scan(&e.request.uri).into_iter().map(|t| t.canon));
+            if e.kind != Kind::Exchange {
+                continue;
+            }
+            let (path, query) = graph::split_uri(&e.request.uri);
+            let gp = GraphPath::parse(path);
+            let probe = match &gp {
+                Some(gp) => Probe::from_parts(&e.request.method, gp, query, &e.request.body),
+                // not a Graph path: indexed under a key no Graph request produces
+                None => Probe {
+                    method: e.request.method.to_ascii_uppercase(),
+                    version: String::new(),
+                    template: path.to_string(),
+                    query: String::new(),
+                    shape: Shape::of_body(&e.request.body),
+                },
+            };
+            entry_of_seq.insert(e.seq, exchanges.len());
+            probes.push((probe, e.seq));
+            exchanges.push(RecordedExchange {
+                event: i,
+                path: gp,
+                query: query.map(str::to_string),
+            });
+        }
+        let mut follows = vec![Vec::new(); exchanges.len()];
+        let mut unattached = Vec::new();
+        for (i, e) in c.events.iter().enumerate() {
+            if e.kind != Kind::Notification {
+                continue;
+            }
+            match e.follows.and_then(|s| entry_of_seq.get(&s)) {
+                Some(&x) => follows[x].push(i),
+                None => unattached.push(i),
+            }
+        }
+        Prepared {
+            meta: c.meta,
+            events: c.events,
+            exchanges,
+            index: Index::build(probes),
+            follows,
+            unattached,
+            stable,
+            recorded_ids,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.meta.name
+    }
+
+    /// The recorded exchange behind index entry `entry`.
+    pub fn exchange_event(&self, entry: usize) -> &Event {
+        &self.events[self.exchanges[entry].event]
+    }
+}
