@@ -63,6 +63,19 @@ fn bench(c: &mut Criterion) {
             replayer.handle(&parts, Bytes::from_static(INVITE.as_bytes())).status()
         })
     });
+    c.bench_function("serve a repeated request in a live session", |b| {
+        b.iter(|| {
+            let req = http::Request::builder()
+                .method("POST")
+                .uri(uri)
+                .header("content-type", "application/json")
+                .header("x-graphvcr-session", "bench-live")
+                .body(())
+                .expect("request");
+            let (parts, ()) = req.into_parts();
+            replayer.handle(&parts, Bytes::from_static(INVITE.as_bytes())).status()
+        })
+    });
 }
 
 criterion_group!(benches, bench);

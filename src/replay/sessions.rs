@@ -176,6 +176,8 @@ struct Inner {
     by_id: HashMap<String, Entry>,
     /// Live id -> owning session.
     index: HashMap<Canon, String>,
+    /// Seeds of live sessions (no two live sessions share one).
+    seeds: HashSet<Seed>,
     ended: VecDeque<Report>,
 }
 
@@ -183,6 +185,7 @@ impl Inner {
     /// Detaches a session and the ids it owns (no session lock taken here).
     fn detach(&mut self, id: &str) -> Option<Entry> {
         let e = self.by_id.remove(id)?;
+        self.seeds.remove(&e.seed);
         for c in &e.owned {
             if self.index.get(c).is_some_and(|o| o == id) {
                 self.index.remove(c);
@@ -294,7 +297,7 @@ impl Sessions {
                 Some(h) => h.to_string(),
                 None => format!("s-{}", seed.short()),
             };
-            let taken = inner.by_id.values().any(|e| e.seed == seed) || inner.by_id.contains_key(&id);
+            let taken = inner.seeds.contains(&seed) || inner.by_id.contains_key(&id);
             if !taken {
                 break (seed, id);
             }
@@ -312,6 +315,7 @@ impl Sessions {
         for c in &owned {
             inner.index.insert(c.clone(), id.clone());
         }
+        inner.seeds.insert(seed);
         inner.by_id.insert(
             id.clone(),
             Entry {

@@ -464,3 +464,58 @@ async fn importing_never_overwrites_a_cassette_recorded_under_the_same_name() {
         "2026-11-28T00:00:00Z"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_lists_starts_reports_and_ends_sessions() {
+    init();
+    let st = store();
+    let mut cfg = replay_config("invite-one-participant", None);
+    cfg.cassettes_dir = Some(bundled());
+    let rp = start_replay(cfg, &st.store).await;
+    let admin = |p: &str| format!("{}/_graphvcr/{p}", rp.url());
+    let health = body_json(&send("GET", &admin("health"), &[], Vec::new()).await);
+    assert_eq!(health, json!({"status": "ok", "mode": "replay"}));
+    let list = body_json(&send("GET", &admin("cassettes"), &[], Vec::new()).await);
+    assert_eq!(list.as_array().unwrap().len(), 4);
+
+    // a named session on another cassette, picked by header
+    let r = send(
+        "POST",
+        &admin("sessions"),
+        &[JSON],
+        r#"{"session":"ci-1","cassette":"invite-pstn-participant"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let phone =
+        json!({"clientContext": guid(0xc0c0, 91), "participants": [{"identity": {"phone": {"id": "+15550001111"}}}]});
+    let r = send(
+        "POST",
+        &format!(
+            "{}/beta/communications/calls/{}/participants/invite",
+            rp.url(),
+            guid(0xca11, 91)
+        ),
+        &[JSON, ("x-graphvcr-session", "ci-1")],
+        serde_json::to_vec(&phone).unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(header(&r, "x-graphvcr-session"), "ci-1");
+    assert_eq!(
+        body_json(&r)["participants"][0]["identity"]["phone"]["id"],
+        "+15550001111"
+    );
+    let rep = body_json(&send("GET", &admin("sessions/ci-1"), &[], Vec::new()).await);
+    assert_eq!(rep["cassette"], "invite-pstn-participant");
+    assert_eq!(rep["served_total"], 1);
+    assert_eq!(rep["active"], true);
+    let ended = send("DELETE", &admin("sessions/ci-1"), &[], Vec::new()).await;
+    assert_eq!(ended.status, 200);
+    let rep = body_json(&send("GET", &admin("sessions/ci-1"), &[], Vec::new()).await);
+    assert_eq!(rep["active"], false);
+    let missing = send("GET", &admin("sessions/nope"), &[], Vec::new()).await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(body_json(&missing)["error"]["code"], "itemNotFound");
+    let _ = rp.stop().await;
+}
