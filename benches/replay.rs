@@ -41,12 +41,8 @@ fn bench(c: &mut Criterion) {
     let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).expect("store"));
     let mut cfg = ReplayConfig::new("invite-one-participant").expect("config");
     cfg.max_sessions = 1_000_000;
-    let notifier = Arc::new(Notifier {
-        client: HttpClient::new(None, std::time::Duration::from_secs(1), 1 << 20).expect("client"),
-        bot_url: None,
-        auth: None,
-        retry: Default::default(),
-    });
+    let client = HttpClient::new(None, std::time::Duration::from_secs(1), 1 << 20).expect("client");
+    let notifier = Arc::new(Notifier::new(client, None, None, Default::default()));
     let replayer = Replayer::new(cfg, store, Arc::new(FixedClock::new(0)), notifier, prepared);
     let mut n = 0u64;
     c.bench_function("serve invite in a new session (match, bind, rewrite, schedule)", |b| {

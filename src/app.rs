@@ -22,7 +22,7 @@ use crate::error::ProxyError;
 use crate::notify::{CallbackFace, Notifier};
 use crate::record::{RecordFace, Recorder};
 use crate::redact;
-use crate::replay::{Prepared, Replayer, Report};
+use crate::replay::{Prepared, ReplayTotals, Replayer, Report};
 use crate::server::{self, Handler, HandlerFuture, ServerOptions};
 use crate::upstream::HttpClient;
 use crate::wire::{self, BodyError};
@@ -104,7 +104,7 @@ impl<E: Endpoint> Handler for BodyReader<E> {
 }
 
 enum Mode {
-    Record(Box<RecordFace>),
+    Record(Arc<RecordFace>),
     Replay(Arc<Replayer>),
 }
 
@@ -120,7 +120,7 @@ impl Endpoint for GraphFace {
                 return self.admin.handle(&parts, &body);
             }
             match &self.mode {
-                Mode::Record(r) => r.handle(parts, body).await,
+                Mode::Record(r) => r.clone().handle(parts, body).await,
                 Mode::Replay(r) => r.handle(&parts, body),
             }
         })
@@ -242,7 +242,7 @@ pub async fn run_record(
             replayer: None,
             clock: deps.clock.clone(),
         },
-        mode: Mode::Record(Box::new(RecordFace {
+        mode: Mode::Record(Arc::new(RecordFace {
             recorder: recorder.clone(),
             upstream: upstream.clone(),
             config: cfg.clone(),
@@ -290,8 +290,12 @@ pub async fn run_record(
 /// What a replay run saw.
 #[derive(Debug, Clone)]
 pub struct ReplayOutcome {
+    /// Live sessions and the latest ended ones.
     pub reports: Vec<Report>,
+    /// Exchanges of the served cassette no session ever used.
     pub unused: Vec<u64>,
+    /// Counts over every session of the run.
+    pub totals: ReplayTotals,
 }
 
 impl ReplayOutcome {
@@ -302,21 +306,16 @@ impl ReplayOutcome {
             for m in &r.missed {
                 out.push(format!("session {}: miss {}: {}", r.session, m.request, m.reason));
             }
-            if r.missed_total > r.missed.len() as u64 {
-                out.push(format!("session {}: {} misses in all", r.session, r.missed_total));
-            }
-            if r.notifications_failed > 0 {
-                out.push(format!(
-                    "session {}: {} notification(s) not delivered",
-                    r.session, r.notifications_failed
-                ));
-            }
-            if r.notifications_pending > 0 {
-                out.push(format!(
-                    "session {}: {} notification(s) still pending",
-                    r.session, r.notifications_pending
-                ));
-            }
+        }
+        let listed = out.len() as u64;
+        if self.totals.misses > listed {
+            out.push(format!("{} request(s) in all matched no recording", self.totals.misses));
+        }
+        if self.totals.failed > 0 {
+            out.push(format!("{} notification(s) not delivered", self.totals.failed));
+        }
+        if self.totals.pending > 0 {
+            out.push(format!("{} notification(s) still pending at stop", self.totals.pending));
         }
         if !self.unused.is_empty() {
             out.push(format!("recorded exchanges never used: {:?}", self.unused));
@@ -343,12 +342,7 @@ pub fn replayer(cfg: &ReplayConfig, deps: &Deps) -> Result<Arc<Replayer>, AppErr
         ),
         None => None,
     };
-    let notifier = Arc::new(Notifier {
-        client,
-        bot_url: cfg.bot_url.clone(),
-        auth,
-        retry: cfg.retry,
-    });
+    let notifier = Arc::new(Notifier::new(client, cfg.bot_url.clone(), auth, cfg.retry));
     Ok(Arc::new(Replayer::new(
         cfg.clone(),
         deps.store.clone(),
@@ -409,14 +403,26 @@ pub async fn serve_replay(
     };
     let _ = task.await;
     let _ = sweeper.await;
-    // let queued notifications go out before reporting
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while replayer.sessions.pending_deliveries() > 0 && tokio::time::Instant::now() < deadline {
+    // let queued notifications go out before reporting: wait while deliveries make
+    // progress; give up after one delivery's worst case passes without any
+    let patience = cfg.pacing.max_gap
+        + cfg.notify_timeout * cfg.retry.attempts.max(1)
+        + (1..cfg.retry.attempts).map(|n| cfg.retry.backoff(n)).sum::<Duration>()
+        + Duration::from_secs(1);
+    let mut last = replayer.totals().pending;
+    let mut since = tokio::time::Instant::now();
+    while last > 0 && since.elapsed() < patience {
         tokio::time::sleep(Duration::from_millis(20)).await;
+        let now = replayer.totals().pending;
+        if now < last {
+            since = tokio::time::Instant::now();
+        }
+        last = now;
     }
     let outcome = ReplayOutcome {
         reports: replayer.sessions.reports(),
         unused: replayer.unused_everywhere(),
+        totals: replayer.totals(),
     };
     if cfg.expect_all {
         let problems = outcome.problems();

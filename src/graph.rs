@@ -149,12 +149,10 @@ pub fn is_identity_member(parent: Option<&str>, key: &str) -> bool {
         || (key == "id" && parent.is_some_and(|p| IDENTITY_KINDS.contains(&p)))
 }
 
-/// Body members whose ids are call-scoped: they may select a replay session.
+/// Body members whose ids are call-scoped: they may select a replay session. A
+/// meeting's `threadId` is not one: every call that joins the meeting carries it.
 pub fn is_call_scoped_member(key: &str) -> bool {
-    matches!(
-        key,
-        "replacesCallId" | "participantId" | "callId" | "threadId" | "myParticipantId"
-    )
+    matches!(key, "replacesCallId" | "participantId" | "callId" | "myParticipantId")
 }
 
 /// Members never matched nor rewritten: type annotations.
@@ -186,6 +184,11 @@ pub fn operation_id_in(resource_url: &str) -> Option<&str> {
         }
     }
     None
+}
+
+/// `POST /communications/calls`: the bot creates a call.
+pub fn creates_call(method: &str, segments: &[String]) -> bool {
+    method == "POST" && segments.len() == 2 && segments[0] == "communications" && segments[1] == "calls"
 }
 
 /// Actions after which Graph learns the bot's `callbackUri`: create call and answer.

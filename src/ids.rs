@@ -498,7 +498,17 @@ pub struct Rewriter<'a> {
     pub minted: Vec<Canon>,
 }
 
-impl Rewriter<'_> {
+impl<'a> Rewriter<'a> {
+    pub fn new(scoped: &'a IdTable, table: &'a mut IdTable, stable: &'a HashSet<Canon>, seed: &'a Seed) -> Self {
+        Rewriter {
+            scoped,
+            table,
+            stable,
+            seed,
+            minted: Vec::new(),
+        }
+    }
+
     fn replacement(&mut self, tok: &Token, text: &str) -> Option<String> {
         let bound = match self.scoped.get(&tok.canon) {
             Some(b) => b,
@@ -537,19 +547,24 @@ impl Rewriter<'_> {
 
     /// Rewrites every string in a JSON value; `@odata.type` values are never touched.
     pub fn rewrite_json(&mut self, v: &Value) -> Value {
+        self.rewrite_member(v, None)
+    }
+
+    /// `v` sits under member `key` (list items stay under their list's member).
+    fn rewrite_member(&mut self, v: &Value, key: Option<&str>) -> Value {
         match v {
-            Value::String(s) => Value::String(self.rewrite_str(s).into_owned()),
-            Value::Array(a) => Value::Array(a.iter().map(|x| self.rewrite_json(x)).collect()),
+            Value::String(s) => match key.and_then(|k| self.member_string(k, s)) {
+                Some(live) => Value::String(live),
+                None => Value::String(self.rewrite_str(s).into_owned()),
+            },
+            Value::Array(a) => Value::Array(a.iter().map(|x| self.rewrite_member(x, key)).collect()),
             Value::Object(o) => {
                 let mut m = Map::with_capacity(o.len());
                 for (k, x) in o {
-                    let nv = match x {
-                        _ if graph::is_annotation_member(k) => x.clone(),
-                        Value::String(s) => match self.member_string(k, s) {
-                            Some(live) => Value::String(live),
-                            None => Value::String(self.rewrite_str(s).into_owned()),
-                        },
-                        _ => self.rewrite_json(x),
+                    let nv = if graph::is_annotation_member(k) {
+                        x.clone()
+                    } else {
+                        self.rewrite_member(x, Some(k))
                     };
                     m.insert(k.clone(), nv);
                 }
@@ -784,13 +799,7 @@ mod tests {
         }
         let stable = HashSet::new();
         let scoped = IdTable::default();
-        let mut rw = Rewriter {
-            scoped: &scoped,
-            table: &mut table,
-            stable: &stable,
-            seed: &seed,
-            minted: vec![],
-        };
+        let mut rw = Rewriter::new(&scoped, &mut table, &stable, &seed);
         let out = rw.rewrite_json(&json!({
             "clientContext": "f2fa86af-3c51-4bc2-8fc0-475452d9764f",
             "other": "F2FA86AF-3C51-4BC2-8FC0-475452D9764F",
@@ -816,13 +825,7 @@ mod tests {
             table.bind_string(k, r, l);
         }
         let (stable, scoped) = (HashSet::new(), IdTable::default());
-        let mut rw = Rewriter {
-            scoped: &scoped,
-            table: &mut table,
-            stable: &stable,
-            seed: &seed,
-            minted: vec![],
-        };
+        let mut rw = Rewriter::new(&scoped, &mut table, &stable, &seed);
         let out = rw.rewrite_json(&json!({
             "subject": "default",
             "endpointType": "default",
@@ -831,6 +834,19 @@ mod tests {
         assert_eq!(out["subject"], "weekly");
         assert_eq!(out["endpointType"], "default", "another member keeps its value");
         assert_eq!(out["callbackUri"], "https://127.0.0.1:9/cb");
+        // list items stay under their list's member
+        let mut p = Pairing::default();
+        p.json(
+            &json!({"requestedModalities": ["audio"]}),
+            &json!({"requestedModalities": ["video"]}),
+            None,
+        );
+        for (k, r, l) in &p.strings {
+            table.bind_string(k, r, l);
+        }
+        let mut rw = Rewriter::new(&scoped, &mut table, &stable, &seed);
+        let out = rw.rewrite_json(&json!({"requestedModalities": ["audio"], "mediaType": "audio"}));
+        assert_eq!(out, json!({"requestedModalities": ["video"], "mediaType": "audio"}));
     }
 
     #[test]
@@ -886,7 +902,7 @@ mod tests {
             let stable = HashSet::new();
             let scoped = IdTable::default();
             let seed = Seed::derive([b"p".as_slice()]);
-            let mut rw = Rewriter { scoped: &scoped, table: &mut table, stable: &stable, seed: &seed, minted: vec![] };
+            let mut rw = Rewriter::new(&scoped, &mut table, &stable, &seed);
             let out = rw.rewrite_str(&s).into_owned();
             prop_assert_eq!(out, s);
         }

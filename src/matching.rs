@@ -154,6 +154,14 @@ impl Comparison {
     }
 }
 
+/// `s`, cut to at most `max` characters (diffs and reports never echo megabytes).
+pub fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}… ({} bytes)", &s[..i], s.len()),
+        None => s.to_string(),
+    }
+}
+
 fn at(path: &str) -> &str {
     if path.is_empty() {
         "the body"
@@ -164,8 +172,8 @@ fn at(path: &str) -> &str {
 
 fn scalar_text(s: &Shape) -> String {
     match s {
-        Shape::Str(x) | Shape::Text(x) => format!("{x:?}"),
-        Shape::Num(n) => n.clone(),
+        Shape::Str(x) | Shape::Text(x) => format!("{:?}", clip(x, 120)),
+        Shape::Num(n) => clip(n, 40),
         Shape::Bool(b) => b.to_string(),
         other => other.kind().to_string(),
     }
@@ -217,7 +225,12 @@ fn walk(rec: &Shape, live: &Shape, path: &mut String, c: &mut Comparison) {
         }
         (Shape::Str(x), Shape::Str(y)) | (Shape::Text(x), Shape::Text(y)) => {
             if !x.eq_ignore_ascii_case(y) {
-                c.soft.push(format!("{}: recorded {x:?}, sent {y:?}", at(path)));
+                c.soft.push(format!(
+                    "{}: recorded {:?}, sent {:?}",
+                    at(path),
+                    clip(x, 120),
+                    clip(y, 120)
+                ));
             }
         }
         (a, b) if std::mem::discriminant(a) == std::mem::discriminant(b) => {
@@ -294,7 +307,7 @@ impl Index {
 
     /// The nearest recorded entry to a request that found no fit, and why it differs.
     pub fn explain_miss(&self, live: &Probe) -> (Option<usize>, String) {
-        let shown = |p: &Probe| format!("{} /{}{}", p.method, p.version, p.template);
+        let shown = |p: &Probe| clip(&format!("{} /{}{}", p.method, p.version, p.template), 300);
         if let Some(cands) = self.by_key.get(&live.key()) {
             let best = cands
                 .iter()
@@ -409,6 +422,17 @@ mod tests {
             &probe("/v1.0/x", json!({"a":1})).shape,
         );
         assert!(d.compatible() && d.penalty() == 1);
+    }
+
+    #[test]
+    fn diffs_never_quote_huge_values() {
+        let big = "x".repeat(1 << 20);
+        let c = compare(
+            &probe("/v1.0/x", json!({"a": "small"})).shape,
+            &probe("/v1.0/x", json!({"a": big})).shape,
+        );
+        assert!(c.summary(4).len() < 400, "{}", c.summary(4).len());
+        assert_eq!(clip("héllo", 2), "hé… (6 bytes)");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! rewritten notifications in order, paced, with retries, logging every attempt.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -59,11 +59,11 @@ impl CallbackFace {
             }
             Err(e) => {
                 tracing::warn!(%target, "notification not delivered to the bot: {e}");
-                let err = ProxyError::Upstream(e);
                 let recorded = Response {
-                    error: Some(err.to_string()),
+                    error: Some(format!("bot: {e}")),
                     ..Default::default()
                 };
+                let err = ProxyError::Upstream(e);
                 (err.respond(&*self.clock, pq.as_bytes()), recorded)
             }
         };
@@ -124,12 +124,34 @@ pub struct Job {
     pub batch_start: Option<oneshot::Receiver<()>>,
 }
 
+/// Delivery counts over every session, ever.
+#[derive(Debug, Default)]
+pub struct Totals {
+    pub delivered: AtomicU64,
+    pub failed: AtomicU64,
+    /// Queued or in progress.
+    pub pending: AtomicUsize,
+}
+
 /// Replay-side delivery settings shared by every session.
 pub struct Notifier {
     pub client: HttpClient,
     pub bot_url: Option<BotUrl>,
     pub auth: Option<HeaderValue>,
     pub retry: Retry,
+    pub totals: Totals,
+}
+
+impl Notifier {
+    pub fn new(client: HttpClient, bot_url: Option<BotUrl>, auth: Option<HeaderValue>, retry: Retry) -> Notifier {
+        Notifier {
+            client,
+            bot_url,
+            auth,
+            retry,
+            totals: Totals::default(),
+        }
+    }
 }
 
 impl Notifier {
@@ -228,6 +250,7 @@ pub struct Outbox {
     tx: mpsc::UnboundedSender<Job>,
     log: Arc<Mutex<Log>>,
     pending: Arc<AtomicUsize>,
+    notifier: Arc<Notifier>,
 }
 
 impl Outbox {
@@ -237,7 +260,7 @@ impl Outbox {
         let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
         let log = Arc::new(Mutex::new(Log::default()));
         let pending = Arc::new(AtomicUsize::new(0));
-        let (log2, pending2) = (log.clone(), pending.clone());
+        let (log2, pending2, n) = (log.clone(), pending.clone(), notifier.clone());
         tokio::spawn(async move {
             let mut t0 = tokio::time::Instant::now();
             while let Some(mut job) = rx.recv().await {
@@ -246,7 +269,13 @@ impl Outbox {
                     t0 = tokio::time::Instant::now();
                 }
                 tokio::time::sleep_until(t0 + job.wait).await;
-                let d = notifier.deliver(job).await;
+                let d = n.deliver(job).await;
+                let total = if d.delivered {
+                    &n.totals.delivered
+                } else {
+                    &n.totals.failed
+                };
+                total.fetch_add(1, Ordering::Relaxed);
                 if let Ok(mut l) = log2.lock() {
                     if d.delivered {
                         l.delivered += 1;
@@ -259,15 +288,23 @@ impl Outbox {
                     l.recent.push_back(d);
                 }
                 pending2.fetch_sub(1, Ordering::SeqCst);
+                n.totals.pending.fetch_sub(1, Ordering::SeqCst);
             }
         });
-        Outbox { tx, log, pending }
+        Outbox {
+            tx,
+            log,
+            pending,
+            notifier,
+        }
     }
 
     pub fn push(&self, job: Job) {
         self.pending.fetch_add(1, Ordering::SeqCst);
+        self.notifier.totals.pending.fetch_add(1, Ordering::SeqCst);
         if self.tx.send(job).is_err() {
             self.pending.fetch_sub(1, Ordering::SeqCst);
+            self.notifier.totals.pending.fetch_sub(1, Ordering::SeqCst);
         }
     }
 

@@ -337,15 +337,23 @@ pub fn recorded_reply(reply: &Reply) -> (HeaderMap, Response) {
 }
 
 impl RecordFace {
-    /// Forwards one request and records it; every failure becomes a Graph error.
-    pub async fn handle(&self, parts: http::request::Parts, body: Bytes) -> Resp {
-        match self.forward(&parts, body).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(method = %parts.method, uri = %parts.uri, "{e}");
-                e.respond(&*self.clock, parts.uri.to_string().as_bytes())
+    /// Forwards one request and records it; every failure becomes a Graph error. The
+    /// work runs in its own task: a bot that hangs up after Graph acted on its request
+    /// does not keep the exchange out of the cassette.
+    pub async fn handle(self: Arc<Self>, parts: http::request::Parts, body: Bytes) -> Resp {
+        let face = self.clone();
+        let task = tokio::spawn(async move {
+            match face.forward(&parts, body).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(method = %parts.method, uri = %parts.uri, "{e}");
+                    e.respond(&*face.clock, parts.uri.to_string().as_bytes())
+                }
             }
-        }
+        });
+        task.await.unwrap_or_else(|e| {
+            ProxyError::Internal(format!("the exchange task failed: {e}")).respond(&*self.clock, b"exchange")
+        })
     }
 
     async fn forward(&self, parts: &http::request::Parts, body: Bytes) -> Result<Resp, ProxyError> {

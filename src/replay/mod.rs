@@ -8,7 +8,8 @@ mod sessions;
 pub use prepared::{Prepared, RecordedExchange};
 pub use sessions::{Missed, Report, Served, Session, Sessions, REPORT_TAIL};
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
@@ -36,6 +37,17 @@ pub struct Replayer {
     pub sessions: Sessions,
     notifier: Arc<Notifier>,
     config: ReplayConfig,
+    /// Requests that matched nothing, in all sessions ever.
+    misses: AtomicU64,
+}
+
+/// Counts over a whole replay run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplayTotals {
+    pub misses: u64,
+    pub delivered: u64,
+    pub failed: u64,
+    pub pending: usize,
 }
 
 /// A parsed live request.
@@ -136,6 +148,7 @@ impl Replayer {
             sessions,
             notifier,
             config,
+            misses: AtomicU64::new(0),
         }
     }
 
@@ -202,7 +215,12 @@ impl Replayer {
             .id_segments()
             .flat_map(|s| ids::scan(s).into_iter().map(|t| t.canon))
             .collect();
-        let body_ids = live.body.json().map(ids::call_scoped).unwrap_or_default();
+        // a create-call makes a new call: ids in its body (a meeting's thread) never
+        // route it into another call's session
+        let body_ids = match live.body.json() {
+            Some(v) if !graph::creates_call(live.method, &live.path.segments) => ids::call_scoped(v),
+            _ => Vec::new(),
+        };
         let material = seed_material(&live);
         let route = Route {
             header: header_str(&parts.headers, "x-graphvcr-session"),
@@ -214,7 +232,7 @@ impl Replayer {
         for _ in 0..3 {
             let session = self.sessions.find_or_create(&cassette, &route, self.clock.mono_ms())?;
             let mut s = lock_session(&session);
-            if self.sessions.is_live(&s.id) {
+            if self.sessions.is_current(&session, &s.id) {
                 return self.serve_in(&mut s, &live);
             }
         }
@@ -225,7 +243,7 @@ impl Replayer {
     fn serve_in(&self, s: &mut Session, live: &Live<'_>) -> Result<Resp, ProxyError> {
         let cassette = s.cassette.clone();
         let probe = Probe::from_parts(live.method, &live.path, live.query, &live.body);
-        let shown = format!("{} {}", live.method, live.pq);
+        let shown = crate::matching::clip(&format!("{} {}", live.method, live.pq), 300);
         let fits = cassette.index.fits(&probe);
         let Some(best) = fits.first() else {
             let (nearest, reason) = cassette.index.explain_miss(&probe);
@@ -235,6 +253,7 @@ impl Replayer {
                 nearest_seq,
                 reason: reason.clone(),
             });
+            self.misses.fetch_add(1, Ordering::Relaxed);
             return Err(ProxyError::Miss {
                 message: format!("cassette `{}`: {reason}", cassette.name()),
                 nearest: nearest_seq,
@@ -273,12 +292,8 @@ impl Replayer {
             .filter(|p| p.call_scoped && !cassette.recorded_ids.contains(&p.live))
             .map(|p| p.live.clone())
             .collect();
-        // refuse before anything changes
-        if let Some(other) = self.sessions.foreign_owner(&s.id, &claims) {
-            return Err(ProxyError::Conflict(format!(
-                "an id of this request already belongs to replay session {other}"
-            )));
-        }
+        // reserve the request's ids (or refuse) before anything changes
+        self.sessions.claim(&s.id, &claims)?;
         let mut scoped = IdTable::default();
         let mut request_scoped = Vec::new();
         for p in &pairing.tokens {
@@ -309,13 +324,7 @@ impl Replayer {
         let count = s.served_count[entry];
         let seed = s.seed;
         let (resp, jobs, minted) = {
-            let mut rw = Rewriter {
-                scoped: &scoped,
-                table: &mut s.table,
-                stable: &cassette.stable,
-                seed: &seed,
-                minted: Vec::new(),
-            };
+            let mut rw = Rewriter::new(&scoped, &mut s.table, &cassette.stable, &seed);
             let request_id = [(entry as u64).to_be_bytes(), u64::from(count).to_be_bytes()].concat();
             let mut headers =
                 rewrite_headers(
@@ -359,12 +368,8 @@ impl Replayer {
             repeated,
             request_scoped,
         });
-        let mut claimed = claims;
-        claimed.extend(minted);
-        if let Err(e) = self.sessions.claim(&s.id, &claimed) {
-            // minted ids come from this session's own seed: a clash is not the bot's doing
-            tracing::warn!(session = %s.id, "ids not registered: {e}");
-        }
+        self.sessions.claim_minted(&s.id, &minted);
+        cassette.mark_used(entry);
         tracing::info!(session = %s.id, seq = rec_ev.seq, repeated, notifications = jobs.len(), "served");
         Ok(self.dispatch(s, resp, jobs))
     }
@@ -455,6 +460,12 @@ impl Replayer {
         };
         let session = self.sessions.find_or_create(&cassette, &route, self.clock.mono_ms())?;
         let mut s = lock_session(&session);
+        if !self.sessions.is_current(&session, &s.id) {
+            return Err(ProxyError::Conflict(format!(
+                "replay session {} ended while starting",
+                s.id
+            )));
+        }
         if s.batches > 0 || cassette.unattached.is_empty() {
             return Ok(s.id.clone());
         }
@@ -462,43 +473,33 @@ impl Replayer {
         let seed = s.seed;
         let scoped = IdTable::default();
         let (jobs, minted) = {
-            let mut rw = Rewriter {
-                scoped: &scoped,
-                table: &mut s.table,
-                stable: &cassette.stable,
-                seed: &seed,
-                minted: Vec::new(),
-            };
+            let mut rw = Rewriter::new(&scoped, &mut s.table, &cassette.stable, &seed);
             let jobs = self.notification_jobs(&cassette, &cassette.unattached, first_ms, &mut rw, None, 0);
             (jobs, rw.minted)
         };
+        self.sessions.claim_minted(&s.id, &minted);
         s.batches += 1;
-        self.sessions.claim(&s.id, &minted)?;
         // nothing to wait for: no response triggers these
         let resp = self.dispatch(&mut s, wire::response(204, HeaderMap::new(), Bytes::new()), jobs);
         drop(resp);
         Ok(s.id.clone())
     }
 
+    /// Totals over every session ever (they outlive the ring of ended reports).
+    pub fn totals(&self) -> ReplayTotals {
+        let n = &self.notifier.totals;
+        ReplayTotals {
+            misses: self.misses.load(Ordering::Relaxed),
+            delivered: n.delivered.load(Ordering::Relaxed),
+            failed: n.failed.load(Ordering::Relaxed),
+            pending: n.pending.load(Ordering::SeqCst),
+        }
+    }
+
     /// Exchanges of the default cassette that no session used.
     pub fn unused_everywhere(&self) -> Vec<u64> {
-        let reports = self.sessions.reports();
-        let Ok(c) = self.cassette(&self.default_cassette) else {
-            return Vec::new();
-        };
-        let used: HashSet<u64> = reports
-            .iter()
-            .filter(|r| r.cassette == c.name())
-            .flat_map(|r| {
-                let unused: HashSet<u64> = r.unused.iter().copied().collect();
-                (0..c.exchanges.len())
-                    .map(|i| c.exchange_event(i).seq)
-                    .filter(move |s| !unused.contains(s))
-            })
-            .collect();
-        (0..c.exchanges.len())
-            .map(|i| c.exchange_event(i).seq)
-            .filter(|s| !used.contains(s))
-            .collect()
+        self.cassette(&self.default_cassette)
+            .map(|c| c.unused())
+            .unwrap_or_default()
     }
 }

@@ -2,6 +2,7 @@
 //! each exchange triggers, the ids that stay stable and every id it mentions.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cassette::{Body, Cassette, Event, Kind, Meta};
 use crate::graph::{self, GraphPath};
@@ -32,6 +33,8 @@ pub struct Prepared {
     pub stable: HashSet<Canon>,
     /// Every id the cassette mentions (a live id equal to one is "bound to itself").
     pub recorded_ids: HashSet<Canon>,
+    /// Per exchange: served by some session, ever.
+    used: Vec<AtomicBool>,
 }
 
 impl Prepared {
@@ -80,7 +83,8 @@ impl Prepared {
                 query: query.map(str::to_string),
             });
         }
-        let mut follows = vec![Vec::new(); exchanges.len()];
+        let n = exchanges.len();
+        let mut follows = vec![Vec::new(); n];
         let mut unattached = Vec::new();
         for (i, e) in c.events.iter().enumerate() {
             if e.kind != Kind::Notification {
@@ -100,7 +104,22 @@ impl Prepared {
             unattached,
             stable,
             recorded_ids,
+            used: (0..n).map(|_| AtomicBool::new(false)).collect(),
         }
+    }
+
+    pub fn mark_used(&self, entry: usize) {
+        if let Some(u) = self.used.get(entry) {
+            u.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Seqs of the exchanges no session has served.
+    pub fn unused(&self) -> Vec<u64> {
+        (0..self.exchanges.len())
+            .filter(|&i| !self.used[i].load(Ordering::Relaxed))
+            .map(|i| self.exchange_event(i).seq)
+            .collect()
     }
 
     pub fn name(&self) -> &str {

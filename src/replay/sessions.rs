@@ -1,7 +1,7 @@
 //! Replay sessions: one replay of one cassette for one scenario (cursor, binding table,
 //! seed, outbox), the global index of live ids that routes requests to them, idle
 //! expiry, the session limit (least recently used idle session evicted first) and the
-//! bounded ring of ended sessions' reports.
+//! bounded ring of ended sessions (their reports stay readable, their deliveries go on).
 //!
 //! Lock order: a session's mutex may be held while the sessions' inner mutex is taken,
 //! never the other way round (teardown detaches under the inner lock, then reports).
@@ -155,8 +155,11 @@ impl Session {
     }
 }
 
+/// A session as the index and requests share it.
+type Shared = Arc<Mutex<Session>>;
+
 struct Entry {
-    session: Arc<Mutex<Session>>,
+    session: Shared,
     seed: Seed,
     last_used_ms: u64,
     /// Live ids this session owns in the index.
@@ -178,12 +181,13 @@ struct Inner {
     index: HashMap<Canon, String>,
     /// Seeds of live sessions (no two live sessions share one).
     seeds: HashSet<Seed>,
-    ended: VecDeque<Report>,
+    /// Ended sessions by id, oldest first.
+    ended: VecDeque<(String, Shared)>,
 }
 
 impl Inner {
     /// Detaches a session and the ids it owns (no session lock taken here).
-    fn detach(&mut self, id: &str) -> Option<Entry> {
+    fn detach(&mut self, id: &str) -> Option<(String, Entry)> {
         let e = self.by_id.remove(id)?;
         self.seeds.remove(&e.seed);
         for c in &e.owned {
@@ -191,7 +195,7 @@ impl Inner {
                 self.index.remove(c);
             }
         }
-        Some(e)
+        Some((id.to_string(), e))
     }
 
     fn owner(&self, ids: &[Canon]) -> Result<Option<String>, ProxyError> {
@@ -254,7 +258,7 @@ impl Sessions {
         route: &Route<'_>,
         now_ms: u64,
     ) -> Result<Arc<Mutex<Session>>, ProxyError> {
-        let mut detached = Vec::new();
+        let mut detached: Vec<(String, Entry)> = Vec::new();
         let r = self.find_or_create_locked(cassette, route, now_ms, &mut detached);
         self.finish(detached);
         r
@@ -265,7 +269,7 @@ impl Sessions {
         cassette: &Arc<Prepared>,
         route: &Route<'_>,
         now_ms: u64,
-        detached: &mut Vec<Entry>,
+        detached: &mut Vec<(String, Entry)>,
     ) -> Result<Arc<Mutex<Session>>, ProxyError> {
         let mut inner = lock(&self.inner);
         let found = match route.header {
@@ -330,17 +334,17 @@ impl Sessions {
         Ok(session)
     }
 
-    /// Whether a session is still live (it may have been ended while a request waited).
-    pub fn is_live(&self, id: &str) -> bool {
-        lock(&self.inner).by_id.contains_key(id)
+    /// Whether `session` is still the live session of its id (it may have ended while
+    /// a request waited for it, and another may have taken its name since).
+    pub fn is_current(&self, session: &Arc<Mutex<Session>>, id: &str) -> bool {
+        lock(&self.inner)
+            .by_id
+            .get(id)
+            .is_some_and(|e| Arc::ptr_eq(&e.session, session))
     }
 
-    /// The session, other than `session`, that owns one of `ids`.
-    pub fn foreign_owner(&self, session: &str, ids: &[Canon]) -> Option<String> {
-        lock(&self.inner).foreign_owner(session, ids)
-    }
-
-    /// Registers live ids for a live session; refuses ids another session owns.
+    /// Reserves live ids for a live session, all or none: refused (and nothing
+    /// reserved) when another session owns one of them.
     pub fn claim(&self, session: &str, ids: &[Canon]) -> Result<(), ProxyError> {
         let mut inner = lock(&self.inner);
         if !inner.by_id.contains_key(session) {
@@ -351,6 +355,33 @@ impl Sessions {
                 "an id of this request already belongs to replay session {other}"
             )));
         }
+        Self::insert_ids(&mut inner, session, ids);
+        Ok(())
+    }
+
+    /// Registers ids minted for a session; one owned elsewhere (never expected: seeds
+    /// differ) is skipped, not a reason to drop the others.
+    pub fn claim_minted(&self, session: &str, ids: &[Canon]) {
+        let mut inner = lock(&self.inner);
+        if !inner.by_id.contains_key(session) {
+            return;
+        }
+        let free: Vec<Canon> = ids
+            .iter()
+            .filter(|c| inner.index.get(*c).is_none_or(|o| o == session))
+            .cloned()
+            .collect();
+        if free.len() < ids.len() {
+            tracing::warn!(
+                session,
+                "{} minted id(s) already owned by another session",
+                ids.len() - free.len()
+            );
+        }
+        Self::insert_ids(&mut inner, session, &free);
+    }
+
+    fn insert_ids(inner: &mut Inner, session: &str, ids: &[Canon]) {
         let mut fresh = Vec::new();
         for c in ids {
             if !inner.index.contains_key(c) {
@@ -361,7 +392,6 @@ impl Sessions {
         if let Some(e) = inner.by_id.get_mut(session) {
             e.owned.extend(fresh);
         }
-        Ok(())
     }
 
     pub fn set_pending(&self, session: &str, pending: Arc<AtomicUsize>) {
@@ -371,7 +401,7 @@ impl Sessions {
     }
 
     /// Detaches the sessions idle for too long, oldest first.
-    fn expired(&self, inner: &mut Inner, now_ms: u64) -> Vec<Entry> {
+    fn expired(&self, inner: &mut Inner, now_ms: u64) -> Vec<(String, Entry)> {
         let mut ids: Vec<(u64, String)> = inner
             .by_id
             .iter()
@@ -382,7 +412,7 @@ impl Sessions {
         ids.into_iter().filter_map(|(_, id)| inner.detach(&id)).collect()
     }
 
-    fn evict_lru(&self, inner: &mut Inner) -> Result<Entry, ProxyError> {
+    fn evict_lru(&self, inner: &mut Inner) -> Result<(String, Entry), ProxyError> {
         let victim = inner
             .by_id
             .iter()
@@ -401,20 +431,17 @@ impl Sessions {
         }
     }
 
-    /// Turns detached sessions into ended reports (takes each session's lock, so it
-    /// runs without the inner lock held).
-    fn finish(&self, detached: Vec<Entry>) {
+    /// Keeps detached sessions in the ring of ended ones.
+    fn finish(&self, detached: Vec<(String, Entry)>) {
         if detached.is_empty() {
             return;
         }
-        let reports: Vec<Report> = detached.iter().map(|e| lock(&e.session).report(false)).collect();
         let mut inner = lock(&self.inner);
-        for r in reports {
-            tracing::debug!(session = %r.session, "session ended");
+        for (id, e) in detached {
             if inner.ended.len() >= self.ended_max {
                 inner.ended.pop_front();
             }
-            inner.ended.push_back(r);
+            inner.ended.push_back((id, e.session));
         }
     }
 
@@ -427,47 +454,43 @@ impl Sessions {
         self.finish(detached);
     }
 
-    /// Ends a session now and returns its final report.
+    /// Ends a session now and returns its report (deliveries already queued go on).
     pub fn end(&self, id: &str) -> Option<Report> {
-        let e = lock(&self.inner).detach(id)?;
-        let report = lock(&e.session).report(false);
-        self.finish(vec![e]);
+        let (id, e) = lock(&self.inner).detach(id)?;
+        let session = e.session.clone();
+        self.finish(vec![(id, e)]);
+        let report = lock(&session).report(false);
         Some(report)
-    }
-
-    fn get(&self, id: &str) -> Option<Arc<Mutex<Session>>> {
-        lock(&self.inner).by_id.get(id).map(|e| e.session.clone())
     }
 
     /// Reports of live and ended sessions, by session id.
     pub fn reports(&self) -> Vec<Report> {
-        let (live, mut out): (Vec<Arc<Mutex<Session>>>, Vec<Report>) = {
+        let (live, ended): (Vec<Shared>, Vec<Shared>) = {
             let inner = lock(&self.inner);
             (
                 inner.by_id.values().map(|e| e.session.clone()).collect(),
-                inner.ended.iter().cloned().collect(),
+                inner.ended.iter().map(|(_, s)| s.clone()).collect(),
             )
         };
-        out.extend(live.iter().map(|s| lock(s).report(true)));
+        let mut out: Vec<Report> = live.iter().map(|s| lock(s).report(true)).collect();
+        out.extend(ended.iter().map(|s| lock(s).report(false)));
         out.sort_by(|a, b| a.session.cmp(&b.session));
         out
     }
 
     pub fn report(&self, id: &str) -> Option<Report> {
-        if let Some(s) = self.get(id) {
-            return Some(lock(&s).report(true));
+        let (live, ended) = {
+            let inner = lock(&self.inner);
+            (
+                inner.by_id.get(id).map(|e| e.session.clone()),
+                inner.ended.iter().rev().find(|(k, _)| k == id).map(|(_, s)| s.clone()),
+            )
+        };
+        match (live, ended) {
+            (Some(s), _) => Some(lock(&s).report(true)),
+            (None, Some(s)) => Some(lock(&s).report(false)),
+            (None, None) => None,
         }
-        lock(&self.inner).ended.iter().rev().find(|r| r.session == id).cloned()
-    }
-
-    /// Deliveries queued or in progress across every live session.
-    pub fn pending_deliveries(&self) -> usize {
-        lock(&self.inner)
-            .by_id
-            .values()
-            .filter_map(|e| e.pending.as_ref())
-            .map(|p| p.load(Ordering::SeqCst))
-            .sum()
     }
 
     pub fn live_count(&self) -> usize {
@@ -567,6 +590,6 @@ mod tests {
         let report = ender.join().unwrap();
         assert!(report.is_some());
         assert!(claimed.is_err() || s.live_count() == 0);
-        assert!(!s.is_live(&id));
+        assert!(!s.is_current(&a, &id));
     }
 }

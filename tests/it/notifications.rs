@@ -527,10 +527,13 @@ async fn a_created_call_routes_notifications_to_the_live_callback_uri_and_its_mi
     let mut cfg = record_config("create", &graph);
     cfg.bot_url = Some(BotUrl::parse(&bot.url()).unwrap());
     let rec = start_record(cfg, &st.store, true).await;
+    // both live joins are to the same meeting (one chat thread), which is not the recorded one
+    let thread = std::cell::Cell::new("19:meeting_UmVjb3JkZWQ@thread.v2");
     let create = |callback: &str, user: &str| {
         serde_json::json!({
             "@odata.type": "#microsoft.graph.call",
             "callbackUri": callback,
+            "chatInfo": {"@odata.type": "#microsoft.graph.chatInfo", "threadId": thread.get(), "messageId": "0"},
             "targets": [{"@odata.type": "#microsoft.graph.invitationParticipantInfo", "identity": {"@odata.type": "#microsoft.graph.identitySet", "user": {"@odata.type": "#microsoft.graph.identity", "displayName": "John", "id": user}}}],
             "requestedModalities": ["audio"],
             "mediaConfig": {"@odata.type": "#microsoft.graph.serviceHostedMediaConfig"},
@@ -582,6 +585,7 @@ async fn a_created_call_routes_notifications_to_the_live_callback_uri_and_its_mi
     cfg.pacing = fast();
     let rp = start_replay(cfg, &st.store).await;
     let live_cb = "https://bot.contoso.com/hooks/calls?instance=9";
+    thread.set("19:meeting_TGl2ZU1lZXRpbmc@thread.v2");
     let r = send(
         "POST",
         &format!("{}/v1.0/communications/calls", rp.url()),

@@ -514,8 +514,57 @@ async fn the_admin_api_lists_starts_reports_and_ends_sessions() {
     assert_eq!(ended.status, 200);
     let rep = body_json(&send("GET", &admin("sessions/ci-1"), &[], Vec::new()).await);
     assert_eq!(rep["active"], false);
+    assert_eq!(rep["served_total"], 1, "an ended session's report stays readable");
     let missing = send("GET", &admin("sessions/nope"), &[], Vec::new()).await;
     assert_eq!(missing.status, 404);
     assert_eq!(body_json(&missing)["error"]["code"], "itemNotFound");
     let _ = rp.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ending_a_session_lets_its_queued_notifications_go_and_its_report_follows() {
+    init();
+    let st = store();
+    let bot = FakeBot::start().await;
+    let mut cfg = replay_config("invite-one-participant", Some(&bot));
+    cfg.cassettes_dir = Some(bundled());
+    cfg.pacing.speed = 4.0;
+    let rp = start_replay(cfg, &st.store).await;
+    let r = send(
+        "POST",
+        &format!(
+            "{}/beta/communications/calls/{}/participants/invite",
+            rp.url(),
+            guid(0xca11, 95)
+        ),
+        &[JSON],
+        serde_json::to_vec(&invite_body(&guid(0xc0c0, 95), &guid(0x05e7, 95), None)).unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let sid = header(&r, "x-graphvcr-session");
+    let ended = send(
+        "DELETE",
+        &format!("{}/_graphvcr/sessions/{sid}", rp.url()),
+        &[],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(ended.status, 200);
+    bot.wait_for(2, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let rep = body_json(
+        &send(
+            "GET",
+            &format!("{}/_graphvcr/sessions/{sid}", rp.url()),
+            &[],
+            Vec::new(),
+        )
+        .await,
+    );
+    assert_eq!(rep["notifications_delivered"], 2, "{rep}");
+    assert_eq!(rep["notifications_pending"], 0);
+    let out = rp.stop().await.unwrap();
+    assert!(out.problems().is_empty(), "{:?}", out.problems());
+    assert_eq!(out.totals.delivered, 2);
 }
