@@ -421,17 +421,7 @@ async fn a_bot_that_is_down_at_first_gets_each_notification_once_after_retries()
     cfg.cassettes_dir = Some(bundled());
     cfg.pacing = fast();
     let rp = start_replay(cfg, &st.store).await;
-    let r = send(
-        "POST",
-        &format!(
-            "{}/beta/communications/calls/{}/participants/invite",
-            rp.url(),
-            guid(0xca11, 101)
-        ),
-        &[JSON],
-        serde_json::to_vec(&invite_body(&guid(0xc0c0, 101), &guid(0x05e7, 101), None)).unwrap(),
-    )
-    .await;
+    let r = invite(&rp.url(), "beta", 101).await;
     assert_eq!(r.status, 200);
     let sid = header(&r, "x-graphvcr-session");
     tokio::time::sleep(Duration::from_millis(250)).await;
@@ -441,15 +431,7 @@ async fn a_bot_that_is_down_at_first_gets_each_notification_once_after_retries()
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(bot.received().len(), 2, "each notification delivered once");
     assert_eq!(got[0].body["value"][0]["changeType"], "deleted");
-    let rep = body_json(
-        &send(
-            "GET",
-            &format!("{}/_graphvcr/sessions/{sid}", rp.url()),
-            &[],
-            Vec::new(),
-        )
-        .await,
-    );
+    let rep = body_json(&admin(&rp.url(), "GET", &format!("sessions/{sid}")).await);
     let first = &rep["notifications"][0];
     assert_eq!(first["delivered"], true);
     let attempts = first["attempts"].as_array().unwrap();

@@ -86,13 +86,7 @@ async fn record_then_replay_rewrites_ids_for_a_new_call() {
 
     // the same live request in a fresh session gives byte-identical output
     let sid = header(&r1, "x-graphvcr-session");
-    let ended = send(
-        "DELETE",
-        &format!("{}/_graphvcr/sessions/{sid}", rp.url()),
-        &[],
-        Vec::new(),
-    )
-    .await;
+    let ended = admin(&rp.url(), "DELETE", &format!("sessions/{sid}")).await;
     assert_eq!(ended.status, 200);
     let r2 = send("POST", &url, &[JSON], body.clone()).await;
     assert_eq!(r2.status, 200);
@@ -197,15 +191,7 @@ async fn sdk_spellings_match_the_same_recording() {
         .await;
         assert_eq!(r.status, 200, "{body}: {}", String::from_utf8_lossy(&r.body));
         let sid = header(&r, "x-graphvcr-session");
-        let rep = body_json(
-            &send(
-                "GET",
-                &format!("{}/_graphvcr/sessions/{sid}", rp.url()),
-                &[],
-                Vec::new(),
-            )
-            .await,
-        );
+        let rep = body_json(&admin(&rp.url(), "GET", &format!("sessions/{sid}")).await);
         assert_eq!(rep["served"][0]["seq"], 0);
         assert_eq!(rep["served"][0]["repeated"], false);
         assert!(header(&r, "location").contains(&call));
@@ -288,15 +274,7 @@ async fn identical_requests_get_successive_recordings_then_the_last_repeats() {
         assert_eq!(body_json(&r)["id"], Value::from(live_call_op.as_str()));
         sid = header(&r, "x-graphvcr-session");
     }
-    let rep = body_json(
-        &send(
-            "GET",
-            &format!("{}/_graphvcr/sessions/{sid}", rp.url()),
-            &[],
-            Vec::new(),
-        )
-        .await,
-    );
+    let rep = body_json(&admin(&rp.url(), "GET", &format!("sessions/{sid}")).await);
     for s in rep["served"].as_array().unwrap() {
         seqs.push((s["seq"].as_u64().unwrap(), s["repeated"].as_bool().unwrap()));
     }
@@ -530,38 +508,14 @@ async fn ending_a_session_lets_its_queued_notifications_go_and_its_report_follow
     cfg.cassettes_dir = Some(bundled());
     cfg.pacing.speed = 4.0;
     let rp = start_replay(cfg, &st.store).await;
-    let r = send(
-        "POST",
-        &format!(
-            "{}/beta/communications/calls/{}/participants/invite",
-            rp.url(),
-            guid(0xca11, 95)
-        ),
-        &[JSON],
-        serde_json::to_vec(&invite_body(&guid(0xc0c0, 95), &guid(0x05e7, 95), None)).unwrap(),
-    )
-    .await;
+    let r = invite(&rp.url(), "beta", 95).await;
     assert_eq!(r.status, 200);
     let sid = header(&r, "x-graphvcr-session");
-    let ended = send(
-        "DELETE",
-        &format!("{}/_graphvcr/sessions/{sid}", rp.url()),
-        &[],
-        Vec::new(),
-    )
-    .await;
+    let ended = admin(&rp.url(), "DELETE", &format!("sessions/{sid}")).await;
     assert_eq!(ended.status, 200);
     bot.wait_for(2, Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let rep = body_json(
-        &send(
-            "GET",
-            &format!("{}/_graphvcr/sessions/{sid}", rp.url()),
-            &[],
-            Vec::new(),
-        )
-        .await,
-    );
+    let rep = body_json(&admin(&rp.url(), "GET", &format!("sessions/{sid}")).await);
     assert_eq!(rep["notifications_delivered"], 2, "{rep}");
     assert_eq!(rep["notifications_pending"], 0);
     let out = rp.stop().await.unwrap();

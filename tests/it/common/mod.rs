@@ -843,6 +843,25 @@ pub fn invite_body(ctx: &str, user: &str, replaces: Option<&str>) -> Value {
     json!({"participants": [p], "clientContext": ctx})
 }
 
+/// The bot's invite for test call `n` (call, clientContext and invitee derived from `n`).
+pub async fn invite(base: &str, version: &str, n: u64) -> Reply {
+    send(
+        "POST",
+        &format!(
+            "{base}/{version}/communications/calls/{}/participants/invite",
+            guid(0xca11, n)
+        ),
+        &[("content-type", "application/json")],
+        serde_json::to_vec(&invite_body(&guid(0xc0c0, n), &guid(0x05e7, n), None)).expect("json"),
+    )
+    .await
+}
+
+/// A call to the admin API: `admin(&base, "GET", "sessions/x")`.
+pub async fn admin(base: &str, method: &str, path: &str) -> Reply {
+    send(method, &format!("{base}/_graphvcr/{path}"), &[], Vec::new()).await
+}
+
 /// Counts strings equal to or containing `needle` anywhere in a JSON value.
 pub fn mentions(v: &Value, needle: &str) -> bool {
     serde_json::to_string(v)
