@@ -183,7 +183,8 @@ pub enum CassetteCommand {
     #[command(after_help = "Example:\n  graphvcr cassette export invite-flow -o cassettes/invite-flow.json")]
     Export {
         name: String,
-        #[arg(short, long)]
+        /// File to write (atomically); without it the JSON goes to stdout.
+        #[arg(short, long, env = "GRAPHVCR_OUTPUT")]
         output: Option<PathBuf>,
     },
     /// Import cassette JSON files (all or nothing).

@@ -522,3 +522,34 @@ async fn ending_a_session_lets_its_queued_notifications_go_and_its_report_follow
     assert!(out.problems().is_empty(), "{:?}", out.problems());
     assert_eq!(out.totals.delivered, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_heads_get_431_and_slow_heads_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    init();
+    let st = store();
+    let mut cfg = replay_config("invite-one-participant", None);
+    cfg.cassettes_dir = Some(bundled());
+    cfg.limits.max_header_bytes = 16 * 1024;
+    cfg.limits.header_timeout = Duration::from_millis(300);
+    let rp = start_replay(cfg, &st.store).await;
+
+    let big = "x".repeat(64 * 1024);
+    let r = send(
+        "GET",
+        &format!("{}/_graphvcr/health", rp.url()),
+        &[("x-big", &big)],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(r.status, 431);
+
+    let mut slow = tokio::net::TcpStream::connect(rp.addr).await.unwrap();
+    slow.write_all(b"POST /beta/communications/calls HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let closed = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut buf)).await;
+    assert!(closed.is_ok(), "a client that never finishes its head is disconnected");
+    let _ = rp.stop().await;
+}
