@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::Method;
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::cassette::{Body, Event, Kind, Request, Response};
 use crate::clock::Clock;
@@ -244,82 +244,107 @@ struct Log {
 /// How many deliveries a session's log keeps (the totals count them all).
 const LOG_TAIL: usize = 1000;
 
-/// A session's delivery queue: one task delivers its jobs in order.
-#[derive(Clone)]
-pub struct Outbox {
-    tx: mpsc::UnboundedSender<Job>,
-    log: Arc<Mutex<Log>>,
+struct Queue {
+    jobs: VecDeque<Job>,
+    /// A delivery task is draining `jobs`.
+    running: bool,
+}
+
+struct OutboxState {
+    queue: Mutex<Queue>,
+    log: Mutex<Log>,
     pending: Arc<AtomicUsize>,
     notifier: Arc<Notifier>,
 }
 
+/// A session's delivery queue. A task delivers its jobs in order while there are
+/// any, then ends (an idle session costs no task).
+#[derive(Clone)]
+pub struct Outbox(Arc<OutboxState>);
+
 impl Outbox {
-    /// Starts the session's delivery task (it ends when the outbox is dropped and
-    /// its queue is empty).
-    pub fn start(notifier: Arc<Notifier>) -> Outbox {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
-        let log = Arc::new(Mutex::new(Log::default()));
-        let pending = Arc::new(AtomicUsize::new(0));
-        let (log2, pending2, n) = (log.clone(), pending.clone(), notifier.clone());
-        tokio::spawn(async move {
-            let mut t0 = tokio::time::Instant::now();
-            while let Some(mut job) = rx.recv().await {
-                if let Some(start) = job.batch_start.take() {
-                    let _ = start.await;
-                    t0 = tokio::time::Instant::now();
-                }
-                tokio::time::sleep_until(t0 + job.wait).await;
-                let d = n.deliver(job).await;
-                let total = if d.delivered {
-                    &n.totals.delivered
-                } else {
-                    &n.totals.failed
-                };
-                total.fetch_add(1, Ordering::Relaxed);
-                if let Ok(mut l) = log2.lock() {
-                    if d.delivered {
-                        l.delivered += 1;
-                    } else {
-                        l.failed += 1;
-                    }
-                    if l.recent.len() >= LOG_TAIL {
-                        l.recent.pop_front();
-                    }
-                    l.recent.push_back(d);
-                }
-                pending2.fetch_sub(1, Ordering::SeqCst);
-                n.totals.pending.fetch_sub(1, Ordering::SeqCst);
-            }
-        });
-        Outbox {
-            tx,
-            log,
-            pending,
+    pub fn new(notifier: Arc<Notifier>) -> Outbox {
+        Outbox(Arc::new(OutboxState {
+            queue: Mutex::new(Queue {
+                jobs: VecDeque::new(),
+                running: false,
+            }),
+            log: Mutex::new(Log::default()),
+            pending: Arc::new(AtomicUsize::new(0)),
             notifier,
+        }))
+    }
+
+    /// Queues a batch (the notifications one response triggers), in order.
+    pub fn push_batch(&self, jobs: Vec<Job>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let n = jobs.len();
+        self.0.pending.fetch_add(n, Ordering::SeqCst);
+        self.0.notifier.totals.pending.fetch_add(n, Ordering::SeqCst);
+        let start = {
+            let mut q = self.0.queue.lock().unwrap_or_else(|p| p.into_inner());
+            q.jobs.extend(jobs);
+            !std::mem::replace(&mut q.running, true)
+        };
+        if start {
+            tokio::spawn(Self::drain(self.0.clone()));
         }
     }
 
-    pub fn push(&self, job: Job) {
-        self.pending.fetch_add(1, Ordering::SeqCst);
-        self.notifier.totals.pending.fetch_add(1, Ordering::SeqCst);
-        if self.tx.send(job).is_err() {
-            self.pending.fetch_sub(1, Ordering::SeqCst);
-            self.notifier.totals.pending.fetch_sub(1, Ordering::SeqCst);
+    async fn drain(state: Arc<OutboxState>) {
+        let mut t0 = tokio::time::Instant::now();
+        loop {
+            let next = {
+                let mut q = state.queue.lock().unwrap_or_else(|p| p.into_inner());
+                let next = q.jobs.pop_front();
+                q.running = next.is_some();
+                next
+            };
+            let Some(mut job) = next else { return };
+            if let Some(start) = job.batch_start.take() {
+                let _ = start.await;
+                t0 = tokio::time::Instant::now();
+            }
+            tokio::time::sleep_until(t0 + job.wait).await;
+            let n = &state.notifier;
+            let d = n.deliver(job).await;
+            let total = if d.delivered {
+                &n.totals.delivered
+            } else {
+                &n.totals.failed
+            };
+            total.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut l) = state.log.lock() {
+                if d.delivered {
+                    l.delivered += 1;
+                } else {
+                    l.failed += 1;
+                }
+                if l.recent.len() >= LOG_TAIL {
+                    l.recent.pop_front();
+                }
+                l.recent.push_back(d);
+            }
+            state.pending.fetch_sub(1, Ordering::SeqCst);
+            n.totals.pending.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
     /// Jobs queued or in progress.
     pub fn pending(&self) -> usize {
-        self.pending.load(Ordering::SeqCst)
+        self.0.pending.load(Ordering::SeqCst)
     }
 
     pub fn pending_counter(&self) -> Arc<AtomicUsize> {
-        self.pending.clone()
+        self.0.pending.clone()
     }
 
     /// The latest deliveries, and how many were delivered and failed in all.
     pub fn log(&self) -> (Vec<Delivery>, u64, u64) {
-        self.log
+        self.0
+            .log
             .lock()
             .map(|l| (l.recent.iter().cloned().collect(), l.delivered, l.failed))
             .unwrap_or_default()

@@ -376,22 +376,20 @@ impl Replayer {
 
     /// Queues a batch of notifications behind `resp` (still under the session lock, so
     /// batches keep the order their responses were served in).
-    fn dispatch(&self, s: &mut Session, mut resp: Resp, jobs: Vec<Job>) -> Resp {
-        if jobs.is_empty() {
+    fn dispatch(&self, s: &mut Session, mut resp: Resp, mut jobs: Vec<Job>) -> Resp {
+        let Some(first) = jobs.first_mut() else {
             return resp;
-        }
-        let outbox = s
-            .outbox
-            .get_or_insert_with(|| Outbox::start(self.notifier.clone()))
-            .clone();
-        self.sessions.set_pending(&s.id, outbox.pending_counter());
-        let after = resp.body_mut().on_sent();
-        let mut jobs = jobs.into_iter();
-        if let Some(mut first) = jobs.next() {
-            first.batch_start = Some(after);
-            outbox.push(first);
-        }
-        jobs.for_each(|j| outbox.push(j));
+        };
+        first.batch_start = Some(resp.body_mut().on_sent());
+        let outbox = match &s.outbox {
+            Some(o) => o,
+            None => {
+                let o = Outbox::new(self.notifier.clone());
+                self.sessions.set_pending(&s.id, o.pending_counter());
+                s.outbox.insert(o)
+            }
+        };
+        outbox.push_batch(jobs);
         resp
     }
 
