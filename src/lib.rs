@@ -8,8 +8,8 @@
 //!                 (wire: body limits)                           │
 //!                 │                                             v
 //!                 v                                   replay::Replayer
-//!            record::RecordFace                        ├─ Sessions: header / live-id index / new (seed)
-//!             ├─ upstream::HttpClient ──> Graph        ├─ matching::Index::fits(Probe)  (key + shape)
+//!            record::RecordFace                        ├─ replay::Sessions: header / live-id index / new (seed)
+//!             ├─ upstream::HttpClient ──> Graph        ├─ replay::Prepared: matching::Index::fits(Probe)
 //!             ├─ redact::event                         ├─ ids::Pairing -> IdTable (bind)
 //!             └─ cassette::Store + Committer           ├─ ids::Rewriter (response, Location, notifications)
 //!                (durable before the response)         └─ notify::Outbox ──POST──> bot (paced, retried)
@@ -19,7 +19,7 @@
 //!  cassettes/*.json <── cassette::json (import/export) ──> cassette::SledStore
 //! ```
 //!
-//! Module map: `graph` and `ids` hold Graph knowledge (paths, volatile headers, id
+//! Module map: `graph` and `ids` hold Graph knowledge (paths, header policy, id
 //! forms); `server`, `upstream` and `wire` are HTTP plumbing that knows nothing about
 //! Graph; `matching`, `replay`, `record` and `notify` are the two modes; `cassette`
 //! is the model, interchange and store; `app` wires it all and `cli`/`config` turn the

@@ -6,7 +6,7 @@
 //! Lock order: a session's mutex may be held while the sessions' inner mutex is taken,
 //! never the other way round (teardown detaches under the inner lock, then reports).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -183,6 +183,8 @@ struct Inner {
     seeds: HashSet<Seed>,
     /// Ended sessions by id, oldest first.
     ended: VecDeque<(String, Shared)>,
+    /// Live sessions by last use, least recent first (expiry and eviction read it in order).
+    lru: BTreeSet<(u64, String)>,
 }
 
 impl Inner {
@@ -190,6 +192,7 @@ impl Inner {
     fn detach(&mut self, id: &str) -> Option<(String, Entry)> {
         let e = self.by_id.remove(id)?;
         self.seeds.remove(&e.seed);
+        self.lru.remove(&(e.last_used_ms, id.to_string()));
         for c in &e.owned {
             if self.index.get(c).is_some_and(|o| o == id) {
                 self.index.remove(c);
@@ -279,9 +282,16 @@ impl Sessions {
                 None => inner.owner(route.body_ids)?,
             },
         };
-        if let Some(e) = found.and_then(|id| inner.by_id.get_mut(&id)) {
-            e.last_used_ms = now_ms;
-            return Ok(e.session.clone());
+        if let Some(id) = found {
+            let inner = &mut *inner;
+            if let Some(e) = inner.by_id.get_mut(&id) {
+                if e.last_used_ms != now_ms {
+                    inner.lru.remove(&(e.last_used_ms, id.clone()));
+                    e.last_used_ms = now_ms;
+                    inner.lru.insert((now_ms, id));
+                }
+                return Ok(e.session.clone());
+            }
         }
         if inner.by_id.len() >= self.max {
             detached.extend(self.expired(&mut inner, now_ms));
@@ -320,6 +330,7 @@ impl Sessions {
             inner.index.insert(c.clone(), id.clone());
         }
         inner.seeds.insert(seed);
+        inner.lru.insert((now_ms, id.clone()));
         inner.by_id.insert(
             id.clone(),
             Entry {
@@ -402,23 +413,23 @@ impl Sessions {
 
     /// Detaches the sessions idle for too long, oldest first.
     fn expired(&self, inner: &mut Inner, now_ms: u64) -> Vec<(String, Entry)> {
-        let mut ids: Vec<(u64, String)> = inner
-            .by_id
+        let ids: Vec<String> = inner
+            .lru
             .iter()
-            .filter(|(_, e)| now_ms.saturating_sub(e.last_used_ms) >= self.idle_ms && e.idle())
-            .map(|(k, e)| (e.last_used_ms, k.clone()))
+            .take_while(|(t, _)| now_ms.saturating_sub(*t) >= self.idle_ms)
+            .filter(|(_, id)| inner.by_id.get(id).is_some_and(Entry::idle))
+            .map(|(_, id)| id.clone())
             .collect();
-        ids.sort();
-        ids.into_iter().filter_map(|(_, id)| inner.detach(&id)).collect()
+        ids.into_iter().filter_map(|id| inner.detach(&id)).collect()
     }
 
+    /// Detaches the least recently used idle session.
     fn evict_lru(&self, inner: &mut Inner) -> Result<(String, Entry), ProxyError> {
         let victim = inner
-            .by_id
+            .lru
             .iter()
-            .filter(|(_, e)| e.idle())
-            .min_by(|(ka, a), (kb, b)| (a.last_used_ms, ka).cmp(&(b.last_used_ms, kb)))
-            .map(|(k, _)| k.clone());
+            .find(|(_, id)| inner.by_id.get(id).is_some_and(Entry::idle))
+            .map(|(_, id)| id.clone());
         match victim.and_then(|id| inner.detach(&id)) {
             Some(e) => {
                 tracing::debug!("session evicted (session limit)");
