@@ -198,11 +198,6 @@ pub fn map_tokens<'s>(s: &'s str, mut f: impl FnMut(&Token, &str) -> Option<Stri
     Cow::Owned(out)
 }
 
-/// True when `s` holds at least one id-like token.
-pub fn has_token(s: &str) -> bool {
-    !scan(s).is_empty()
-}
-
 /// Writes `canon` in `form`; a form of another kind falls back to the canon's own.
 pub fn render(canon: &Canon, form: Form) -> String {
     match (canon, form) {
@@ -392,24 +387,12 @@ impl IdTable {
         self.fwd.get(recorded)
     }
 
-    pub fn recorded_for(&self, live: &Canon) -> Option<&Canon> {
-        self.rev.get(live)
-    }
-
     /// The live value for a recorded scalar under member `key`.
     pub fn string(&self, key: &str, recorded: &str) -> Option<&str> {
         if self.strings.is_empty() {
             return None;
         }
         self.strings.get(&(key.into(), recorded.into())).map(|s| &**s)
-    }
-
-    pub fn len(&self) -> usize {
-        self.fwd.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.fwd.is_empty() && self.strings.is_empty()
     }
 
     /// Whether `recorded -> live` can join the table, and whether it is already there.

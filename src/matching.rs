@@ -276,18 +276,6 @@ impl Index {
         Index { probes, seqs, by_key }
     }
 
-    pub fn probe(&self, entry: usize) -> &Probe {
-        &self.probes[entry]
-    }
-
-    pub fn len(&self) -> usize {
-        self.probes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.probes.is_empty()
-    }
-
     /// Compatible candidates for `live`, best first (lowest penalty, then earliest).
     pub fn fits(&self, live: &Probe) -> Vec<Fit> {
         let Some(cands) = self.by_key.get(&live.key()) else {

@@ -147,10 +147,6 @@ impl Recorder {
         }
     }
 
-    pub fn cassette(&self) -> &str {
-        &self.cassette
-    }
-
     /// Milliseconds since the recording started.
     pub fn now_ms(&self) -> u64 {
         self.clock.mono_ms().saturating_sub(self.t0)

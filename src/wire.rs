@@ -28,10 +28,6 @@ impl OutBody {
         }
     }
 
-    pub fn empty() -> OutBody {
-        OutBody::default()
-    }
-
     /// A receiver that resolves once the body has been written or dropped.
     pub fn on_sent(&mut self) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();

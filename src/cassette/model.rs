@@ -53,10 +53,6 @@ impl Body {
             _ => None,
         }
     }
-
-    pub fn is_empty(&self) -> bool {
-        matches!(self, Body::Empty)
-    }
 }
 
 /// A recorded request (the bot's REST call, or Graph's callback POST).

@@ -1,7 +1,7 @@
 //! The cassette store: a small trait, its sled implementation (tree `meta` by name,
 //! tree `events` keyed `name \0 seq(u64 BE)`), and group commit for durable appends.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -74,7 +74,6 @@ pub struct SledStore {
     db: sled::Db,
     meta: sled::Tree,
     events: sled::Tree,
-    path: PathBuf,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -112,12 +111,7 @@ impl SledStore {
             Ok::<_, sled::Error>((db, meta, events))
         });
         match opened {
-            Ok(Ok((db, meta, events))) => Ok(SledStore {
-                db,
-                meta,
-                events,
-                path: path.to_path_buf(),
-            }),
+            Ok(Ok((db, meta, events))) => Ok(SledStore { db, meta, events }),
             Ok(Err(sled::Error::Io(e)))
                 if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") =>
             {
@@ -136,10 +130,6 @@ impl SledStore {
                 detail: "sled panicked while reading it".to_string(),
             }),
         }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn read_meta(&self, name: &str, raw: &[u8]) -> Result<MetaRecord, StoreError> {

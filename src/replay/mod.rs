@@ -16,6 +16,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::Method;
 use serde_json::Value;
+use tokio::sync::oneshot;
 
 use crate::cassette::{Body, Headers, Store};
 use crate::clock::Clock;
@@ -221,7 +222,7 @@ impl Replayer {
             Some(v) if !graph::creates_call(live.method, &live.path.segments) => ids::call_scoped(v),
             _ => Vec::new(),
         };
-        let material = seed_material(&live);
+        let material = || seed_material(&live);
         let route = Route {
             header: header_str(&parts.headers, "x-graphvcr-session"),
             path_ids: &path_ids,
@@ -323,7 +324,7 @@ impl Replayer {
         let origin = wire::request_origin(&live.parts.headers, &live.parts.uri);
         let count = s.served_count[entry];
         let seed = s.seed;
-        let (resp, jobs, minted) = {
+        let (mut resp, jobs, minted) = {
             let mut rw = Rewriter::new(&scoped, &mut s.table, &cassette.stable, &seed);
             let request_id = [(entry as u64).to_be_bytes(), u64::from(count).to_be_bytes()].concat();
             let mut headers =
@@ -371,16 +372,21 @@ impl Replayer {
         self.sessions.claim_minted(&s.id, &minted);
         cassette.mark_used(entry);
         tracing::info!(session = %s.id, seq = rec_ev.seq, repeated, notifications = jobs.len(), "served");
-        Ok(self.dispatch(s, resp, jobs))
+        if !jobs.is_empty() {
+            let after = resp.body_mut().on_sent();
+            self.dispatch(s, after, jobs);
+        }
+        Ok(resp)
     }
 
-    /// Queues a batch of notifications behind `resp` (still under the session lock, so
-    /// batches keep the order their responses were served in).
-    fn dispatch(&self, s: &mut Session, mut resp: Resp, mut jobs: Vec<Job>) -> Resp {
+    /// Queues a batch of notifications to start once `after` fires (the triggering
+    /// response is out). Called under the session lock, so batches keep the order
+    /// their responses were served in.
+    fn dispatch(&self, s: &mut Session, after: oneshot::Receiver<()>, mut jobs: Vec<Job>) {
         let Some(first) = jobs.first_mut() else {
-            return resp;
+            return;
         };
-        first.batch_start = Some(resp.body_mut().on_sent());
+        first.batch_start = Some(after);
         let outbox = match &s.outbox {
             Some(o) => o,
             None => {
@@ -390,7 +396,6 @@ impl Replayer {
             }
         };
         outbox.push_batch(jobs);
-        resp
     }
 
     /// Rewrites and addresses a batch of notifications, paced from `after_ms`.
@@ -454,7 +459,7 @@ impl Replayer {
             header: Some(&name),
             path_ids: &[],
             body_ids: &[],
-            seed_material: b"",
+            seed_material: &Vec::new,
         };
         let session = self.sessions.find_or_create(&cassette, &route, self.clock.mono_ms())?;
         let mut s = lock_session(&session);
@@ -477,9 +482,10 @@ impl Replayer {
         };
         self.sessions.claim_minted(&s.id, &minted);
         s.batches += 1;
-        // nothing to wait for: no response triggers these
-        let resp = self.dispatch(&mut s, wire::response(204, HeaderMap::new(), Bytes::new()), jobs);
-        drop(resp);
+        // no response triggers these: their batch starts now
+        let (now, after) = oneshot::channel();
+        let _ = now.send(());
+        self.dispatch(&mut s, after, jobs);
         Ok(s.id.clone())
     }
 

@@ -227,8 +227,9 @@ pub struct Route<'a> {
     /// Call-scoped ids in the path, then in the body.
     pub path_ids: &'a [Canon],
     pub body_ids: &'a [Canon],
-    /// What a new session's seed derives from (besides the cassette name).
-    pub seed_material: &'a [u8],
+    /// What a new session's seed derives from (besides the cassette name); only
+    /// called when a session is created.
+    pub seed_material: &'a dyn Fn() -> Vec<u8>,
 }
 
 /// All sessions and the global index of live ids.
@@ -302,10 +303,11 @@ impl Sessions {
         // the seed: the same live request always gets the same one, unless a live
         // session already holds it (an identical request from another test)
         let name = cassette.name().as_bytes();
+        let material = (route.seed_material)();
         let mut n: u32 = 0;
         let (seed, id) = loop {
             let count = n.to_be_bytes();
-            let parts: [&[u8]; 4] = [name, route.header.unwrap_or("").as_bytes(), route.seed_material, &count];
+            let parts: [&[u8]; 4] = [name, route.header.unwrap_or("").as_bytes(), &material, &count];
             let seed = Seed::derive(parts.into_iter().take(if n == 0 { 3 } else { 4 }));
             let id = match route.header {
                 Some(h) => h.to_string(),
@@ -530,7 +532,7 @@ mod tests {
         }))
     }
 
-    fn route<'a>(path: &'a [Canon], material: &'a [u8]) -> Route<'a> {
+    fn route<'a>(path: &'a [Canon], material: &'a dyn Fn() -> Vec<u8>) -> Route<'a> {
         Route {
             header: None,
             path_ids: path,
@@ -544,11 +546,11 @@ mod tests {
         let c = empty();
         let s = Sessions::new(1000, 2);
         let (g1, g2, g3) = ([Canon::Guid(1)], [Canon::Guid(2)], [Canon::Guid(3)]);
-        let a = s.find_or_create(&c, &route(&g1, b"a"), 0).unwrap();
-        let _b = s.find_or_create(&c, &route(&g2, b"b"), 10).unwrap();
-        let a2 = s.find_or_create(&c, &route(&g1, b"a"), 20).unwrap();
+        let a = s.find_or_create(&c, &route(&g1, &|| b"a".to_vec()), 0).unwrap();
+        let _b = s.find_or_create(&c, &route(&g2, &|| b"b".to_vec()), 10).unwrap();
+        let a2 = s.find_or_create(&c, &route(&g1, &|| b"a".to_vec()), 20).unwrap();
         assert!(Arc::ptr_eq(&a, &a2), "a known live id finds its session");
-        let _c = s.find_or_create(&c, &route(&g3, b"c"), 30).unwrap();
+        let _c = s.find_or_create(&c, &route(&g3, &|| b"c".to_vec()), 30).unwrap();
         assert_eq!(s.live_count(), 2);
         let ended: Vec<Report> = s.reports().into_iter().filter(|r| !r.active).collect();
         assert_eq!(ended.len(), 1, "the least recently used session was evicted");
@@ -563,9 +565,11 @@ mod tests {
     fn ids_of_two_sessions_in_one_request_conflict() {
         let c = empty();
         let s = Sessions::new(1000, 10);
-        s.find_or_create(&c, &route(&[Canon::Guid(1)], b"1"), 0).unwrap();
-        s.find_or_create(&c, &route(&[Canon::Guid(2)], b"2"), 0).unwrap();
-        let r = s.find_or_create(&c, &route(&[Canon::Guid(1), Canon::Guid(2)], b"3"), 0);
+        s.find_or_create(&c, &route(&[Canon::Guid(1)], &|| b"1".to_vec()), 0)
+            .unwrap();
+        s.find_or_create(&c, &route(&[Canon::Guid(2)], &|| b"2".to_vec()), 0)
+            .unwrap();
+        let r = s.find_or_create(&c, &route(&[Canon::Guid(1), Canon::Guid(2)], &|| b"3".to_vec()), 0);
         assert!(matches!(r, Err(ProxyError::Conflict(_))));
     }
 
@@ -573,14 +577,14 @@ mod tests {
     fn identical_new_requests_get_distinct_seeds() {
         let c = empty();
         let s = Sessions::new(1000, 10);
-        let a = s.find_or_create(&c, &route(&[], b"same"), 0).unwrap();
-        let b = s.find_or_create(&c, &route(&[], b"same"), 0).unwrap();
+        let a = s.find_or_create(&c, &route(&[], &|| b"same".to_vec()), 0).unwrap();
+        let b = s.find_or_create(&c, &route(&[], &|| b"same".to_vec()), 0).unwrap();
         assert_ne!(lock(&a).seed, lock(&b).seed);
         // and the first one's seed is the deterministic one
         let (ida, idb) = (lock(&a).id.clone(), lock(&b).id.clone());
         s.end(&ida);
         s.end(&idb);
-        let again = s.find_or_create(&c, &route(&[], b"same"), 0).unwrap();
+        let again = s.find_or_create(&c, &route(&[], &|| b"same".to_vec()), 0).unwrap();
         assert_eq!(lock(&again).seed, lock(&a).seed);
     }
 
@@ -588,7 +592,9 @@ mod tests {
     fn ending_a_session_while_a_request_holds_it_does_not_deadlock() {
         let c = empty();
         let s = Arc::new(Sessions::new(1000, 10));
-        let a = s.find_or_create(&c, &route(&[Canon::Guid(1)], b"a"), 0).unwrap();
+        let a = s
+            .find_or_create(&c, &route(&[Canon::Guid(1)], &|| b"a".to_vec()), 0)
+            .unwrap();
         let id = lock(&a).id.clone();
         let guard = lock(&a);
         let s2 = s.clone();

@@ -297,8 +297,7 @@ async fn every_bundled_cassette_replays_with_its_notifications() {
     ];
     for (i, name) in names.iter().enumerate() {
         let bot = FakeBot::start().await;
-        let mut cfg = replay_config(name, Some(&bot));
-        cfg.cassettes_dir = Some(bundled());
+        let mut cfg = bundled_config(name, Some(&bot));
         cfg.pacing = fast();
         let rp = start_replay(cfg, &st.store).await;
         let c = st.store.load(name).unwrap().unwrap();
@@ -342,8 +341,7 @@ async fn recorded_timing_keeps_the_gaps_and_fast_keeps_the_order() {
     init();
     let st = store();
     let bot = FakeBot::start().await;
-    let mut cfg = replay_config("invite-one-participant", Some(&bot));
-    cfg.cassettes_dir = Some(bundled());
+    let cfg = bundled_config("invite-one-participant", Some(&bot));
     let rp = start_replay(cfg, &st.store).await;
     let c = st.store.load("invite-one-participant").unwrap().unwrap();
     let done = c.events[0].at_ms + c.events[0].duration_ms.unwrap();
@@ -449,8 +447,7 @@ async fn two_hundred_concurrent_sessions_never_cross() {
     init();
     let st = store();
     let bot = FakeBot::start().await;
-    let mut cfg = replay_config("invite-one-participant", Some(&bot));
-    cfg.cassettes_dir = Some(bundled());
+    let mut cfg = bundled_config("invite-one-participant", Some(&bot));
     cfg.pacing = fast();
     let rp = start_replay(cfg, &st.store).await;
     let base = Arc::new(rp.url());

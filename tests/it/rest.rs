@@ -447,8 +447,7 @@ async fn importing_never_overwrites_a_cassette_recorded_under_the_same_name() {
 async fn the_admin_api_lists_starts_reports_and_ends_sessions() {
     init();
     let st = store();
-    let mut cfg = replay_config("invite-one-participant", None);
-    cfg.cassettes_dir = Some(bundled());
+    let cfg = bundled_config("invite-one-participant", None);
     let rp = start_replay(cfg, &st.store).await;
     let admin = |p: &str| format!("{}/_graphvcr/{p}", rp.url());
     let health = body_json(&send("GET", &admin("health"), &[], Vec::new()).await);
@@ -504,8 +503,7 @@ async fn ending_a_session_lets_its_queued_notifications_go_and_its_report_follow
     init();
     let st = store();
     let bot = FakeBot::start().await;
-    let mut cfg = replay_config("invite-one-participant", Some(&bot));
-    cfg.cassettes_dir = Some(bundled());
+    let mut cfg = bundled_config("invite-one-participant", Some(&bot));
     cfg.pacing.speed = 4.0;
     let rp = start_replay(cfg, &st.store).await;
     let r = invite(&rp.url(), "beta", 95).await;
@@ -528,8 +526,7 @@ async fn oversized_heads_get_431_and_slow_heads_are_cut_off() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     init();
     let st = store();
-    let mut cfg = replay_config("invite-one-participant", None);
-    cfg.cassettes_dir = Some(bundled());
+    let mut cfg = bundled_config("invite-one-participant", None);
     cfg.limits.max_header_bytes = 16 * 1024;
     cfg.limits.header_timeout = Duration::from_millis(300);
     let rp = start_replay(cfg, &st.store).await;

@@ -786,6 +786,13 @@ pub fn replay_config(name: &str, bot: Option<&FakeBot>) -> ReplayConfig {
     cfg
 }
 
+/// Replay of a bundled cassette (imported from `cassettes/` at start).
+pub fn bundled_config(name: &str, bot: Option<&FakeBot>) -> ReplayConfig {
+    let mut cfg = replay_config(name, bot);
+    cfg.cassettes_dir = Some(bundled());
+    cfg
+}
+
 pub async fn start_replay(cfg: ReplayConfig, store: &Arc<dyn Store>) -> Replaying {
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = l.local_addr().expect("addr");
