@@ -7,11 +7,11 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use graphvcr::cassette::{json, SledStore, Store};
 use graphvcr::clock::FixedClock;
-use graphvcr::config::ReplayConfig;
+use graphvcr::config::Pacing;
+use graphvcr::http::client::HttpClient;
 use graphvcr::matching::Probe;
 use graphvcr::notify::Notifier;
-use graphvcr::replay::{Prepared, Replayer};
-use graphvcr::upstream::HttpClient;
+use graphvcr::replay::{Prepared, Replayer, SessionLimits};
 
 const INVITE: &str = r##"{"clientContext":"0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0","participants":[{"@odata.type":"#microsoft.graph.invitationParticipantInfo","identity":{"@odata.type":"#microsoft.graph.identitySet","user":{"@odata.type":"#microsoft.graph.identity","id":"11112222-3333-4444-5555-666677778888","identityProvider":"AAD"}},"replacesCallId":"aaaabbbb-cccc-4ddd-8eee-ffff00001111"}]}"##;
 
@@ -26,7 +26,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("match invite (probe + index)", |b| {
         b.iter(|| {
             let p = Probe::new("POST", uri, &body).expect("graph path");
-            prepared.index.fits(&p).len()
+            prepared.index().fits(&p).len()
         })
     });
 
@@ -36,14 +36,23 @@ fn bench(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let _guard = rt.enter();
-    graphvcr::upstream::install_crypto_provider();
+    graphvcr::http::client::install_crypto_provider();
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).expect("store"));
-    let mut cfg = ReplayConfig::new("invite-one-participant").expect("config");
-    cfg.max_sessions = 1_000_000;
     let client = HttpClient::new(None, std::time::Duration::from_secs(1), 1 << 20).expect("client");
     let notifier = Arc::new(Notifier::new(client, None, None, Default::default()));
-    let replayer = Replayer::new(cfg, store, Arc::new(FixedClock::new(0)), notifier, prepared);
+    let limits = SessionLimits {
+        idle_ms: 300_000,
+        max: 1_000_000,
+    };
+    let replayer = Replayer::new(
+        prepared,
+        store,
+        Arc::new(FixedClock::new(0)),
+        notifier,
+        Pacing::default(),
+        limits,
+    );
     let mut n = 0u64;
     c.bench_function("serve invite in a new session (match, bind, rewrite, schedule)", |b| {
         b.iter(|| {

@@ -18,18 +18,18 @@ use serde_json::{json, Value};
 use crate::cassette::Store;
 use crate::clock::Clock;
 use crate::error::ProxyError;
+use crate::http::wire::{self, Resp};
 use crate::replay::Replayer;
-use crate::wire::{self, Resp};
 
 /// The path prefix the admin API owns.
 pub const PREFIX: &str = "/_graphvcr";
 
 /// What the admin API can see.
 pub struct Admin {
-    pub mode: &'static str,
-    pub store: Arc<dyn Store>,
-    pub replayer: Option<Arc<Replayer>>,
-    pub clock: Arc<dyn Clock>,
+    mode: &'static str,
+    store: Arc<dyn Store>,
+    replayer: Option<Arc<Replayer>>,
+    clock: Arc<dyn Clock>,
 }
 
 /// True when a request path belongs to the admin API.
@@ -38,10 +38,24 @@ pub fn owns(path: &str) -> bool {
 }
 
 impl Admin {
+    pub fn new(
+        mode: &'static str,
+        store: Arc<dyn Store>,
+        replayer: Option<Arc<Replayer>>,
+        clock: Arc<dyn Clock>,
+    ) -> Admin {
+        Admin {
+            mode,
+            store,
+            replayer,
+            clock,
+        }
+    }
+
     pub fn handle(&self, parts: &http::request::Parts, body: &Bytes) -> Resp {
         match self.route(parts, body) {
             Ok((status, v)) => wire::json_response(status, &v),
-            Err(e) => e.respond(&*self.clock, parts.uri.to_string().as_bytes()),
+            Err(e) => e.respond(&*self.clock, &parts.method, &parts.uri, body),
         }
     }
 
@@ -76,7 +90,7 @@ impl Admin {
                 Ok((200, Value::Array(list)))
             }
             (&Method::GET, ["sessions"]) => {
-                let reports = self.replayer()?.sessions.reports();
+                let reports = self.replayer()?.reports();
                 Ok((200, serde_json::to_value(reports).unwrap_or(Value::Null)))
             }
             (&Method::POST, ["sessions"]) => {
@@ -99,7 +113,6 @@ impl Admin {
             (&Method::GET, ["sessions", id]) => {
                 let rep = self
                     .replayer()?
-                    .sessions
                     .report(id)
                     .ok_or_else(|| ProxyError::NotFound(format!("no session `{id}`")))?;
                 Ok((200, serde_json::to_value(rep).unwrap_or(Value::Null)))
@@ -107,7 +120,6 @@ impl Admin {
             (&Method::DELETE, ["sessions", id]) => {
                 let rep = self
                     .replayer()?
-                    .sessions
                     .end(id)
                     .ok_or_else(|| ProxyError::NotFound(format!("no live session `{id}`")))?;
                 Ok((200, serde_json::to_value(rep).unwrap_or(Value::Null)))

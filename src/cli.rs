@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{self, BotUrl, Limits, Pacing, RecordConfig, ReplayConfig};
+use crate::config::{self, defaults, BotUrl, Limits, Pacing, RecordConfig, ReplayConfig, Size};
 
 /// Record/replay proxy for Microsoft Graph cloud-communications traffic.
 ///
@@ -49,28 +49,28 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct StoreArg {
     /// The sled store directory.
-    #[arg(long, env = "GRAPHVCR_STORE", default_value = ".graphvcr/store", global = true)]
+    #[arg(long, env = "GRAPHVCR_STORE", default_value = defaults::STORE, global = true)]
     pub store: PathBuf,
 }
 
 #[derive(Debug, Args)]
 pub struct LimitArgs {
     /// Largest request/response body, in bytes (suffixes K, M, G, KiB, MiB, GiB).
-    #[arg(long, env = "GRAPHVCR_MAX_BODY", default_value = "16MiB", value_parser = parse_size)]
-    pub max_body: usize,
+    #[arg(long, env = "GRAPHVCR_MAX_BODY", default_value_t = Size(defaults::MAX_BODY))]
+    pub max_body: Size,
     /// Largest request head, in bytes; larger heads get 431.
-    #[arg(long, env = "GRAPHVCR_MAX_HEADER", default_value = "64KiB", value_parser = parse_size)]
-    pub max_header: usize,
+    #[arg(long, env = "GRAPHVCR_MAX_HEADER", default_value_t = Size(defaults::MAX_HEADER))]
+    pub max_header: Size,
     /// Seconds a client gets to send its request head.
-    #[arg(long, env = "GRAPHVCR_HEADER_TIMEOUT", default_value_t = 10.0)]
+    #[arg(long, env = "GRAPHVCR_HEADER_TIMEOUT", default_value_t = defaults::HEADER_TIMEOUT.as_secs_f64())]
     pub header_timeout: f64,
 }
 
 impl LimitArgs {
     fn limits(&self) -> Result<Limits, String> {
         Ok(Limits {
-            max_body: self.max_body,
-            max_header_bytes: self.max_header,
+            max_body: self.max_body.0,
+            max_header_bytes: self.max_header.0,
             header_timeout: seconds(self.header_timeout, "--header-timeout")?,
         })
     }
@@ -82,16 +82,16 @@ pub struct RecordArgs {
     #[arg(long, env = "GRAPHVCR_CASSETTE")]
     pub cassette: String,
     /// Graph's base URL.
-    #[arg(long, env = "GRAPHVCR_UPSTREAM", default_value = "https://graph.microsoft.com")]
+    #[arg(long, env = "GRAPHVCR_UPSTREAM", default_value = defaults::UPSTREAM)]
     pub upstream: String,
     /// Extra PEM CA certificate(s) to trust for the upstream.
     #[arg(long, env = "GRAPHVCR_UPSTREAM_CA")]
     pub upstream_ca: Option<PathBuf>,
     /// Seconds to wait for the upstream.
-    #[arg(long, env = "GRAPHVCR_UPSTREAM_TIMEOUT", default_value_t = 30.0)]
+    #[arg(long, env = "GRAPHVCR_UPSTREAM_TIMEOUT", default_value_t = defaults::UPSTREAM_TIMEOUT.as_secs_f64())]
     pub upstream_timeout: f64,
     /// Graph face: the bot's Graph base URL points here.
-    #[arg(long, env = "GRAPHVCR_LISTEN", default_value = "127.0.0.1:8060", value_parser = config::parse_listen)]
+    #[arg(long, env = "GRAPHVCR_LISTEN", default_value = defaults::LISTEN, value_parser = config::parse_listen)]
     pub listen: std::net::SocketAddr,
     /// Callback face: where Graph's notifications arrive (your tunnel ends here).
     #[arg(long, env = "GRAPHVCR_CALLBACK_LISTEN", value_parser = config::parse_listen)]
@@ -126,10 +126,10 @@ pub struct ReplayArgs {
     #[arg(long, env = "GRAPHVCR_CASSETTE")]
     pub cassette: String,
     /// Graph face: the bot's Graph base URL points here.
-    #[arg(long, env = "GRAPHVCR_LISTEN", default_value = "127.0.0.1:8060", value_parser = config::parse_listen)]
+    #[arg(long, env = "GRAPHVCR_LISTEN", default_value = defaults::LISTEN, value_parser = config::parse_listen)]
     pub listen: std::net::SocketAddr,
     /// Directory of cassette JSON files imported at start when changed.
-    #[arg(long, env = "GRAPHVCR_CASSETTES", default_value = "cassettes")]
+    #[arg(long, env = "GRAPHVCR_CASSETTES", default_value = defaults::CASSETTES)]
     pub cassettes: PathBuf,
     /// Where notifications go: scheme, host, port and optional path prefix (replaces
     /// those of a learned callbackUri).
@@ -139,19 +139,19 @@ pub struct ReplayArgs {
     #[arg(long, env = "GRAPHVCR_TIMING", value_enum, default_value = "recorded")]
     pub timing: Timing,
     /// Divide recorded gaps by this factor.
-    #[arg(long, env = "GRAPHVCR_SPEED", default_value_t = 1.0)]
+    #[arg(long, env = "GRAPHVCR_SPEED", default_value_t = defaults::SPEED)]
     pub speed: f64,
     /// Longest wait between two notifications, in seconds.
-    #[arg(long, env = "GRAPHVCR_MAX_GAP", default_value_t = 10.0)]
+    #[arg(long, env = "GRAPHVCR_MAX_GAP", default_value_t = defaults::MAX_GAP.as_secs_f64())]
     pub max_gap: f64,
     /// Authorization header value sent with notifications (the recorded one never is).
     #[arg(long, env = "GRAPHVCR_NOTIFY_AUTH")]
     pub notify_auth: Option<String>,
     /// Seconds after which an idle session ends.
-    #[arg(long, env = "GRAPHVCR_SESSION_IDLE", default_value_t = 300.0)]
+    #[arg(long, env = "GRAPHVCR_SESSION_IDLE", default_value_t = defaults::SESSION_IDLE.as_secs_f64())]
     pub session_idle: f64,
     /// Most sessions alive at once (least recently used idle ones are evicted).
-    #[arg(long, env = "GRAPHVCR_MAX_SESSIONS", default_value_t = 10_000)]
+    #[arg(long, env = "GRAPHVCR_MAX_SESSIONS", default_value_t = defaults::MAX_SESSIONS)]
     pub max_sessions: usize,
     /// Exit with code 4 if any request missed, any exchange went unused or any
     /// notification was not delivered.
@@ -201,34 +201,15 @@ pub enum CassetteCommand {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Bundled cassette to replay.
-    #[arg(long, env = "GRAPHVCR_CASSETTE", default_value = "invite-one-participant")]
+    #[arg(long, env = "GRAPHVCR_CASSETTE", default_value = defaults::DEMO_CASSETTE)]
     pub cassette: String,
     /// Directory of cassette JSON files.
-    #[arg(long, env = "GRAPHVCR_CASSETTES", default_value = "cassettes")]
+    #[arg(long, env = "GRAPHVCR_CASSETTES", default_value = defaults::CASSETTES)]
     pub cassettes: PathBuf,
 }
 
 fn seconds(v: f64, flag: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(v).map_err(|_| format!("{flag} must be a non-negative number of seconds, not {v}"))
-}
-
-/// `16MiB`, `64K`, `1000` -> bytes.
-pub fn parse_size(s: &str) -> Result<usize, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: usize = num.parse().map_err(|_| format!("`{s}` is not a size like 16MiB"))?;
-    let mul: usize = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1000,
-        "kib" => 1024,
-        "m" | "mb" => 1_000_000,
-        "mib" => 1024 * 1024,
-        "g" | "gb" => 1_000_000_000,
-        "gib" => 1024 * 1024 * 1024,
-        _ => return Err(format!("`{s}`: unknown unit (use K, M, G, KiB, MiB, GiB)")),
-    };
-    n.checked_mul(mul).ok_or_else(|| format!("`{s}` is too large"))
 }
 
 impl RecordArgs {
@@ -277,12 +258,5 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("16MiB").unwrap(), 16 * 1024 * 1024);
-        assert_eq!(parse_size("1000").unwrap(), 1000);
-        assert!(parse_size("12 parsecs").is_err());
     }
 }

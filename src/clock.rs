@@ -43,7 +43,7 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock whose wall time is fixed (and can be moved); monotonic time is real so
+/// A clock whose wall time is fixed; monotonic time is real so
 /// that offsets stay meaningful.
 #[derive(Debug)]
 pub struct FixedClock {
@@ -57,10 +57,6 @@ impl FixedClock {
             unix: AtomicU64::new(unix_ms),
             base: Instant::now(),
         }
-    }
-
-    pub fn set(&self, unix_ms: u64) {
-        self.unix.store(unix_ms, Ordering::Relaxed);
     }
 }
 

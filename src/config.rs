@@ -6,6 +6,72 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cassette::{validate_name, CassetteError};
+use crate::http::server::ServerOptions;
+
+/// Defaults, written once: clap's defaults and the settings' own read these.
+pub mod defaults {
+    use std::time::Duration;
+
+    pub const LISTEN: &str = "127.0.0.1:8060";
+    pub const STORE: &str = ".graphvcr/store";
+    pub const CASSETTES: &str = "cassettes";
+    pub const UPSTREAM: &str = "https://graph.microsoft.com";
+    pub const DEMO_CASSETTE: &str = "invite-one-participant";
+    pub const MAX_BODY: usize = 16 * 1024 * 1024;
+    pub const MAX_HEADER: usize = 64 * 1024;
+    pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+    /// How long in-flight requests get to finish at shutdown.
+    pub const GRACE: Duration = Duration::from_secs(10);
+    pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const MAX_GAP: Duration = Duration::from_secs(10);
+    pub const SPEED: f64 = 1.0;
+    pub const SESSION_IDLE: Duration = Duration::from_secs(300);
+    pub const MAX_SESSIONS: usize = 10_000;
+    pub const DELIVERY_ATTEMPTS: u32 = 5;
+    pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+    pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
+}
+
+/// A byte size as the command line writes it (`16MiB`, `64KiB`, `1000`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub usize);
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (unit, mul) in [("GiB", 1usize << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+            if self.0 >= mul && self.0 % mul == 0 {
+                return write!(f, "{}{unit}", self.0 / mul);
+            }
+        }
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::str::FromStr for Size {
+    type Err = String;
+
+    /// `16MiB`, `64K`, `1000` -> bytes.
+    fn from_str(s: &str) -> Result<Size, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: usize = num.parse().map_err(|_| format!("`{s}` is not a size like 16MiB"))?;
+        let mul: usize = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" => 1000,
+            "kib" => 1024,
+            "m" | "mb" => 1_000_000,
+            "mib" => 1024 * 1024,
+            "g" | "gb" => 1_000_000_000,
+            "gib" => 1024 * 1024 * 1024,
+            _ => return Err(format!("`{s}`: unknown unit (use K, M, G, KiB, MiB, GiB)")),
+        };
+        n.checked_mul(mul)
+            .map(Size)
+            .ok_or_else(|| format!("`{s}` is too large"))
+    }
+}
 
 /// Settings every listener shares.
 #[derive(Debug, Clone)]
@@ -21,9 +87,21 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_body: 16 * 1024 * 1024,
-            max_header_bytes: 64 * 1024,
-            header_timeout: Duration::from_secs(10),
+            max_body: defaults::MAX_BODY,
+            max_header_bytes: defaults::MAX_HEADER,
+            header_timeout: defaults::HEADER_TIMEOUT,
+        }
+    }
+}
+
+impl Limits {
+    /// What the accept loop needs of these limits.
+    pub fn server_options(&self) -> ServerOptions {
+        ServerOptions {
+            max_header_bytes: self.max_header_bytes,
+            header_timeout: self.header_timeout,
+            grace: defaults::GRACE,
+            tls: None,
         }
     }
 }
@@ -111,7 +189,7 @@ impl RecordConfig {
             cassette: cassette.to_string(),
             upstream: UpstreamUrl::parse(upstream).map_err(ConfigError::Invalid)?,
             upstream_ca: None,
-            upstream_timeout: Duration::from_secs(30),
+            upstream_timeout: defaults::UPSTREAM_TIMEOUT,
             export: None,
             bot_url: None,
             overwrite: false,
@@ -135,8 +213,8 @@ impl Default for Pacing {
     fn default() -> Self {
         Pacing {
             fast: false,
-            speed: 1.0,
-            max_gap: Duration::from_secs(10),
+            speed: defaults::SPEED,
+            max_gap: defaults::MAX_GAP,
         }
     }
 }
@@ -173,9 +251,9 @@ pub struct Retry {
 impl Default for Retry {
     fn default() -> Self {
         Retry {
-            attempts: 5,
-            first_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(2),
+            attempts: defaults::DELIVERY_ATTEMPTS,
+            first_backoff: defaults::FIRST_BACKOFF,
+            max_backoff: defaults::MAX_BACKOFF,
         }
     }
 }
@@ -215,9 +293,9 @@ impl ReplayConfig {
             pacing: Pacing::default(),
             retry: Retry::default(),
             notify_auth: None,
-            notify_timeout: Duration::from_secs(10),
-            session_idle: Duration::from_secs(300),
-            max_sessions: 10_000,
+            notify_timeout: defaults::NOTIFY_TIMEOUT,
+            session_idle: defaults::SESSION_IDLE,
+            max_sessions: defaults::MAX_SESSIONS,
             expect_all: false,
             limits: Limits::default(),
         })
@@ -243,6 +321,15 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_parse_and_print() {
+        assert_eq!("16MiB".parse::<Size>().unwrap(), Size(16 * 1024 * 1024));
+        assert_eq!("1000".parse::<Size>().unwrap(), Size(1000));
+        assert!("12 parsecs".parse::<Size>().is_err());
+        assert_eq!(Size(defaults::MAX_BODY).to_string(), "16MiB");
+        assert_eq!(Size(1000).to_string(), "1000");
+    }
 
     #[test]
     fn bot_url_joins_paths() {

@@ -17,13 +17,14 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::app::{self, say, AppError, Deps};
-use crate::cassette::{Body, CassetteError, SledStore, Store};
+use crate::cassette::{Body, CassetteError, Event, SledStore, Store};
 use crate::clock::SystemClock;
-use crate::config::{BotUrl, ReplayConfig};
+use crate::config::{BotUrl, Limits, ReplayConfig};
+use crate::http::client::{HttpClient, Reply};
+use crate::http::server::{self, Handler, HandlerFuture};
+use crate::http::wire::{self, Resp};
 use crate::ids::{self, Canon, Seed};
-use crate::server::{self, Handler, HandlerFuture, ServerOptions};
-use crate::upstream::HttpClient;
-use crate::wire::{self, Resp};
+use crate::replay::{Prepared, Replayer, Report};
 
 /// A notification as the demo bot received it.
 struct Got {
@@ -148,7 +149,7 @@ async fn bind_local(what: &str) -> Result<(TcpListener, SocketAddr), AppError> {
 }
 
 /// Where a recorded id first shows up in the cassette, to label it for a human.
-fn role_of(c: &crate::replay::Prepared, id: &str) -> String {
+fn role_of(c: &Prepared, id: &str) -> String {
     fn find(v: &Value, id: &str, path: &str) -> Option<String> {
         match v {
             Value::String(s) if s.to_ascii_lowercase().contains(id) => Some(path.to_string()),
@@ -165,7 +166,7 @@ fn role_of(c: &crate::replay::Prepared, id: &str) -> String {
             _ => None,
         }
     }
-    for e in &c.events {
+    for e in c.events() {
         let (path, _) = crate::graph::split_uri(&e.request.uri);
         let segs: Vec<&str> = path.split('/').collect();
         if let Some(i) = segs.iter().position(|s| s.to_ascii_lowercase() == id) {
@@ -191,68 +192,8 @@ fn role_of(c: &crate::replay::Prepared, id: &str) -> String {
     String::new()
 }
 
-/// Runs the demo against `cassette` from the JSON files in `dir`.
-pub async fn run(cassette: &str, dir: &Path) -> Result<String, AppError> {
-    crate::cassette::validate_name(cassette)?;
-    let tmp = TempDir::new()?;
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(&tmp.0.join("store"))?);
-    let deps = Deps {
-        store,
-        clock: Arc::new(SystemClock::new()),
-    };
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-
-    // the bot
-    let (bot_listener, bot_addr) = bind_local("the demo bot").await?;
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let bot_task = tokio::spawn(server::serve(
-        bot_listener,
-        Arc::new(DemoBot { tx }),
-        ServerOptions::default(),
-        stopped(stop_rx.clone()),
-    ));
-
-    // graphvcr replaying the cassette, notifications to the bot
-    let mut cfg = ReplayConfig::new(cassette).map_err(|e| AppError::Usage(e.to_string()))?;
-    cfg.cassettes_dir = Some(dir.to_path_buf());
-    cfg.bot_url = Some(BotUrl::parse(&format!("http://{bot_addr}")).map_err(AppError::Runtime)?);
-    cfg.pacing.max_gap = Duration::from_secs(2);
-    let replayer = app::replayer(&cfg, &deps).map_err(|e| match e {
-        AppError::Cassette(CassetteError::Unknown(n)) => AppError::Usage(format!(
-            "no bundled cassette `{n}` under {} (run from the repository root, or pass --cassettes DIR)",
-            dir.display()
-        )),
-        other => other,
-    })?;
-    let prepared = replayer
-        .cassette(cassette)
-        .map_err(|e| AppError::Runtime(e.to_string()))?;
-    let Some(first) = prepared.exchanges.first() else {
-        return Err(AppError::Usage(format!(
-            "cassette `{cassette}` has no exchange to replay"
-        )));
-    };
-    let recorded = prepared.events[first.event].clone();
-    let expected = prepared.follows.first().map_or(0, Vec::len);
-    say(&format!(
-        "graphvcr demo: replaying `{cassette}` ({} exchange(s), {} notification(s)) to a built-in bot at http://{bot_addr}",
-        prepared.exchanges.len(),
-        expected
-    ));
-    say("");
-    let (graph_listener, graph_addr) = bind_local("graphvcr").await?;
-    let replay_task = tokio::spawn(app::serve_replay(
-        cfg,
-        deps,
-        replayer.clone(),
-        graph_listener,
-        stopped(stop_rx),
-    ));
-
-    // the bot's request: the recorded one, with ids of a call of its own
+/// The bot's request: the recorded one, with ids of a call of its own; and those ids.
+fn live_request(recorded: &Event) -> (String, String, HashSet<Canon>) {
     let seed = Seed::derive([b"graphvcr demo".as_slice()]);
     let mut live: HashSet<Canon> = HashSet::new();
     let mut fresh = |s: &str| {
@@ -269,33 +210,33 @@ pub async fn run(cassette: &str, dir: &Path) -> Result<String, AppError> {
         Body::Text(t) => fresh(t),
         _ => String::new(),
     };
-    let color = std::io::stdout().is_terminal();
-    let mut hl = Highlighter { live, color };
+    (uri, body, live)
+}
+
+/// Sends the bot's request to graphvcr and prints it and the response.
+async fn call_graphvcr(graph: SocketAddr, recorded: &Event, hl: &mut Highlighter) -> Result<Reply, AppError> {
+    let (uri, body, live) = live_request(recorded);
+    hl.live.extend(live);
     let client =
         HttpClient::new(None, Duration::from_secs(10), 16 << 20).map_err(|e| AppError::Runtime(e.to_string()))?;
     let mut headers = HeaderMap::new();
     headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let method = Method::from_bytes(recorded.request.method.as_bytes()).unwrap_or(Method::POST);
-    let t0 = Instant::now();
     say(&hl.line(&format!("{:>9}  bot -> graphvcr   {method} {uri}", "+0 ms")));
     say(&hl.line(&format!("{:>9}                    {body}", "")));
     let reply = client
-        .send(method, &format!("http://{graph_addr}{uri}"), headers, Bytes::from(body))
+        .send(method, &format!("http://{graph}{uri}"), headers, Bytes::from(body))
         .await
         .map_err(|e| AppError::Runtime(format!("the demo bot could not reach graphvcr: {e}")))?;
-    let t_resp = Instant::now();
-    let session = wire::header_str(&reply.headers, "x-graphvcr-session")
-        .unwrap_or_default()
-        .to_string();
-    if let Some(rep) = replayer.sessions.report(&session) {
-        for (_, l) in &rep.bindings {
-            hl.live.extend(ids::scan(l).into_iter().map(|t| t.canon));
-        }
-    }
+    Ok(reply)
+}
+
+/// Prints graphvcr's response.
+fn print_reply(reply: &Reply, hl: &Highlighter, t0: Instant, at: Instant) {
     let location = wire::header_str(&reply.headers, "location").unwrap_or("-").to_string();
     say(&hl.line(&format!(
         "{:>9}  graphvcr -> bot   {}  Location: {location}",
-        ms(t0, t_resp),
+        ms(t0, at),
         reply.status
     )));
     say(&hl.line(&format!(
@@ -303,7 +244,10 @@ pub async fn run(cassette: &str, dir: &Path) -> Result<String, AppError> {
         "",
         String::from_utf8_lossy(&reply.body)
     )));
+}
 
+/// Prints each notification as the bot receives it, until `expected` arrived (or 30 s).
+async fn collect(rx: &mut mpsc::UnboundedReceiver<Got>, expected: usize, hl: &Highlighter, t0: Instant) -> Vec<Got> {
     let mut got = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while got.len() < expected {
@@ -320,21 +264,104 @@ pub async fn run(cassette: &str, dir: &Path) -> Result<String, AppError> {
             _ => break,
         }
     }
-    let report = replayer.sessions.report(&session);
+    got
+}
+
+/// Prints the table of rewritten ids.
+fn print_bindings(report: Option<&Report>, prepared: &Prepared, hl: &Highlighter) {
+    say("");
+    say("rewritten ids (recorded -> live):");
+    for (r, l) in report.iter().flat_map(|rep| &rep.bindings) {
+        if r != l {
+            let role = role_of(prepared, r);
+            say(&hl.line(&format!("  {role:<40} {r} -> {l}")));
+        }
+    }
+}
+
+/// The replay engine for the demo, over a store of its own.
+fn demo_replayer(
+    cassette: &str,
+    dir: &Path,
+    bot: SocketAddr,
+    deps: &Deps,
+) -> Result<(ReplayConfig, Arc<Replayer>), AppError> {
+    let mut cfg = ReplayConfig::new(cassette).map_err(|e| AppError::Usage(e.to_string()))?;
+    cfg.cassettes_dir = Some(dir.to_path_buf());
+    cfg.bot_url = Some(BotUrl::parse(&format!("http://{bot}")).map_err(AppError::Runtime)?);
+    cfg.pacing.max_gap = Duration::from_secs(2);
+    let replayer = app::replayer(&cfg, deps).map_err(|e| match e {
+        AppError::Cassette(CassetteError::Unknown(n)) => AppError::Usage(format!(
+            "no bundled cassette `{n}` under {} (run from the repository root, or pass --cassettes DIR)",
+            dir.display()
+        )),
+        other => other,
+    })?;
+    Ok((cfg, replayer))
+}
+
+/// Runs the demo against `cassette` from the JSON files in `dir`.
+pub async fn run(cassette: &str, dir: &Path) -> Result<String, AppError> {
+    crate::cassette::validate_name(cassette)?;
+    let tmp = TempDir::new()?;
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&tmp.0.join("store"))?);
+    let deps = Deps {
+        store,
+        clock: Arc::new(SystemClock::new()),
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let (bot_listener, bot_addr) = bind_local("the demo bot").await?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let bot_task = tokio::spawn(server::serve(
+        bot_listener,
+        Arc::new(DemoBot { tx }),
+        Limits::default().server_options(),
+        stopped(stop_rx.clone()),
+    ));
+    let (cfg, replayer) = demo_replayer(cassette, dir, bot_addr, &deps)?;
+    let prepared = replayer
+        .cassette(cassette)
+        .map_err(|e| AppError::Runtime(e.to_string()))?;
+    let Some(first) = prepared.exchanges().first() else {
+        return Err(AppError::Usage(format!(
+            "cassette `{cassette}` has no exchange to replay"
+        )));
+    };
+    let recorded = prepared.event(first.event).clone();
+    let expected = prepared.follows(0).len();
+    say(&format!(
+        "graphvcr demo: replaying `{cassette}` ({} exchange(s), {expected} notification(s)) to a built-in bot at http://{bot_addr}",
+        prepared.exchanges().len(),
+    ));
+    say("");
+    let (graph_listener, graph_addr) = bind_local("graphvcr").await?;
+    let replay_task = tokio::spawn(app::serve_replay(
+        cfg,
+        deps,
+        replayer.clone(),
+        graph_listener,
+        stopped(stop_rx),
+    ));
+    let mut hl = Highlighter {
+        live: HashSet::new(),
+        color: std::io::stdout().is_terminal(),
+    };
+    let t0 = Instant::now();
+    let reply = call_graphvcr(graph_addr, &recorded, &mut hl).await?;
+    let session = wire::header_str(&reply.headers, "x-graphvcr-session").unwrap_or_default();
+    let report = replayer.report(session);
+    for (_, l) in report.iter().flat_map(|r| &r.bindings) {
+        hl.live.extend(ids::scan(l).into_iter().map(|t| t.canon));
+    }
+    print_reply(&reply, &hl, t0, Instant::now());
+    let got = collect(&mut rx, expected, &hl, t0).await;
     let _ = stop_tx.send(true);
     let _ = replay_task.await;
     let _ = bot_task.await;
-
-    say("");
-    say("rewritten ids (recorded -> live):");
-    if let Some(rep) = &report {
-        for (r, l) in &rep.bindings {
-            if r != l {
-                let role = role_of(&prepared, r);
-                say(&hl.line(&format!("  {role:<40} {r} -> {l}")));
-            }
-        }
-    }
+    print_bindings(report.as_ref(), &prepared, &hl);
     if reply.status >= 400 {
         return Err(AppError::Runtime(format!(
             "graphvcr answered {}: {}",

@@ -6,9 +6,9 @@ use serde_json::Value;
 use crate::cassette::StoreError;
 use crate::clock::Clock;
 use crate::graph;
+use crate::http::client::ClientError;
+use crate::http::wire::{self, Resp};
 use crate::ids::Seed;
-use crate::upstream::ClientError;
-use crate::wire::{self, Resp};
 
 /// Who is to blame for a failed request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,10 +84,15 @@ impl ProxyError {
         v
     }
 
-    /// The Graph-shaped error response; its `request-id` derives from `material` (the
-    /// request itself), its date from the injected clock.
-    pub fn respond(&self, clock: &dyn Clock, material: &[u8]) -> Resp {
-        let rid = Seed::derive([material]).guid("request-id", b"");
+    /// The one way any face answers a failed request: logged, and rendered as a
+    /// Graph-shaped error whose `request-id` derives from the request itself (method,
+    /// target, body) and whose date comes from the injected clock.
+    pub fn respond(&self, clock: &dyn Clock, method: &http::Method, uri: &http::Uri, body: &[u8]) -> Resp {
+        match self.blame() {
+            Blame::Bot | Blame::Upstream => tracing::warn!(%method, %uri, "{self}"),
+            _ => tracing::error!(%method, %uri, "{self}"),
+        }
+        let rid = Seed::derive([method.as_str().as_bytes(), uri.to_string().as_bytes(), body]).guid("request-id", b"");
         self.to_response(&rid, &crate::clock::graph_date(clock.unix_ms()))
     }
 

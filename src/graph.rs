@@ -1,12 +1,13 @@
-//! Graph knowledge: the path grammar of `/communications/calls`, which headers are
-//! volatile, which JSON members hold identities or call-scoped ids, and error bodies.
+//! Graph knowledge: the path grammar of `/communications/calls`, what replay does with
+//! each recorded header (the policy; `replay::headers` executes it), which JSON
+//! members hold identities or call-scoped ids, notification shapes, and error bodies.
 //!
-//! Nothing here does I/O; the HTTP plumbing (`server`, `upstream`) never looks inside
-//! Graph payloads, and this module never touches a socket.
+//! Nothing here does I/O; the HTTP plumbing (`http`) never looks inside Graph
+//! payloads, and this module never touches a socket. It imports only `ids::token`.
 
 use serde_json::{json, Value};
 
-use crate::ids;
+use crate::ids::token;
 
 /// API versions Graph serves; a path under anything else is not a Graph call.
 pub const VERSIONS: [&str; 2] = ["v1.0", "beta"];
@@ -74,7 +75,7 @@ pub fn is_id_segment(seg: &str) -> bool {
     if seg == "{id}" {
         return true;
     }
-    let toks = ids::scan(seg);
+    let toks = token::scan(seg);
     toks.len() == 1 && toks[0].start == 0 && toks[0].end == seg.len()
 }
 

@@ -3,27 +3,36 @@
 //! # The data's path through the code
 //!
 //! ```text
-//!  record                                        replay
-//!  bot ──REST──> server ─> app::GraphFace        bot ──REST──> server ─> app::GraphFace
-//!                 (wire: body limits)                           │
-//!                 │                                             v
-//!                 v                                   replay::Replayer
-//!            record::RecordFace                        ├─ replay::Sessions: header / live-id index / new (seed)
-//!             ├─ upstream::HttpClient ──> Graph        ├─ replay::Prepared: matching::Index::fits(Probe)
-//!             ├─ redact::event                         ├─ ids::Pairing -> IdTable (bind)
-//!             └─ cassette::Store + Committer           ├─ ids::Rewriter (response, Location, notifications)
-//!                (durable before the response)         └─ notify::Outbox ──POST──> bot (paced, retried)
-//!  Graph ──POST──> notify::CallbackFace ──> bot
-//!                   └─ record::Recorder::store_notification (follows settled, redacted, stored)
+//!  record                                          replay
+//!  bot ──REST──> http::server ─> app::faces        bot ──REST──> http::server ─> app::faces
+//!                 (GraphFace: admin | mode)                       │ (body limits, admin)
+//!                 │                                               v
+//!                 v                                     replay::Replayer
+//!            record::RecordFace                          ├─ replay::sessions: header / live-id index / new (seed)
+//!             ├─ http::client ──> Graph                  ├─ choose: replay::Prepared + matching::Index::fits
+//!             └─ record::Recorder                        ├─ bind: ids::Pairing -> session's ids::IdTable
+//!                ├─ redact::event                        ├─ respond: ids::Rewriter, replay::headers
+//!                └─ cassette::Store + Committer          └─ replay::callbacks ─> notify::Outbox ──POST──> bot
+//!                   (durable before the response)                              (paced, retried)
+//!  Graph ──POST──> record::CallbackFace ──> bot
+//!                   └─ record::Recorder (follows settled, redacted, stored)
 //!
-//!  cassettes/*.json <── cassette::json (import/export) ──> cassette::SledStore
+//!  cassettes/*.json <── app::cassettes, cassette::json ──> cassette::SledStore
 //! ```
 //!
-//! Module map: `graph` and `ids` hold Graph knowledge (paths, header policy, id
-//! forms); `server`, `upstream` and `wire` are HTTP plumbing that knows nothing about
-//! Graph; `matching`, `replay`, `record` and `notify` are the two modes; `cassette`
-//! is the model, interchange and store; `app` wires it all and `cli`/`config` turn the
-//! command line into settings. `admin` serves `/_graphvcr/`.
+//! # Module map
+//!
+//! - Graph knowledge: `graph` (paths, header policy, member rules, error bodies) and
+//!   `ids` (`token` lexing, `mint`, `table` binding, `rewrite`, `walk`).
+//! - HTTP plumbing, knowing no Graph: `http` (`server`, `client`, `wire`).
+//! - The two modes: `record` (recorder, Graph face, callback face) and `replay`
+//!   (replayer, sessions, prepared cassettes, notification building), with `matching`
+//!   and `notify` (delivery). Replay and delivery never import record.
+//! - Cassettes: `cassette` (model, JSON interchange, sled store); `redact` (secrets).
+//! - Wiring: `app` (modes, faces, cassette files), `admin` (`/_graphvcr/`), `cli` and
+//!   `config` (command line into settings), `demo`.
+//! - Small shared pieces: `clock` (injected time), `error` (who failed), `ring`
+//!   (bounded report tails), `sync` (poison-tolerant locking).
 
 pub mod admin;
 pub mod app;
@@ -34,12 +43,12 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod graph;
+pub mod http;
 pub mod ids;
 pub mod matching;
 pub mod notify;
 pub mod record;
 pub mod redact;
 pub mod replay;
-pub mod server;
-pub mod upstream;
-pub mod wire;
+pub mod ring;
+pub mod sync;

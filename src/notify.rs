@@ -1,6 +1,6 @@
-//! Callback notifications. Record: the callback face takes Graph's POSTs, forwards each
-//! to the bot and hands it to the recorder. Replay: each session's outbox delivers its
-//! rewritten notifications in order, paced, with retries, logging every attempt.
+//! Delivery of replayed notifications: each session's outbox delivers its rewritten
+//! notifications in order, paced, with retries, logging every attempt. Knows nothing
+//! of recording (the record-mode callback face lives in `record`).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -13,80 +13,11 @@ use http::Method;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use crate::cassette::{Body, Event, Kind, Request, Response};
-use crate::clock::Clock;
 use crate::config::{BotUrl, Retry};
-use crate::error::ProxyError;
-use crate::record::{forward_headers, recorded_reply, Recorder};
-use crate::upstream::{ClientError, HttpClient};
-use crate::wire::{self, Resp};
-
-/// Record mode, callback face: forward to the bot, answer Graph with the bot's answer,
-/// record the notification.
-pub struct CallbackFace {
-    pub recorder: Arc<Recorder>,
-    pub client: HttpClient,
-    pub bot_url: BotUrl,
-    pub clock: Arc<dyn Clock>,
-}
-
-impl CallbackFace {
-    /// Forwards the notification and records it. The work runs in its own task, so a
-    /// caller that hangs up mid-way cancels neither the forwarding nor the recording.
-    pub async fn handle(self: Arc<Self>, parts: http::request::Parts, body: Bytes) -> Resp {
-        let (tx, rx) = oneshot::channel();
-        let face = self.clone();
-        tokio::spawn(async move { face.forward_and_record(parts, body, tx).await });
-        rx.await.unwrap_or_else(|_| {
-            ProxyError::Internal("the notification task ended without an answer".into())
-                .respond(&*self.clock, b"callback")
-        })
-    }
-
-    async fn forward_and_record(&self, parts: http::request::Parts, body: Bytes, answer: oneshot::Sender<Resp>) {
-        let arrival = self.recorder.arrival();
-        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-        let headers = forward_headers(&parts.headers);
-        let target = self.bot_url.target(&pq);
-        let result = self
-            .client
-            .send(parts.method.clone(), &target, headers.clone(), body.clone())
-            .await;
-        let (resp, recorded) = match result {
-            Ok(reply) => {
-                let (h, recorded) = recorded_reply(&reply);
-                (wire::response(reply.status, h, reply.body), recorded)
-            }
-            Err(e) => {
-                tracing::warn!(%target, "notification not delivered to the bot: {e}");
-                let recorded = Response {
-                    error: Some(format!("bot: {e}")),
-                    ..Default::default()
-                };
-                let err = ProxyError::Upstream(e);
-                (err.respond(&*self.clock, pq.as_bytes()), recorded)
-            }
-        };
-        let _ = answer.send(resp);
-        let ev = Event {
-            kind: Kind::Notification,
-            seq: 0,
-            at_ms: arrival.at_ms,
-            duration_ms: None,
-            follows: None,
-            request: Request {
-                method: parts.method.as_str().to_string(),
-                uri: pq,
-                headers: wire::to_pairs(&headers),
-                body: Body::from_bytes(&body),
-            },
-            response: recorded,
-        };
-        if let Err(e) = self.recorder.store_notification(ev, arrival).await {
-            tracing::error!("notification could not be stored: {e}");
-        }
-    }
-}
+use crate::http::client::{ClientError, HttpClient};
+use crate::ring::Ring;
+use crate::ring::REPORT_TAIL;
+use crate::sync::lock;
 
 /// One attempt to deliver a notification.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -107,6 +38,15 @@ pub struct Delivery {
     pub delivered: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// What a session's outbox reports.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryLog {
+    pub recent: Vec<Delivery>,
+    pub delivered: u64,
+    pub failed: u64,
+    pub retrying: Option<Delivery>,
 }
 
 /// A notification ready to go: rewritten, addressed, paced.
@@ -135,11 +75,11 @@ pub struct Totals {
 
 /// Replay-side delivery settings shared by every session.
 pub struct Notifier {
-    pub client: HttpClient,
-    pub bot_url: Option<BotUrl>,
-    pub auth: Option<HeaderValue>,
-    pub retry: Retry,
-    pub totals: Totals,
+    client: HttpClient,
+    bot_url: Option<BotUrl>,
+    auth: Option<HeaderValue>,
+    retry: Retry,
+    totals: Totals,
 }
 
 impl Notifier {
@@ -155,6 +95,11 @@ impl Notifier {
 }
 
 impl Notifier {
+    /// Delivery counts over every session, ever.
+    pub fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
     /// Where a notification goes: the live `callbackUri` when the session learned one,
     /// else the recorded path; `--bot-url` supplies scheme, host, port and prefix.
     pub fn target(&self, callback_uri: Option<&str>, recorded_uri: &str) -> Result<String, String> {
@@ -174,7 +119,8 @@ impl Notifier {
     }
 
     /// Delivers one job with retries on a refused connection or a 5xx.
-    async fn deliver(&self, job: Job) -> Delivery {
+    /// `progress` sees the delivery after every failed attempt (for the report).
+    async fn deliver(&self, job: Job, progress: impl Fn(&Delivery)) -> Delivery {
         let mut d = Delivery {
             seq: job.seq,
             url: job.url.as_ref().ok().cloned(),
@@ -220,6 +166,7 @@ impl Notifier {
             if !retry {
                 break;
             }
+            progress(&d);
             if n < self.retry.attempts {
                 tokio::time::sleep(self.retry.backoff(n)).await;
             }
@@ -233,16 +180,13 @@ impl Notifier {
     }
 }
 
-/// Deliveries of one session: the latest ones and the totals.
-#[derive(Default)]
+/// Deliveries of one session: the latest ones, how many failed in all, and the one
+/// being retried now.
 struct Log {
-    recent: VecDeque<Delivery>,
-    delivered: u64,
+    recent: Ring<Delivery>,
     failed: u64,
+    current: Option<Delivery>,
 }
-
-/// How many deliveries a session's log keeps (the totals count them all).
-const LOG_TAIL: usize = 1000;
 
 struct Queue {
     jobs: VecDeque<Job>,
@@ -269,7 +213,11 @@ impl Outbox {
                 jobs: VecDeque::new(),
                 running: false,
             }),
-            log: Mutex::new(Log::default()),
+            log: Mutex::new(Log {
+                recent: Ring::new(REPORT_TAIL),
+                failed: 0,
+                current: None,
+            }),
             pending: Arc::new(AtomicUsize::new(0)),
             notifier,
         }))
@@ -284,7 +232,7 @@ impl Outbox {
         self.0.pending.fetch_add(n, Ordering::SeqCst);
         self.0.notifier.totals.pending.fetch_add(n, Ordering::SeqCst);
         let start = {
-            let mut q = self.0.queue.lock().unwrap_or_else(|p| p.into_inner());
+            let mut q = lock(&self.0.queue);
             q.jobs.extend(jobs);
             !std::mem::replace(&mut q.running, true)
         };
@@ -297,7 +245,7 @@ impl Outbox {
         let mut t0 = tokio::time::Instant::now();
         loop {
             let next = {
-                let mut q = state.queue.lock().unwrap_or_else(|p| p.into_inner());
+                let mut q = lock(&state.queue);
                 let next = q.jobs.pop_front();
                 q.running = next.is_some();
                 next
@@ -309,23 +257,20 @@ impl Outbox {
             }
             tokio::time::sleep_until(t0 + job.wait).await;
             let n = &state.notifier;
-            let d = n.deliver(job).await;
+            let d = n.deliver(job, |d| lock(&state.log).current = Some(d.clone())).await;
             let total = if d.delivered {
                 &n.totals.delivered
             } else {
                 &n.totals.failed
             };
             total.fetch_add(1, Ordering::Relaxed);
-            if let Ok(mut l) = state.log.lock() {
-                if d.delivered {
-                    l.delivered += 1;
-                } else {
+            {
+                let mut l = lock(&state.log);
+                l.current = None;
+                if !d.delivered {
                     l.failed += 1;
                 }
-                if l.recent.len() >= LOG_TAIL {
-                    l.recent.pop_front();
-                }
-                l.recent.push_back(d);
+                l.recent.push(d);
             }
             state.pending.fetch_sub(1, Ordering::SeqCst);
             n.totals.pending.fetch_sub(1, Ordering::SeqCst);
@@ -341,12 +286,15 @@ impl Outbox {
         self.0.pending.clone()
     }
 
-    /// The latest deliveries, and how many were delivered and failed in all.
-    pub fn log(&self) -> (Vec<Delivery>, u64, u64) {
-        self.0
-            .log
-            .lock()
-            .map(|l| (l.recent.iter().cloned().collect(), l.delivered, l.failed))
-            .unwrap_or_default()
+    /// The latest deliveries, how many were delivered and failed in all, and the
+    /// delivery being retried now (its attempts so far).
+    pub fn log(&self) -> DeliveryLog {
+        let l = lock(&self.0.log);
+        DeliveryLog {
+            recent: l.recent.to_vec(),
+            delivered: l.recent.total() - l.failed,
+            failed: l.failed,
+            retrying: l.current.clone(),
+        }
     }
 }

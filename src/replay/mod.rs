@@ -1,33 +1,48 @@
 //! Replay mode: routes a request to its session, matches it against the prepared
-//! cassette, binds its ids, rewrites the recorded response and schedules the
-//! notifications that follow it. Never contacts Graph.
+//! cassette (choose), binds its ids (bind), rewrites the recorded response and
+//! schedules the notifications that follow it (respond). Never contacts Graph.
 
+mod callbacks;
+mod headers;
 mod prepared;
+mod session;
 mod sessions;
 
 pub use prepared::{Prepared, RecordedExchange};
-pub use sessions::{Missed, Report, Served, Session, Sessions, REPORT_TAIL};
+pub use session::{Missed, Report, Served, REPORT_TAIL};
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::Method;
+use http::header::{HeaderName, HeaderValue};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::cassette::{Body, Headers, Store};
+use crate::cassette::{Body, Store};
 use crate::clock::Clock;
-use crate::config::ReplayConfig;
+use crate::config::Pacing;
 use crate::error::ProxyError;
-use crate::graph::{self, GraphPath, NotificationHeader, ResponseHeader};
-use crate::ids::{self, Canon, IdTable, Pairing, Rewriter};
-use crate::matching::Probe;
-use crate::notify::{Job, Notifier, Outbox};
-use crate::wire::{self, header_str, Resp};
-use sessions::{lock_session, Route};
+use crate::graph::{self, GraphPath};
+use crate::http::wire::{self, header_str, Resp};
+use crate::ids::{self, Canon, IdTable, Pairing};
+use crate::matching::{self, Probe};
+use crate::notify::{Job, Notifier};
+use crate::sync::lock;
+use callbacks::Batch;
+use headers::LiveRequest;
+use session::{Bound, Session};
+use sessions::{ClaimError, Route, Sessions, Shared};
+
+/// How replay sessions are bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    /// An idle session ends after this long.
+    pub idle_ms: u64,
+    /// Most sessions alive at once.
+    pub max: usize,
+}
 
 /// The replay engine behind the Graph face.
 pub struct Replayer {
@@ -35,9 +50,9 @@ pub struct Replayer {
     clock: Arc<dyn Clock>,
     default_cassette: String,
     cassettes: RwLock<HashMap<String, Arc<Prepared>>>,
-    pub sessions: Sessions,
+    sessions: Sessions,
     notifier: Arc<Notifier>,
-    config: ReplayConfig,
+    pacing: Pacing,
     /// Requests that matched nothing, in all sessions ever.
     misses: AtomicU64,
 }
@@ -62,37 +77,29 @@ struct Live<'a> {
     body: Body,
 }
 
-/// What a header rewrite does with one recorded header.
-enum HeaderRule {
-    /// Apply the id table.
-    Rewrite,
-    /// Use this value.
-    Set(String),
-    Drop,
-}
-
-/// Rewrites recorded headers; framing headers never carry over.
-fn rewrite_headers(
-    recorded: &Headers,
-    rw: &mut Rewriter<'_>,
-    mut rule: impl FnMut(&str, &str, &mut Rewriter<'_>) -> HeaderRule,
-) -> HeaderMap {
-    let mut out = HeaderMap::new();
-    for (n, v) in recorded {
-        if wire::is_framing_header(n) {
-            continue;
-        }
-        let lower = n.to_ascii_lowercase();
-        let value = match rule(&lower, v, rw) {
-            HeaderRule::Rewrite => rw.rewrite_str(v).into_owned(),
-            HeaderRule::Set(x) => x,
-            HeaderRule::Drop => continue,
-        };
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_str(&value)) {
-            out.append(n, v);
-        }
+impl<'a> Live<'a> {
+    fn parse(parts: &'a http::request::Parts, body: &Bytes) -> Result<Live<'a>, ProxyError> {
+        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let (path, query) = graph::split_uri(pq);
+        let gp = GraphPath::parse(path).ok_or_else(|| {
+            ProxyError::NotFound(format!(
+                "`{path}` is not a Graph path: graphvcr serves /v1.0/... and /beta/... (admin: /_graphvcr/)"
+            ))
+        })?;
+        Ok(Live {
+            parts,
+            method: parts.method.as_str(),
+            pq,
+            path: gp,
+            query,
+            body: Body::from_bytes(body),
+        })
     }
-    out
+
+    /// The request as reports and messages show it.
+    fn shown(&self) -> String {
+        matching::clip(&format!("{} {}", self.method, self.pq), 300)
+    }
 }
 
 /// `a=1&b=2` as (key, value) pairs.
@@ -130,25 +137,52 @@ fn seed_material(live: &Live<'_>) -> Vec<u8> {
     out
 }
 
+/// Walks the recorded request beside the live one: path, query and body.
+fn pair(cassette: &Prepared, entry: usize, live: &Live<'_>) -> Pairing {
+    let rec = &cassette.exchanges()[entry];
+    let rec_ev = cassette.exchange_event(entry);
+    let mut pairing = Pairing::default();
+    if let Some(rp) = &rec.path {
+        for (a, b) in rp.segments.iter().zip(&live.path.segments) {
+            pairing.strs(a, b, None, graph::is_id_segment(a));
+        }
+    }
+    if let (Some(a), Some(b)) = (&rec.query, live.query) {
+        let mut lq = query_pairs(b);
+        for (k, v) in query_pairs(a) {
+            if let Some(i) = lq.iter().position(|(lk, _)| *lk == k) {
+                pairing.strs(v, lq.remove(i).1, None, false);
+            }
+        }
+    }
+    match (&rec_ev.request.body, &live.body) {
+        (Body::Json(a), Body::Json(b)) => pairing.json(a, b, None),
+        (Body::Text(a), Body::Text(b)) => pairing.strs(a, b, None, false),
+        _ => {}
+    }
+    pairing
+}
+
 impl Replayer {
     pub fn new(
-        config: ReplayConfig,
+        default_cassette: Arc<Prepared>,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         notifier: Arc<Notifier>,
-        first: Arc<Prepared>,
+        pacing: Pacing,
+        limits: SessionLimits,
     ) -> Replayer {
-        let sessions = Sessions::new(config.session_idle.as_millis() as u64, config.max_sessions);
+        let name = default_cassette.name().to_string();
         let mut cassettes = HashMap::new();
-        cassettes.insert(first.name().to_string(), first);
+        cassettes.insert(name.clone(), default_cassette);
         Replayer {
             store,
             clock,
-            default_cassette: config.cassette.clone(),
+            default_cassette: name,
             cassettes: RwLock::new(cassettes),
-            sessions,
+            sessions: Sessions::new(limits.idle_ms, limits.max),
             notifier,
-            config,
+            pacing,
             misses: AtomicU64::new(0),
         }
     }
@@ -178,35 +212,12 @@ impl Replayer {
     pub fn handle(&self, parts: &http::request::Parts, body: Bytes) -> Resp {
         match self.serve(parts, &body) {
             Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(method = %parts.method, uri = %parts.uri, "{e}");
-                let material = [
-                    parts.method.as_str().as_bytes(),
-                    parts.uri.to_string().as_bytes(),
-                    &body,
-                ]
-                .concat();
-                e.respond(&*self.clock, &material)
-            }
+            Err(e) => e.respond(&*self.clock, &parts.method, &parts.uri, &body),
         }
     }
 
     fn serve(&self, parts: &http::request::Parts, body: &Bytes) -> Result<Resp, ProxyError> {
-        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let (path, query) = graph::split_uri(pq);
-        let gp = GraphPath::parse(path).ok_or_else(|| {
-            ProxyError::NotFound(format!(
-                "`{path}` is not a Graph path: graphvcr serves /v1.0/... and /beta/... (admin: /_graphvcr/)"
-            ))
-        })?;
-        let live = Live {
-            parts,
-            method: parts.method.as_str(),
-            pq,
-            path: gp,
-            query,
-            body: Body::from_bytes(body),
-        };
+        let live = Live::parse(parts, body)?;
         let cassette = match header_str(&parts.headers, "x-graphvcr-cassette") {
             Some(name) => self.cassette(name)?,
             None => self.cassette(&self.default_cassette)?,
@@ -229,86 +240,73 @@ impl Replayer {
             body_ids: &body_ids,
             seed_material: &material,
         };
-        // a session can end (idle, evicted) between finding it and locking it
+        // a session can end (idle, evicted) between finding it and claiming in it
         for _ in 0..3 {
-            let session = self.sessions.find_or_create(&cassette, &route, self.clock.mono_ms())?;
-            let mut s = lock_session(&session);
-            if self.sessions.is_current(&session, &s.id) {
-                return self.serve_in(&mut s, &live);
+            let shared = self.sessions.find_or_create(&cassette, &route, self.clock.mono_ms())?;
+            let mut s = lock(&shared);
+            if let Some(resp) = self.serve_in(&shared, &mut s, &live)? {
+                return Ok(resp);
             }
         }
         Err(ProxyError::Busy("replay sessions are churning; retry".into()))
     }
 
-    /// Serves `live` inside its (locked) session.
-    fn serve_in(&self, s: &mut Session, live: &Live<'_>) -> Result<Resp, ProxyError> {
-        let cassette = s.cassette.clone();
-        let probe = Probe::from_parts(live.method, &live.path, live.query, &live.body);
-        let shown = crate::matching::clip(&format!("{} {}", live.method, live.pq), 300);
-        let fits = cassette.index.fits(&probe);
-        let Some(best) = fits.first() else {
-            let (nearest, reason) = cassette.index.explain_miss(&probe);
-            let nearest_seq = nearest.map(|e| cassette.exchange_event(e).seq);
-            s.note_missed(Missed {
-                request: shown,
-                nearest_seq,
-                reason: reason.clone(),
-            });
-            self.misses.fetch_add(1, Ordering::Relaxed);
-            return Err(ProxyError::Miss {
-                message: format!("cassette `{}`: {reason}", cassette.name()),
-                nearest: nearest_seq,
-            });
+    /// Serves `live` inside its (locked) session; `None` when the session ended
+    /// before the request could claim its ids (the caller looks it up again).
+    fn serve_in(&self, shared: &Shared, s: &mut Session, live: &Live<'_>) -> Result<Option<Resp>, ProxyError> {
+        let cassette = s.cassette().clone();
+        let (entry, repeated) = self.choose(s, &cassette, live)?;
+        let Some(bound) = self.bind(shared, s, &cassette, entry, live)? else {
+            return Ok(None);
         };
-        let (entry, repeated) = match fits.iter().find(|f| s.served_count[f.entry] == 0) {
-            Some(f) => (f.entry, false),
-            None => (fits.iter().map(|f| f.entry).max().unwrap_or(best.entry), true),
-        };
-        let rec = &cassette.exchanges[entry];
-        let rec_ev = cassette.exchange_event(entry);
+        Ok(Some(self.respond(s, &cassette, entry, repeated, &bound, live)))
+    }
 
-        // bind: walk the recorded request beside the live one
-        let mut pairing = Pairing::default();
-        if let Some(rp) = &rec.path {
-            for (a, b) in rp.segments.iter().zip(&live.path.segments) {
-                pairing.strs(a, b, None, graph::is_id_segment(a));
-            }
+    /// Matches the request: the entry to serve and whether it repeats, or a miss.
+    fn choose(&self, s: &mut Session, cassette: &Prepared, live: &Live<'_>) -> Result<(usize, bool), ProxyError> {
+        let probe = Probe::from_parts(live.method, &live.path, live.query, &live.body);
+        let fits = cassette.index().fits(&probe);
+        if !fits.is_empty() {
+            return Ok(s.pick(&fits));
         }
-        if let (Some(a), Some(b)) = (&rec.query, live.query) {
-            let mut lq = query_pairs(b);
-            for (k, v) in query_pairs(a) {
-                if let Some(i) = lq.iter().position(|(lk, _)| *lk == k) {
-                    pairing.strs(v, lq.remove(i).1, None, false);
-                }
-            }
-        }
-        match (&rec_ev.request.body, &live.body) {
-            (Body::Json(a), Body::Json(b)) => pairing.json(a, b, None),
-            (Body::Text(a), Body::Text(b)) => pairing.strs(a, b, None, false),
-            _ => {}
-        }
+        let (nearest, reason) = cassette.index().explain_miss(&probe);
+        let nearest_seq = nearest.map(|e| cassette.exchange_event(e).seq);
+        s.note_missed(Missed {
+            request: live.shown(),
+            nearest_seq,
+            reason: reason.clone(),
+        });
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        Err(ProxyError::Miss {
+            message: format!("cassette `{}`: {reason}", cassette.name()),
+            nearest: nearest_seq,
+        })
+    }
+
+    /// Pairs the recorded request with the live one, claims the live ids for the
+    /// session (or refuses: another session owns one) and binds them.
+    fn bind(
+        &self,
+        shared: &Shared,
+        s: &mut Session,
+        cassette: &Prepared,
+        entry: usize,
+        live: &Live<'_>,
+    ) -> Result<Option<Bound>, ProxyError> {
+        let pairing = pair(cassette, entry, live);
         let claims: Vec<Canon> = pairing
             .tokens
             .iter()
-            .filter(|p| p.call_scoped && !cassette.recorded_ids.contains(&p.live))
+            .filter(|p| p.call_scoped && !cassette.mentions(&p.live))
             .map(|p| p.live.clone())
             .collect();
         // reserve the request's ids (or refuse) before anything changes
-        self.sessions.claim(&s.id, &claims)?;
-        let mut scoped = IdTable::default();
-        let mut request_scoped = Vec::new();
-        for p in &pairing.tokens {
-            if s.table
-                .bind(p.recorded.clone(), &p.rec_text, p.live.clone(), &p.live_text)
-                == ids::BindOutcome::Conflict
-            {
-                scoped.bind(p.recorded.clone(), &p.rec_text, p.live.clone(), &p.live_text);
-                request_scoped.push(format!("{} -> {}", p.recorded, p.live));
-            }
+        match self.sessions.claim(shared, s.id(), &claims) {
+            Ok(()) => {}
+            Err(ClaimError::Ended) => return Ok(None),
+            Err(ClaimError::Taken(e)) => return Err(e),
         }
-        for (k, r, l) in &pairing.strings {
-            s.table.bind_string(k, r, l);
-        }
+        let bound = s.bind(&pairing);
         if graph::carries_callback_uri(live.method, &live.path.segments) {
             if let Some(cb) = live
                 .body
@@ -316,137 +314,89 @@ impl Replayer {
                 .and_then(|v| v.get("callbackUri"))
                 .and_then(Value::as_str)
             {
-                s.callback_uri = Some(cb.to_string());
+                s.learn_callback_uri(cb);
             }
         }
+        Ok(Some(bound))
+    }
 
-        // rewrite the response and the notifications that follow it
+    /// Rewrites the recorded response and queues the notifications that follow it.
+    fn respond(
+        &self,
+        s: &mut Session,
+        cassette: &Prepared,
+        entry: usize,
+        repeated: bool,
+        bound: &Bound,
+        live: &Live<'_>,
+    ) -> Resp {
+        let rec_ev = cassette.exchange_event(entry);
         let origin = wire::request_origin(&live.parts.headers, &live.parts.uri);
-        let count = s.served_count[entry];
-        let seed = s.seed;
+        let request_id = [
+            (entry as u64).to_be_bytes(),
+            u64::from(s.served_count(entry)).to_be_bytes(),
+        ]
+        .concat();
+        let callback_uri = s.callback_uri().map(str::to_string);
+        let number = s.batches();
+        let session_id = s.id().to_string();
         let (mut resp, jobs, minted) = {
-            let mut rw = Rewriter::new(&scoped, &mut s.table, &cassette.stable, &seed);
-            let request_id = [(entry as u64).to_be_bytes(), u64::from(count).to_be_bytes()].concat();
-            let mut headers =
-                rewrite_headers(
-                    &rec_ev.response.headers,
-                    &mut rw,
-                    |name, v, rw| match graph::response_header(name) {
-                        ResponseHeader::Relocate => HeaderRule::Set(graph::relocate(
-                            &rw.rewrite_str(v),
-                            origin.as_deref(),
-                            &live.path.version,
-                        )),
-                        ResponseHeader::Echo => match header_str(&live.parts.headers, name) {
-                            Some(echo) => HeaderRule::Set(echo.to_string()),
-                            None => HeaderRule::Rewrite,
-                        },
-                        ResponseHeader::Regenerate => HeaderRule::Set(seed.guid(name, &request_id)),
-                        ResponseHeader::Rewrite => HeaderRule::Rewrite,
-                    },
-                );
-            if let Ok(v) = HeaderValue::from_str(&s.id) {
+            let mut rw = s.rewriter(&bound.scoped);
+            let live_req = LiveRequest {
+                headers: &live.parts.headers,
+                origin: origin.as_deref(),
+                version: &live.path.version,
+            };
+            let mut headers = headers::response_headers(&rec_ev.response.headers, &mut rw, &live_req, &request_id);
+            if let Ok(v) = HeaderValue::from_str(&session_id) {
                 headers.insert(HeaderName::from_static("x-graphvcr-session"), v);
             }
             let body = rw.rewrite_body(&rec_ev.response.body);
-            let status = rec_ev.response.status.unwrap_or(200);
-            let resp = wire::response(status, headers, body.to_bytes());
-            let jobs = self.notification_jobs(
-                &cassette,
-                &cassette.follows[entry],
-                rec_ev.done_ms(),
-                &mut rw,
-                s.callback_uri.as_deref(),
-                s.batches,
-            );
-            (resp, jobs, rw.minted)
+            let resp = wire::response(rec_ev.response.status.unwrap_or(200), headers, body.to_bytes());
+            let batch = Batch {
+                events: cassette.follows(entry),
+                after_ms: rec_ev.done_ms(),
+                callback_uri: callback_uri.as_deref(),
+                number,
+            };
+            let jobs = callbacks::jobs(cassette, &batch, &self.pacing, &self.notifier, &mut rw);
+            (resp, jobs, rw.into_minted())
         };
-        s.batches += 1;
-        s.served_count[entry] += 1;
-        s.note_served(Served {
-            seq: rec_ev.seq,
-            request: shown,
-            repeated,
-            request_scoped,
-        });
-        self.sessions.claim_minted(&s.id, &minted);
+        s.note_served(
+            entry,
+            Served {
+                seq: rec_ev.seq,
+                request: live.shown(),
+                repeated,
+                request_scoped: bound.request_scoped.clone(),
+            },
+        );
         cassette.mark_used(entry);
-        tracing::info!(session = %s.id, seq = rec_ev.seq, repeated, notifications = jobs.len(), "served");
-        if !jobs.is_empty() {
+        tracing::info!(session = %session_id, seq = rec_ev.seq, repeated, notifications = jobs.len(), "served");
+        let pending = if jobs.is_empty() {
+            None
+        } else {
             let after = resp.body_mut().on_sent();
-            self.dispatch(s, after, jobs);
-        }
-        Ok(resp)
+            self.dispatch(s, after, jobs)
+        };
+        self.sessions.served(&session_id, &minted, pending);
+        resp
     }
 
     /// Queues a batch of notifications to start once `after` fires (the triggering
     /// response is out). Called under the session lock, so batches keep the order
-    /// their responses were served in.
-    fn dispatch(&self, s: &mut Session, after: oneshot::Receiver<()>, mut jobs: Vec<Job>) {
-        let Some(first) = jobs.first_mut() else {
-            return;
-        };
-        first.batch_start = Some(after);
-        let outbox = match &s.outbox {
-            Some(o) => o,
-            None => {
-                let o = Outbox::new(self.notifier.clone());
-                self.sessions.set_pending(&s.id, o.pending_counter());
-                s.outbox.insert(o)
-            }
-        };
-        outbox.push_batch(jobs);
-    }
-
-    /// Rewrites and addresses a batch of notifications, paced from `after_ms`.
-    fn notification_jobs(
+    /// their responses were served in. Returns the pending counter of a new outbox.
+    fn dispatch(
         &self,
-        cassette: &Prepared,
-        events: &[usize],
-        after_ms: u64,
-        rw: &mut Rewriter<'_>,
-        callback_uri: Option<&str>,
-        batch: u64,
-    ) -> Vec<Job> {
-        let offsets: Vec<u64> = events
-            .iter()
-            .map(|&i| cassette.events[i].at_ms.saturating_sub(after_ms))
-            .collect();
-        let waits = self.config.pacing.schedule(&offsets);
-        events
-            .iter()
-            .zip(waits)
-            .map(|(&i, wait)| {
-                let ev = &cassette.events[i];
-                let mut headers =
-                    rewrite_headers(
-                        &ev.request.headers,
-                        rw,
-                        |name, _, rw| match graph::notification_header(name) {
-                            NotificationHeader::Drop => HeaderRule::Drop,
-                            NotificationHeader::Fresh => HeaderRule::Set(
-                                rw.seed
-                                    .guid(name, &[ev.seq.to_be_bytes(), batch.to_be_bytes()].concat()),
-                            ),
-                            NotificationHeader::Rewrite => HeaderRule::Rewrite,
-                        },
-                    );
-                if !headers.contains_key(header::CONTENT_TYPE) && ev.request.body.json().is_some() {
-                    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                }
-                let body = rw.rewrite_body(&ev.request.body);
-                let uri = rw.rewrite_str(&ev.request.uri).into_owned();
-                Job {
-                    seq: ev.seq,
-                    method: Method::from_bytes(ev.request.method.as_bytes()).unwrap_or(Method::POST),
-                    url: self.notifier.target(callback_uri, &uri),
-                    headers,
-                    body: Bytes::from(body.to_bytes()),
-                    wait,
-                    batch_start: None,
-                }
-            })
-            .collect()
+        s: &mut Session,
+        after: oneshot::Receiver<()>,
+        mut jobs: Vec<Job>,
+    ) -> Option<Arc<std::sync::atomic::AtomicUsize>> {
+        let first = jobs.first_mut()?;
+        first.batch_start = Some(after);
+        let (outbox, created) = s.outbox(&self.notifier);
+        outbox.push_batch(jobs);
+        created
     }
 
     /// Starts a session explicitly (admin API, start-up) and delivers the cassette's
@@ -461,37 +411,41 @@ impl Replayer {
             body_ids: &[],
             seed_material: &Vec::new,
         };
-        let session = self.sessions.find_or_create(&cassette, &route, self.clock.mono_ms())?;
-        let mut s = lock_session(&session);
-        if !self.sessions.is_current(&session, &s.id) {
+        let shared = self.sessions.find_or_create(&cassette, &route, self.clock.mono_ms())?;
+        let mut s = lock(&shared);
+        if let Err(ClaimError::Ended) = self.sessions.claim(&shared, s.id(), &[]) {
             return Err(ProxyError::Conflict(format!(
                 "replay session {} ended while starting",
-                s.id
+                s.id()
             )));
         }
-        if s.batches > 0 || cassette.unattached.is_empty() {
-            return Ok(s.id.clone());
+        if s.batches() > 0 || cassette.unattached().is_empty() {
+            return Ok(s.id().to_string());
         }
-        let first_ms = cassette.unattached.first().map_or(0, |&i| cassette.events[i].at_ms);
-        let seed = s.seed;
+        let batch = Batch {
+            events: cassette.unattached(),
+            after_ms: cassette.unattached().first().map_or(0, |&i| cassette.event(i).at_ms),
+            callback_uri: None,
+            number: 0,
+        };
         let scoped = IdTable::default();
         let (jobs, minted) = {
-            let mut rw = Rewriter::new(&scoped, &mut s.table, &cassette.stable, &seed);
-            let jobs = self.notification_jobs(&cassette, &cassette.unattached, first_ms, &mut rw, None, 0);
-            (jobs, rw.minted)
+            let mut rw = s.rewriter(&scoped);
+            let jobs = callbacks::jobs(&cassette, &batch, &self.pacing, &self.notifier, &mut rw);
+            (jobs, rw.into_minted())
         };
-        self.sessions.claim_minted(&s.id, &minted);
-        s.batches += 1;
+        s.note_batch();
         // no response triggers these: their batch starts now
         let (now, after) = oneshot::channel();
         let _ = now.send(());
-        self.dispatch(&mut s, after, jobs);
-        Ok(s.id.clone())
+        let pending = self.dispatch(&mut s, after, jobs);
+        self.sessions.served(s.id(), &minted, pending);
+        Ok(s.id().to_string())
     }
 
     /// Totals over every session ever (they outlive the ring of ended reports).
     pub fn totals(&self) -> ReplayTotals {
-        let n = &self.notifier.totals;
+        let n = self.notifier.totals();
         ReplayTotals {
             misses: self.misses.load(Ordering::Relaxed),
             delivered: n.delivered.load(Ordering::Relaxed),
@@ -505,5 +459,25 @@ impl Replayer {
         self.cassette(&self.default_cassette)
             .map(|c| c.unused())
             .unwrap_or_default()
+    }
+
+    /// Reports of live and ended sessions, by session id.
+    pub fn reports(&self) -> Vec<Report> {
+        self.sessions.reports()
+    }
+
+    /// One session's report, live or ended.
+    pub fn report(&self, id: &str) -> Option<Report> {
+        self.sessions.report(id)
+    }
+
+    /// Ends a live session now and returns its final report.
+    pub fn end(&self, id: &str) -> Option<Report> {
+        self.sessions.end(id)
+    }
+
+    /// Ends the sessions idle for too long.
+    pub fn sweep(&self) {
+        self.sessions.sweep(self.clock.mono_ms());
     }
 }

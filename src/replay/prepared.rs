@@ -21,18 +21,18 @@ pub struct RecordedExchange {
 /// A cassette ready to serve.
 #[derive(Debug)]
 pub struct Prepared {
-    pub meta: Meta,
-    pub events: Vec<Event>,
-    pub exchanges: Vec<RecordedExchange>,
-    pub index: Index,
+    meta: Meta,
+    events: Vec<Event>,
+    exchanges: Vec<RecordedExchange>,
+    index: Index,
     /// Per exchange (index entry): the notifications that follow it, in order.
-    pub follows: Vec<Vec<usize>>,
+    follows: Vec<Vec<usize>>,
     /// Notifications that need no trigger (`follows: null`).
-    pub unattached: Vec<usize>,
+    unattached: Vec<usize>,
     /// Ids at identity positions (tenant, users, apps): never minted.
-    pub stable: HashSet<Canon>,
+    stable: HashSet<Canon>,
     /// Every id the cassette mentions (a live id equal to one is "bound to itself").
-    pub recorded_ids: HashSet<Canon>,
+    recorded_ids: HashSet<Canon>,
     /// Per exchange: served by some session, ever.
     used: Vec<AtomicBool>,
 }
@@ -124,6 +124,49 @@ impl Prepared {
 
     pub fn name(&self) -> &str {
         &self.meta.name
+    }
+
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    /// Every recorded event, in seq order.
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// Event `i` (an index into `events`).
+    pub fn event(&self, i: usize) -> &Event {
+        &self.events[i]
+    }
+
+    /// The recorded exchanges, in order; index entry `i` is exchange `i`.
+    pub fn exchanges(&self) -> &[RecordedExchange] {
+        &self.exchanges
+    }
+
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// The notifications (event indices) that follow index entry `entry`, in order.
+    pub fn follows(&self, entry: usize) -> &[usize] {
+        &self.follows[entry]
+    }
+
+    /// Notifications that need no trigger (`follows: null`), in order.
+    pub fn unattached(&self) -> &[usize] {
+        &self.unattached
+    }
+
+    /// Ids at identity positions: never minted.
+    pub fn stable(&self) -> &HashSet<Canon> {
+        &self.stable
+    }
+
+    /// Whether the recording itself mentions `id` (such a live id is "bound to itself").
+    pub fn mentions(&self, id: &Canon) -> bool {
+        self.recorded_ids.contains(id)
     }
 
     /// The recorded exchange behind index entry `entry`.

@@ -2,7 +2,6 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use crate::common::*;
 
@@ -158,7 +157,6 @@ async fn replay_prints_its_address_serves_and_stops_on_sigterm() {
         .unwrap()
         .unwrap();
     assert_eq!(status.code(), Some(0));
-    tokio::time::sleep(Duration::from_millis(10)).await;
 }
 
 #[test]

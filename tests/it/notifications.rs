@@ -1,40 +1,21 @@
 //! Callback notifications: recorded on the callback face and tied to their exchange,
 //! re-delivered in replay with the live call's ids, paced, retried, never crossed.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::common::*;
 use graphvcr::cassette::Kind;
-use graphvcr::config::{BotUrl, Pacing};
+use graphvcr::config::BotUrl;
 
 const JSON: (&str, &str) = ("content-type", "application/json");
 
-fn fast() -> Pacing {
-    Pacing {
-        fast: true,
-        ..Pacing::default()
-    }
-}
-
-fn resource_url(r: &Received) -> String {
-    r.body["value"][0]["resourceUrl"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn notifications_are_recorded_then_replayed_for_the_live_call() {
-    init();
-    let graph = FakeGraph::start().await;
-    let bot = FakeBot::start().await;
-    let st = store();
-    let mut cfg = record_config("flow", &graph);
+/// Records one invite with its two notifications through both faces; checks what the
+/// bot got and what was stored. Returns the recorded call, context, user and op ids.
+async fn record_invite_flow(graph: &FakeGraph, bot: &FakeBot, st: &TestStore) -> [String; 4] {
+    let mut cfg = record_config("flow", graph);
     cfg.bot_url = Some(BotUrl::parse(&bot.url()).unwrap());
     let rec = start_record(cfg, &st.store, true).await;
     graph.set_callback(&rec.callback_url("/api/calls"));
@@ -82,6 +63,16 @@ async fn notifications_are_recorded_then_replayed_for_the_live_call() {
     }
     assert!(!graphvcr::app::export(&*st.store, "flow", None).unwrap().contains(sig));
 
+    [call, ctx, user, rec_op]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_are_recorded_then_replayed_for_the_live_call() {
+    init();
+    let graph = FakeGraph::start().await;
+    let bot = FakeBot::start().await;
+    let st = store();
+    let [call, ctx, user, rec_op] = record_invite_flow(&graph, &bot, &st).await;
     // replay for another call: the bot gets both notifications, rewritten
     let bot2 = FakeBot::start().await;
     let mut cfg = replay_config("flow", Some(&bot2));
@@ -179,8 +170,12 @@ async fn a_notification_that_arrives_before_its_response_still_follows_it() {
     )
     .await;
     assert_eq!(r.status, 200);
+    let answered = Instant::now();
     let got = bot.wait_for(2, Duration::from_secs(10)).await;
-    assert!(got[0].at < Instant::now());
+    assert!(
+        got[0].at < answered,
+        "the operation result reached the bot before the response"
+    );
     rec.stop().await;
     let c = st.store.load("early").unwrap().unwrap();
     let invite = c
@@ -260,274 +255,34 @@ async fn an_incoming_call_follows_nothing_and_replays_at_start_with_a_minted_cal
     assert_eq!(out.reports[0].served.len(), 1);
 }
 
-/// Rewrites every id in `s` to a fresh one (same mapping for the same id).
-fn fresh_ids(s: &str, map: &mut HashMap<String, String>, n: &mut u64) -> String {
-    let mut out = String::new();
-    let mut last = 0;
-    for t in graphvcr::ids::scan(s) {
-        out.push_str(&s[last..t.start]);
-        let old = s[t.start..t.end].to_ascii_lowercase();
-        let new = map
-            .entry(old.clone())
-            .or_insert_with(|| {
-                *n += 1;
-                if old.starts_with('+') {
-                    format!("+1555{:07}", *n)
-                } else {
-                    guid(0xf7e5, *n)
-                }
-            })
-            .clone();
-        out.push_str(&new);
-        last = t.end;
-    }
-    out.push_str(&s[last..]);
-    out
+/// A create-call body as the SDKs send it, joining the meeting of `thread`.
+fn create_call(callback: &str, user: &str, thread: &str) -> Value {
+    serde_json::json!({
+        "@odata.type": "#microsoft.graph.call",
+        "callbackUri": callback,
+        "chatInfo": {"@odata.type": "#microsoft.graph.chatInfo", "threadId": thread, "messageId": "0"},
+        "targets": [{"@odata.type": "#microsoft.graph.invitationParticipantInfo", "identity": {"@odata.type": "#microsoft.graph.identitySet", "user": {"@odata.type": "#microsoft.graph.identity", "displayName": "John", "id": user}}}],
+        "requestedModalities": ["audio"],
+        "mediaConfig": {"@odata.type": "#microsoft.graph.serviceHostedMediaConfig"},
+        "tenantId": TENANT
+    })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_bundled_cassette_replays_with_its_notifications() {
-    init();
-    let st = store();
-    let names = [
-        "invite-one-participant",
-        "invite-multiple-participants",
-        "invite-replace-p2p-call",
-        "invite-pstn-participant",
-    ];
-    for (i, name) in names.iter().enumerate() {
-        let bot = FakeBot::start().await;
-        let mut cfg = bundled_config(name, Some(&bot));
-        cfg.pacing = fast();
-        let rp = start_replay(cfg, &st.store).await;
-        let c = st.store.load(name).unwrap().unwrap();
-        let req = &c.events[0].request;
-        let mut map = HashMap::new();
-        let mut n = 100 * i as u64;
-        let uri = fresh_ids(&req.uri, &mut map, &mut n);
-        let body = fresh_ids(
-            &serde_json::to_string(req.body.json().unwrap()).unwrap(),
-            &mut map,
-            &mut n,
-        );
-        let r = send("POST", &format!("{}{uri}", rp.url()), &[JSON], body).await;
-        assert_eq!(r.status, 200, "{name}: {}", String::from_utf8_lossy(&r.body));
-        let got = bot.wait_for(2, Duration::from_secs(10)).await;
-        assert_eq!(got.len(), 2, "{name}");
-        let recorded_call = graphvcr::ids::scan(&req.uri)[0].clone();
-        let recorded_call = &req.uri[recorded_call.start..recorded_call.end];
-        for (k, note) in got.iter().enumerate() {
-            let url = resource_url(note);
-            assert!(!url.contains(recorded_call), "{name}: recorded call id in {url}");
-            let live_ids: Vec<&String> = map.values().collect();
-            assert!(
-                live_ids.iter().any(|id| url.contains(id.as_str())),
-                "{name} #{k}: {url} names no live id"
-            );
-            let recorded = c.events[k + 1].request.body.json().unwrap();
-            assert_eq!(
-                note.body["value"][0]["changeType"], recorded["value"][0]["changeType"],
-                "{name}: order"
-            );
-        }
-        let out = rp.stop().await.unwrap();
-        assert!(out.reports.iter().all(|r| r.missed.is_empty()), "{name}");
-        assert_eq!(out.unused, Vec::<u64>::new(), "{name}");
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn recorded_timing_keeps_the_gaps_and_fast_keeps_the_order() {
-    init();
-    let st = store();
-    let bot = FakeBot::start().await;
-    let cfg = bundled_config("invite-one-participant", Some(&bot));
-    let rp = start_replay(cfg, &st.store).await;
-    let c = st.store.load("invite-one-participant").unwrap().unwrap();
-    let done = c.events[0].at_ms + c.events[0].duration_ms.unwrap();
-    let offsets: Vec<u64> = c.events[1..].iter().map(|e| e.at_ms - done).collect();
-    let invite =
-        |n: u64| serde_json::to_vec(&invite_body(&guid(0xc0c0, n), &guid(0x05e7, n), Some(&guid(0x9292, n)))).unwrap();
-    let r = send(
-        "POST",
-        &format!(
-            "{}/beta/communications/calls/{}/participants/invite",
-            rp.url(),
-            guid(0xca11, 81)
-        ),
-        &[JSON],
-        invite(81),
-    )
-    .await;
-    let t0 = Instant::now();
-    assert_eq!(r.status, 200);
-    let got = bot.wait_for(2, Duration::from_secs(10)).await;
-    assert_eq!(got[0].body["value"][0]["changeType"], "deleted");
-    assert_eq!(got[1].body["value"][0]["changeType"], "updated");
-    let slack = Duration::from_millis(100);
-    for (n, off) in got.iter().zip(&offsets) {
-        let waited = n.at.saturating_duration_since(t0);
-        assert!(
-            waited + slack >= Duration::from_millis(*off),
-            "delivered after {waited:?}, recorded offset {off} ms"
-        );
-    }
-    let _ = rp.stop().await;
-
-    let bot = FakeBot::start().await;
-    let mut cfg = replay_config("invite-one-participant", Some(&bot));
-    cfg.pacing = fast();
-    let rp = start_replay(cfg, &st.store).await;
-    for k in 0..3u64 {
-        let r = send(
-            "POST",
-            &format!(
-                "{}/beta/communications/calls/{}/participants/invite",
-                rp.url(),
-                guid(0xca11, 90 + k)
-            ),
-            &[JSON],
-            invite(90 + k),
-        )
-        .await;
-        assert_eq!(r.status, 200);
-    }
-    let got = bot.wait_for(6, Duration::from_secs(10)).await;
-    for (call, notes) in by_key(&got, |r| {
-        resource_url(r).split('/').nth(3).unwrap_or_default().to_string()
-    }) {
-        let kinds: Vec<&str> = notes
-            .iter()
-            .map(|n| n.body["value"][0]["changeType"].as_str().unwrap())
-            .collect();
-        assert_eq!(kinds, vec!["deleted", "updated"], "call {call}");
-    }
-    let _ = rp.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bot_that_is_down_at_first_gets_each_notification_once_after_retries() {
-    init();
-    let st = store();
-    // nothing listens here yet
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let mut cfg = replay_config("invite-one-participant", None);
-    cfg.bot_url = Some(BotUrl::parse(&format!("http://{addr}")).unwrap());
-    cfg.cassettes_dir = Some(bundled());
-    cfg.pacing = fast();
-    let rp = start_replay(cfg, &st.store).await;
-    let r = invite(&rp.url(), "beta", 101).await;
-    assert_eq!(r.status, 200);
-    let sid = header(&r, "x-graphvcr-session");
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    let bot = FakeBot::on(tokio::net::TcpListener::bind(addr).await.unwrap());
-    bot.fail_first.store(1, Ordering::SeqCst); // and one 503 once it is up
-    let got = bot.wait_for(2, Duration::from_secs(15)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(bot.received().len(), 2, "each notification delivered once");
-    assert_eq!(got[0].body["value"][0]["changeType"], "deleted");
-    let rep = body_json(&admin(&rp.url(), "GET", &format!("sessions/{sid}")).await);
-    let first = &rep["notifications"][0];
-    assert_eq!(first["delivered"], true);
-    let attempts = first["attempts"].as_array().unwrap();
-    assert!(attempts.len() >= 2, "retried: {attempts:?}");
-    assert!(attempts[0]["error"].is_string(), "first attempt refused: {attempts:?}");
-    assert!(
-        attempts.iter().any(|a| a["status"] == 503),
-        "the 503 was retried: {attempts:?}"
-    );
-    let _ = rp.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hundred_concurrent_sessions_never_cross() {
-    init();
-    let st = store();
-    let bot = FakeBot::start().await;
-    let mut cfg = bundled_config("invite-one-participant", Some(&bot));
-    cfg.pacing = fast();
-    let rp = start_replay(cfg, &st.store).await;
-    let base = Arc::new(rp.url());
-    let mut tasks = Vec::new();
-    for k in 0..200u64 {
-        let base = base.clone();
-        tasks.push(tokio::spawn(async move {
-            let (call, ctx, user) = (guid(0xca11, 1000 + k), guid(0xc0c0, 1000 + k), guid(0x05e7, 1000 + k));
-            let r = send(
-                "POST",
-                &format!("{base}/beta/communications/calls/{call}/participants/invite"),
-                &[JSON],
-                serde_json::to_vec(&invite_body(&ctx, &user, Some(&guid(0x9292, 1000 + k)))).unwrap(),
-            )
-            .await;
-            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-            (call, ctx, user, body_json(&r)["id"].as_str().unwrap().to_string())
-        }));
-    }
-    let mut calls = HashMap::new();
-    for t in tasks {
-        let (call, ctx, user, op) = t.await.unwrap();
-        calls.insert(call, (ctx, user, op));
-    }
-    let got = bot.wait_for(400, Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(bot.received().len(), 400, "none lost, none duplicated");
-    let grouped = by_key(&got, |r| {
-        resource_url(r).split('/').nth(3).unwrap_or_default().to_string()
-    });
-    assert_eq!(grouped.len(), 200);
-    for (call, notes) in grouped {
-        let (ctx, user, op) = calls
-            .get(&call)
-            .unwrap_or_else(|| panic!("notification for unknown call {call}"));
-        assert_eq!(notes.len(), 2, "call {call}");
-        let done = &notes[0].body["value"][0];
-        assert_eq!(done["changeType"], "deleted");
-        assert_eq!(done["resourceData"]["clientContext"], Value::from(ctx.as_str()));
-        assert_eq!(done["resourceData"]["id"], Value::from(op.as_str()));
-        let roster = &notes[1].body["value"][0];
-        assert_eq!(
-            roster["resourceData"][0]["info"]["identity"]["application"]["id"],
-            Value::from(user.as_str())
-        );
-    }
-    let _ = rp.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_created_call_routes_notifications_to_the_live_callback_uri_and_its_minted_id_finds_the_session() {
-    init();
-    let graph = FakeGraph::start().await;
-    let bot = FakeBot::start().await;
-    let st = store();
-    let mut cfg = record_config("create", &graph);
+/// Records a create-call (and its two call-state notifications) and its DELETE.
+async fn record_create_call(graph: &FakeGraph, bot: &FakeBot, st: &TestStore) -> String {
+    let mut cfg = record_config("create", graph);
     cfg.bot_url = Some(BotUrl::parse(&bot.url()).unwrap());
     let rec = start_record(cfg, &st.store, true).await;
-    // both live joins are to the same meeting (one chat thread), which is not the recorded one
-    let thread = std::cell::Cell::new("19:meeting_UmVjb3JkZWQ@thread.v2");
-    let create = |callback: &str, user: &str| {
-        serde_json::json!({
-            "@odata.type": "#microsoft.graph.call",
-            "callbackUri": callback,
-            "chatInfo": {"@odata.type": "#microsoft.graph.chatInfo", "threadId": thread.get(), "messageId": "0"},
-            "targets": [{"@odata.type": "#microsoft.graph.invitationParticipantInfo", "identity": {"@odata.type": "#microsoft.graph.identitySet", "user": {"@odata.type": "#microsoft.graph.identity", "displayName": "John", "id": user}}}],
-            "requestedModalities": ["audio"],
-            "mediaConfig": {"@odata.type": "#microsoft.graph.serviceHostedMediaConfig"},
-            "tenantId": TENANT
-        })
-    };
+    let body = create_call(
+        &rec.callback_url("/api/v2/callback?instance=7"),
+        &guid(0x05e7, 1),
+        "19:meeting_UmVjb3JkZWQ@thread.v2",
+    );
     let r = send(
         "POST",
         &format!("{}/v1.0/communications/calls", rec.url()),
         &[JSON, ("authorization", "Bearer x")],
-        serde_json::to_vec(&create(
-            &rec.callback_url("/api/v2/callback?instance=7"),
-            &guid(0x05e7, 1),
-        ))
-        .unwrap(),
+        serde_json::to_vec(&body).unwrap(),
     )
     .await;
     assert_eq!(r.status, 201);
@@ -558,13 +313,25 @@ async fn a_created_call_routes_notifications_to_the_live_callback_uri_and_its_mi
         vec![Some(0), Some(0)],
         "call-state notifications follow the create call"
     );
+    rec_call
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_created_call_routes_notifications_to_the_live_callback_uri_and_its_minted_id_finds_the_session() {
+    init();
+    let graph = FakeGraph::start().await;
+    let bot = FakeBot::start().await;
+    let st = store();
+    let rec_call = record_create_call(&graph, &bot, &st).await;
+    // both live joins are to the same meeting (one chat thread), which is not the recorded one
+    let thread = "19:meeting_TGl2ZU1lZXRpbmc@thread.v2";
+    let create = |callback: &str, user: &str| create_call(callback, user, thread);
 
     let bot2 = FakeBot::start().await;
     let mut cfg = replay_config("create", Some(&bot2));
     cfg.pacing = fast();
     let rp = start_replay(cfg, &st.store).await;
     let live_cb = "https://bot.contoso.com/hooks/calls?instance=9";
-    thread.set("19:meeting_TGl2ZU1lZXRpbmc@thread.v2");
     let r = send(
         "POST",
         &format!("{}/v1.0/communications/calls", rp.url()),

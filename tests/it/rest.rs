@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 use graphvcr::cassette::Body;
+use graphvcr::http::client::Reply;
 
 const JSON: (&str, &str) = ("content-type", "application/json");
 
@@ -32,6 +33,15 @@ async fn record_one_invite(
     let out = rec.stop().await;
     assert_eq!(out.events, 1);
     (call, ctx, user, op)
+}
+
+/// Sends one invite for `call` to a replay process of its own.
+async fn replay_once(st: &TestStore, call: &str, body: Vec<u8>) -> Reply {
+    let rp = start_replay(replay_config("invite", None), &st.store).await;
+    let url = format!("{}/v1.0/communications/calls/{call}/participants/invite", rp.url());
+    let r = send("POST", &url, &[JSON], body).await;
+    let _ = rp.stop().await;
+    r
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,17 +107,9 @@ async fn record_then_replay_rewrites_ids_for_a_new_call() {
     let _ = rp.stop().await;
 
     // and so does a new replay process (Location differs only by the listener's port)
-    let rp2 = start_replay(replay_config("invite", None), &st.store).await;
-    let r3 = send(
-        "POST",
-        &format!("{}/v1.0/communications/calls/{call}/participants/invite", rp2.url()),
-        &[JSON],
-        body,
-    )
-    .await;
+    let r3 = replay_once(&st, &call, body).await;
     assert_eq!(r1.body, r3.body);
     assert_eq!(header(&r1, "request-id"), header(&r3, "request-id"));
-    let _ = rp2.stop().await;
 
     assert_eq!(
         graph.connections.load(Ordering::SeqCst),
@@ -441,112 +443,4 @@ async fn importing_never_overwrites_a_cassette_recorded_under_the_same_name() {
             .recorded_at,
         "2026-11-28T00:00:00Z"
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_admin_api_lists_starts_reports_and_ends_sessions() {
-    init();
-    let st = store();
-    let cfg = bundled_config("invite-one-participant", None);
-    let rp = start_replay(cfg, &st.store).await;
-    let admin = |p: &str| format!("{}/_graphvcr/{p}", rp.url());
-    let health = body_json(&send("GET", &admin("health"), &[], Vec::new()).await);
-    assert_eq!(health, json!({"status": "ok", "mode": "replay"}));
-    let list = body_json(&send("GET", &admin("cassettes"), &[], Vec::new()).await);
-    assert_eq!(list.as_array().unwrap().len(), 4);
-
-    // a named session on another cassette, picked by header
-    let r = send(
-        "POST",
-        &admin("sessions"),
-        &[JSON],
-        r#"{"session":"ci-1","cassette":"invite-pstn-participant"}"#,
-    )
-    .await;
-    assert_eq!(r.status, 201);
-    let phone =
-        json!({"clientContext": guid(0xc0c0, 91), "participants": [{"identity": {"phone": {"id": "+15550001111"}}}]});
-    let r = send(
-        "POST",
-        &format!(
-            "{}/beta/communications/calls/{}/participants/invite",
-            rp.url(),
-            guid(0xca11, 91)
-        ),
-        &[JSON, ("x-graphvcr-session", "ci-1")],
-        serde_json::to_vec(&phone).unwrap(),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(header(&r, "x-graphvcr-session"), "ci-1");
-    assert_eq!(
-        body_json(&r)["participants"][0]["identity"]["phone"]["id"],
-        "+15550001111"
-    );
-    let rep = body_json(&send("GET", &admin("sessions/ci-1"), &[], Vec::new()).await);
-    assert_eq!(rep["cassette"], "invite-pstn-participant");
-    assert_eq!(rep["served_total"], 1);
-    assert_eq!(rep["active"], true);
-    let ended = send("DELETE", &admin("sessions/ci-1"), &[], Vec::new()).await;
-    assert_eq!(ended.status, 200);
-    let rep = body_json(&send("GET", &admin("sessions/ci-1"), &[], Vec::new()).await);
-    assert_eq!(rep["active"], false);
-    assert_eq!(rep["served_total"], 1, "an ended session's report stays readable");
-    let missing = send("GET", &admin("sessions/nope"), &[], Vec::new()).await;
-    assert_eq!(missing.status, 404);
-    assert_eq!(body_json(&missing)["error"]["code"], "itemNotFound");
-    let _ = rp.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ending_a_session_lets_its_queued_notifications_go_and_its_report_follows() {
-    init();
-    let st = store();
-    let bot = FakeBot::start().await;
-    let mut cfg = bundled_config("invite-one-participant", Some(&bot));
-    cfg.pacing.speed = 4.0;
-    let rp = start_replay(cfg, &st.store).await;
-    let r = invite(&rp.url(), "beta", 95).await;
-    assert_eq!(r.status, 200);
-    let sid = header(&r, "x-graphvcr-session");
-    let ended = admin(&rp.url(), "DELETE", &format!("sessions/{sid}")).await;
-    assert_eq!(ended.status, 200);
-    bot.wait_for(2, Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let rep = body_json(&admin(&rp.url(), "GET", &format!("sessions/{sid}")).await);
-    assert_eq!(rep["notifications_delivered"], 2, "{rep}");
-    assert_eq!(rep["notifications_pending"], 0);
-    let out = rp.stop().await.unwrap();
-    assert!(out.problems().is_empty(), "{:?}", out.problems());
-    assert_eq!(out.totals.delivered, 2);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversized_heads_get_431_and_slow_heads_are_cut_off() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    init();
-    let st = store();
-    let mut cfg = bundled_config("invite-one-participant", None);
-    cfg.limits.max_header_bytes = 16 * 1024;
-    cfg.limits.header_timeout = Duration::from_millis(300);
-    let rp = start_replay(cfg, &st.store).await;
-
-    let big = "x".repeat(64 * 1024);
-    let r = send(
-        "GET",
-        &format!("{}/_graphvcr/health", rp.url()),
-        &[("x-big", &big)],
-        Vec::new(),
-    )
-    .await;
-    assert_eq!(r.status, 431);
-
-    let mut slow = tokio::net::TcpStream::connect(rp.addr).await.unwrap();
-    slow.write_all(b"POST /beta/communications/calls HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
-    let mut buf = [0u8; 256];
-    let closed = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut buf)).await;
-    assert!(closed.is_ok(), "a client that never finishes its head is disconnected");
-    let _ = rp.stop().await;
 }

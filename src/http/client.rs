@@ -17,7 +17,7 @@ use hyper_util::rt::TokioExecutor;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
-use crate::wire::{self, BodyError};
+use super::wire::{self, BodyError};
 
 /// Why an outgoing request failed, from the caller's point of view.
 #[derive(Debug, thiserror::Error)]

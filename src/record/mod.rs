@@ -1,26 +1,30 @@
-//! Record mode, Graph face: forward the bot's request upstream, redact, persist
-//! (durable before the bot sees the response), respond. Also the recorder's event log
-//! that callback notifications join (`follows` is settled here).
+//! Record mode: the recorder owns the recording in progress — arrival order, the
+//! `follows` rule that ties a notification to its exchange, redaction and the durable
+//! commit. Its two faces (`face`: the bot's Graph calls, `callbacks`: Graph's
+//! notifications) hand it what they forwarded.
+
+mod callbacks;
+mod face;
+
+pub use callbacks::CallbackFace;
+pub use face::RecordFace;
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::header::{self, HeaderMap};
 use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::cassette::{Body, Committer, Event, Kind, Request, Response, Store, StoreError};
 use crate::clock::Clock;
-use crate::config::RecordConfig;
-use crate::error::ProxyError;
 use crate::graph;
+use crate::http::client::Reply;
+use crate::http::wire;
 use crate::ids::{self, Canon};
 use crate::redact;
-use crate::upstream::{HttpClient, Reply};
-use crate::wire::{self, Resp};
 
 /// What the follows rule needs to know about a stored exchange.
 struct Summary {
@@ -82,6 +86,12 @@ pub struct Recorder {
 struct InFlight<'a> {
     rec: &'a Recorder,
     ticket: u64,
+}
+
+impl InFlight<'_> {
+    fn ticket(&self) -> u64 {
+        self.ticket
+    }
 }
 
 impl Drop for InFlight<'_> {
@@ -303,16 +313,8 @@ impl Recorder {
     }
 }
 
-/// The record-mode Graph face: forwards to the upstream and records.
-pub struct RecordFace {
-    pub recorder: Arc<Recorder>,
-    pub upstream: HttpClient,
-    pub config: RecordConfig,
-    pub clock: Arc<dyn Clock>,
-}
-
 /// Headers as they go upstream: what a proxy forwards, minus graphvcr's own.
-pub fn forward_headers(h: &HeaderMap) -> HeaderMap {
+fn forward_headers(h: &HeaderMap) -> HeaderMap {
     let mut out = wire::proxy_headers(h);
     out.remove("x-graphvcr-session");
     out.remove("x-graphvcr-cassette");
@@ -320,7 +322,7 @@ pub fn forward_headers(h: &HeaderMap) -> HeaderMap {
 }
 
 /// A peer's reply as the caller gets it back, and as it is stored.
-pub fn recorded_reply(reply: &Reply) -> (HeaderMap, Response) {
+fn recorded_reply(reply: &Reply) -> (HeaderMap, Response) {
     let mut h = reply.headers.clone();
     h.remove(header::CONTENT_LENGTH);
     let stored = Response {
@@ -332,60 +334,28 @@ pub fn recorded_reply(reply: &Reply) -> (HeaderMap, Response) {
     (h, stored)
 }
 
-impl RecordFace {
-    /// Forwards one request and records it; every failure becomes a Graph error. The
-    /// work runs in its own task: a bot that hangs up after Graph acted on its request
-    /// does not keep the exchange out of the cassette.
-    pub async fn handle(self: Arc<Self>, parts: http::request::Parts, body: Bytes) -> Resp {
-        let face = self.clone();
-        let task = tokio::spawn(async move {
-            match face.forward(&parts, body).await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(method = %parts.method, uri = %parts.uri, "{e}");
-                    e.respond(&*face.clock, parts.uri.to_string().as_bytes())
-                }
-            }
-        });
-        task.await.unwrap_or_else(|e| {
-            ProxyError::Internal(format!("the exchange task failed: {e}")).respond(&*self.clock, b"exchange")
-        })
-    }
-
-    async fn forward(&self, parts: &http::request::Parts, body: Bytes) -> Result<Resp, ProxyError> {
-        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-        let headers = forward_headers(&parts.headers);
-        let at_ms = self.recorder.now_ms();
-        let in_flight = self.recorder.begin();
-        let started = self.clock.mono_ms();
-        let reply = self
-            .upstream
-            .send(
-                parts.method.clone(),
-                &self.config.upstream.join(&pq),
-                headers.clone(),
-                body.clone(),
-            )
-            .await?;
-        let duration_ms = self.clock.mono_ms().saturating_sub(started);
-        let (resp_headers, response) = recorded_reply(&reply);
-        let ev = Event {
-            kind: Kind::Exchange,
-            seq: 0,
-            at_ms,
-            duration_ms: Some(duration_ms),
-            follows: None,
-            request: Request {
-                method: parts.method.as_str().to_string(),
-                uri: pq,
-                headers: wire::to_pairs(&headers),
-                body: Body::from_bytes(&body),
-            },
-            response,
-        };
-        let seq = self.recorder.store_exchange(ev, in_flight.ticket).await?;
-        drop(in_flight);
-        tracing::info!(seq, method = %parts.method, uri = %parts.uri, status = reply.status, duration_ms, "exchange recorded");
-        Ok(wire::response(reply.status, resp_headers, reply.body))
+/// The event a face hands the recorder: the request as forwarded and what came back.
+fn recorded_event(
+    kind: Kind,
+    at_ms: u64,
+    method: &http::Method,
+    path_and_query: String,
+    headers: &HeaderMap,
+    body: &[u8],
+    response: Response,
+) -> Event {
+    Event {
+        kind,
+        seq: 0,
+        at_ms,
+        duration_ms: None,
+        follows: None,
+        request: Request {
+            method: method.as_str().to_string(),
+            uri: path_and_query,
+            headers: wire::to_pairs(headers),
+            body: Body::from_bytes(body),
+        },
+        response,
     }
 }

@@ -15,7 +15,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::wire::Resp;
+use super::wire::Resp;
 
 /// A boxed handler future.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Resp> + Send>>;
@@ -38,17 +38,6 @@ pub struct ServerOptions {
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
-impl Default for ServerOptions {
-    fn default() -> Self {
-        ServerOptions {
-            max_header_bytes: 64 * 1024,
-            header_timeout: Duration::from_secs(10),
-            grace: Duration::from_secs(10),
-            tls: None,
-        }
-    }
-}
-
 /// Serves `listener` until `shutdown` resolves, then drains connections.
 pub async fn serve(
     listener: TcpListener,
@@ -61,6 +50,8 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(opts.header_timeout)
+        // hyper needs at least 8 KiB of buffer for HTTP/1 headers: a smaller
+        // --max-header is raised to that
         .max_buf_size(opts.max_header_bytes.max(8192));
     builder
         .http2()

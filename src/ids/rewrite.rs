@@ -1,0 +1,221 @@
+//! Rewriting recorded text for a live session: bound ids become live ids, stable
+//! identities stay, every other id is minted (and remembered in the table).
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
+
+use super::mint::Seed;
+use super::table::IdTable;
+use super::token::{map_tokens, render, Canon, Token};
+use crate::cassette::Body;
+use crate::graph;
+
+/// Applies a session's table to recorded text: bound ids become live ids, stable
+/// identities stay, every other id is minted (and remembered in the table).
+pub struct Rewriter<'a> {
+    /// Request-scoped bindings (those that would break the bijection), checked first.
+    scoped: &'a IdTable,
+    table: &'a mut IdTable,
+    stable: &'a HashSet<Canon>,
+    seed: &'a Seed,
+    /// Live ids minted during this rewrite, for the session index.
+    minted: Vec<Canon>,
+}
+
+impl<'a> Rewriter<'a> {
+    pub fn new(scoped: &'a IdTable, table: &'a mut IdTable, stable: &'a HashSet<Canon>, seed: &'a Seed) -> Self {
+        Rewriter {
+            scoped,
+            table,
+            stable,
+            seed,
+            minted: Vec::new(),
+        }
+    }
+
+    /// The session seed everything minted derives from.
+    pub fn seed(&self) -> &Seed {
+        self.seed
+    }
+
+    /// Live ids minted so far in this rewrite.
+    pub fn minted(&self) -> &[Canon] {
+        &self.minted
+    }
+
+    /// The live ids this rewrite minted, for the session index.
+    pub fn into_minted(self) -> Vec<Canon> {
+        self.minted
+    }
+
+    fn replacement(&mut self, tok: &Token, text: &str) -> Option<String> {
+        let bound = match self.scoped.get(&tok.canon) {
+            Some(b) => b,
+            None => match self.table.get(&tok.canon) {
+                Some(b) => b,
+                None if self.stable.contains(&tok.canon) => return None,
+                None => {
+                    let (b, fresh) = self.table.mint(self.seed, &tok.canon);
+                    if fresh {
+                        self.minted.push(b.live.clone());
+                    }
+                    b
+                }
+            },
+        };
+        if !bound.rec_text.is_empty() && *bound.rec_text == *text && !bound.live_text.is_empty() {
+            return Some(bound.live_text.to_string());
+        }
+        if bound.live == tok.canon {
+            return None;
+        }
+        Some(render(&bound.live, tok.form))
+    }
+
+    /// Rewrites the ids inside one string.
+    pub fn rewrite_str<'s>(&mut self, s: &'s str) -> Cow<'s, str> {
+        map_tokens(s, |t, text| self.replacement(t, text))
+    }
+
+    fn member_string(&self, key: &str, s: &str) -> Option<String> {
+        self.scoped
+            .string(key, s)
+            .or_else(|| self.table.string(key, s))
+            .map(str::to_string)
+    }
+
+    /// Rewrites every string in a JSON value; `@odata.type` values are never touched.
+    pub fn rewrite_json(&mut self, v: &Value) -> Value {
+        self.rewrite_member(v, None)
+    }
+
+    /// `v` sits under member `key` (list items stay under their list's member).
+    fn rewrite_member(&mut self, v: &Value, key: Option<&str>) -> Value {
+        match v {
+            Value::String(s) => match key.and_then(|k| self.member_string(k, s)) {
+                Some(live) => Value::String(live),
+                None => Value::String(self.rewrite_str(s).into_owned()),
+            },
+            Value::Array(a) => Value::Array(a.iter().map(|x| self.rewrite_member(x, key)).collect()),
+            Value::Object(o) => {
+                let mut m = Map::with_capacity(o.len());
+                for (k, x) in o {
+                    let nv = if graph::is_annotation_member(k) {
+                        x.clone()
+                    } else {
+                        self.rewrite_member(x, Some(k))
+                    };
+                    m.insert(k.clone(), nv);
+                }
+                Value::Object(m)
+            }
+            other => other.clone(),
+        }
+    }
+
+    /// Rewrites a recorded body (JSON and text; other bytes stay as recorded).
+    pub fn rewrite_body(&mut self, b: &Body) -> Body {
+        match b {
+            Body::Json(v) => Body::Json(self.rewrite_json(v)),
+            Body::Text(t) => Body::Text(self.rewrite_str(t).into_owned()),
+            other => other.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::table::Pairing;
+    use crate::ids::token::render_guid;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    #[test]
+    fn echoed_values_come_back_as_sent() {
+        let seed = Seed::derive([b"s".as_slice()]);
+        let mut table = IdTable::default();
+        let mut p = Pairing::default();
+        p.json(
+            &json!({"clientContext": "f2fa86af-3c51-4bc2-8fc0-475452d9764f"}),
+            &json!({"clientContext": "0B1C2D3E4F5061728394A5B6C7D8E9F0"}),
+            None,
+        );
+        for pair in &p.tokens {
+            table.bind(
+                pair.recorded.clone(),
+                &pair.rec_text,
+                pair.live.clone(),
+                &pair.live_text,
+            );
+        }
+        let stable = HashSet::new();
+        let scoped = IdTable::default();
+        let mut rw = Rewriter::new(&scoped, &mut table, &stable, &seed);
+        let out = rw.rewrite_json(&json!({
+            "clientContext": "f2fa86af-3c51-4bc2-8fc0-475452d9764f",
+            "other": "F2FA86AF-3C51-4BC2-8FC0-475452D9764F",
+            "id": "eec3812a-fdc3-4fb4-825c-a06c9f35414e"
+        }));
+        assert_eq!(out["clientContext"], "0B1C2D3E4F5061728394A5B6C7D8E9F0");
+        assert_eq!(out["other"], "0B1C2D3E-4F50-6172-8394-A5B6C7D8E9F0");
+        assert_ne!(out["id"], "eec3812a-fdc3-4fb4-825c-a06c9f35414e");
+        assert_eq!(rw.minted().len(), 1);
+    }
+
+    #[test]
+    fn differing_scalars_are_bound_only_under_their_member() {
+        let seed = Seed::derive([b"m".as_slice()]);
+        let mut p = Pairing::default();
+        p.json(
+            &json!({"subject": "default", "callbackUri": "https://bot.contoso.com/api/calls"}),
+            &json!({"subject": "weekly", "callbackUri": "https://127.0.0.1:9/cb"}),
+            None,
+        );
+        let mut table = IdTable::default();
+        for (k, r, l) in &p.strings {
+            table.bind_string(k, r, l);
+        }
+        let (stable, scoped) = (HashSet::new(), IdTable::default());
+        let mut rw = Rewriter::new(&scoped, &mut table, &stable, &seed);
+        let out = rw.rewrite_json(&json!({
+            "subject": "default",
+            "endpointType": "default",
+            "callbackUri": "https://bot.contoso.com/api/calls"
+        }));
+        assert_eq!(out["subject"], "weekly");
+        assert_eq!(out["endpointType"], "default", "another member keeps its value");
+        assert_eq!(out["callbackUri"], "https://127.0.0.1:9/cb");
+        // list items stay under their list's member
+        let mut p = Pairing::default();
+        p.json(
+            &json!({"requestedModalities": ["audio"]}),
+            &json!({"requestedModalities": ["video"]}),
+            None,
+        );
+        for (k, r, l) in &p.strings {
+            table.bind_string(k, r, l);
+        }
+        let mut rw = Rewriter::new(&scoped, &mut table, &stable, &seed);
+        let out = rw.rewrite_json(&json!({"requestedModalities": ["audio"], "mediaType": "audio"}));
+        assert_eq!(out, json!({"requestedModalities": ["video"], "mediaType": "audio"}));
+    }
+    proptest! {
+
+        #[test]
+        fn rewriting_with_an_identity_table_changes_nothing(v in any::<u128>(), pre in "[ a-z/:=]{0,10}") {
+            let g = render_guid(v, false, true);
+            let s = format!("{pre}{g}");
+            let mut table = IdTable::default();
+            table.bind(Canon::Guid(v), &g, Canon::Guid(v), &g);
+            let stable = HashSet::new();
+            let scoped = IdTable::default();
+            let seed = Seed::derive([b"p".as_slice()]);
+            let mut rw = Rewriter::new(&scoped, &mut table, &stable, &seed);
+            let out = rw.rewrite_str(&s).into_owned();
+            prop_assert_eq!(out, s);
+        }
+    }
+}

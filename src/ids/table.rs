@@ -1,0 +1,237 @@
+//! The per-session binding table (recorded id -> live id, a bijection over canonical
+//! values, plus member-scoped string bindings) and the pairing walk that proposes
+//! bindings from a recorded request beside a live one.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use super::mint::{mint, Seed};
+use super::token::{scan, Canon, Token};
+use crate::graph;
+
+/// One recorded id's live counterpart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bound {
+    pub live: Canon,
+    /// The live token exactly as the bot wrote it (empty for minted ids).
+    pub live_text: Box<str>,
+    /// The recorded token exactly as the recorded request wrote it (empty for minted).
+    pub rec_text: Box<str>,
+    pub minted: bool,
+}
+
+/// What happened to a proposed binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindOutcome {
+    New,
+    Same,
+    /// It would break the bijection: the caller keeps it request-scoped.
+    Conflict,
+}
+
+/// A bijection recorded -> live over canonical ids, plus whole-string bindings for
+/// non-id scalars that the bot sent differently (a `callbackUri`): those apply only
+/// under the member name they were sent in.
+#[derive(Clone, Debug, Default)]
+pub struct IdTable {
+    fwd: HashMap<Canon, Bound>,
+    rev: HashMap<Canon, Canon>,
+    strings: HashMap<(Box<str>, Box<str>), Box<str>>,
+}
+
+impl IdTable {
+    pub fn get(&self, recorded: &Canon) -> Option<&Bound> {
+        self.fwd.get(recorded)
+    }
+
+    /// The live value for a recorded scalar under member `key`.
+    pub fn string(&self, key: &str, recorded: &str) -> Option<&str> {
+        if self.strings.is_empty() {
+            return None;
+        }
+        self.strings.get(&(key.into(), recorded.into())).map(|s| &**s)
+    }
+
+    /// Whether `recorded -> live` can join the table, and whether it is already there.
+    pub fn check(&self, recorded: &Canon, live: &Canon) -> BindOutcome {
+        match (self.fwd.get(recorded), self.rev.get(live)) {
+            (Some(b), _) if &b.live == live => BindOutcome::Same,
+            (None, None) => BindOutcome::New,
+            _ => BindOutcome::Conflict,
+        }
+    }
+
+    /// Inserts a binding; conflicts are refused (the caller decides where they go).
+    pub fn bind(&mut self, recorded: Canon, rec_text: &str, live: Canon, live_text: &str) -> BindOutcome {
+        let outcome = self.check(&recorded, &live);
+        match outcome {
+            BindOutcome::New => {
+                self.rev.insert(live.clone(), recorded.clone());
+                self.fwd.insert(
+                    recorded,
+                    Bound {
+                        live,
+                        live_text: live_text.into(),
+                        rec_text: rec_text.into(),
+                        minted: false,
+                    },
+                );
+            }
+            BindOutcome::Same => {
+                // the latest request decides how an echo is written
+                if let Some(b) = self.fwd.get_mut(&recorded) {
+                    b.live_text = live_text.into();
+                    b.rec_text = rec_text.into();
+                }
+            }
+            BindOutcome::Conflict => {}
+        }
+        outcome
+    }
+
+    /// Binds a recorded scalar under member `key` to a live one (last one wins).
+    pub fn bind_string(&mut self, key: &str, recorded: &str, live: &str) {
+        self.strings.insert((key.into(), recorded.into()), live.into());
+    }
+
+    /// The live id for `recorded`, minting one (deterministically) when unbound.
+    /// Returns the binding and whether it was minted just now.
+    pub fn mint(&mut self, seed: &Seed, recorded: &Canon) -> (&Bound, bool) {
+        if self.fwd.contains_key(recorded) {
+            return (&self.fwd[recorded], false);
+        }
+        let mut attempt = 0;
+        let live = loop {
+            let cand = mint(seed, recorded, attempt);
+            // a 128-bit (or digit/letter) space: a clash twice in a row means the
+            // recorded value leaves nothing to vary; keep it rather than spin
+            if (&cand != recorded && !self.rev.contains_key(&cand)) || attempt >= 16 {
+                break cand;
+            }
+            attempt += 1;
+        };
+        self.rev.insert(live.clone(), recorded.clone());
+        let b = self.fwd.entry(recorded.clone()).or_insert(Bound {
+            live,
+            live_text: "".into(),
+            rec_text: "".into(),
+            minted: true,
+        });
+        (b, true)
+    }
+
+    /// All bindings, for reports.
+    pub fn iter(&self) -> impl Iterator<Item = (&Canon, &Bound)> {
+        self.fwd.iter()
+    }
+}
+
+/// Where a paired token was found, which decides whether it may select a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pair {
+    pub recorded: Canon,
+    pub rec_text: String,
+    pub live: Canon,
+    pub live_text: String,
+    /// In the path, or under a call-scoped member (`replacesCallId`, ...).
+    pub call_scoped: bool,
+}
+
+/// What walking a recorded request beside a live one found.
+#[derive(Debug, Default, Clone)]
+pub struct Pairing {
+    pub tokens: Vec<Pair>,
+    /// Non-id scalars that differ, by member: (member, recorded, live).
+    pub strings: Vec<(String, String, String)>,
+}
+
+impl Pairing {
+    /// Pairs the tokens of two strings at the same position. A scalar under a member
+    /// `key` whose text differs beyond its ids is bound whole, for that member only.
+    pub fn strs(&mut self, rec: &str, live: &str, key: Option<&str>, call_scoped: bool) {
+        let tr = scan(rec);
+        let tl = scan(live);
+        if tr.len() == tl.len() {
+            for (a, b) in tr.iter().zip(&tl) {
+                self.tokens.push(Pair {
+                    recorded: a.canon.clone(),
+                    rec_text: rec[a.start..a.end].to_string(),
+                    live: b.canon.clone(),
+                    live_text: live[b.start..b.end].to_string(),
+                    call_scoped,
+                });
+            }
+        }
+        let differs = rec != live && (tr.len() != tl.len() || gaps(rec, &tr) != gaps(live, &tl));
+        if let (true, Some(k)) = (differs, key) {
+            self.strings.push((k.to_string(), rec.to_string(), live.to_string()));
+        }
+    }
+
+    /// Walks two JSON values in parallel (objects by key, arrays by index).
+    pub fn json(&mut self, rec: &Value, live: &Value, key: Option<&str>) {
+        match (rec, live) {
+            (Value::String(a), Value::String(b)) => {
+                self.strs(a, b, key, key.is_some_and(graph::is_call_scoped_member));
+            }
+            (Value::Array(a), Value::Array(b)) => {
+                for (x, y) in a.iter().zip(b) {
+                    self.json(x, y, key);
+                }
+            }
+            (Value::Object(a), Value::Object(b)) => {
+                for (k, x) in a {
+                    if graph::is_annotation_member(k) {
+                        continue;
+                    }
+                    if let Some(y) = b.get(k) {
+                        self.json(x, y, Some(k));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The text of `s` outside its tokens.
+fn gaps<'s>(s: &'s str, toks: &[Token]) -> Vec<&'s str> {
+    let mut out = Vec::with_capacity(toks.len() + 1);
+    let mut last = 0;
+    for t in toks {
+        out.push(&s[last..t.start]);
+        last = t.end;
+    }
+    out.push(&s[last..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minting_a_thread_with_nothing_to_vary_still_changes_it() {
+        let seed = Seed::derive([b"t".as_slice()]);
+        for t in ["19:meeting_@thread.v2", "19:_-_@thread.v2"] {
+            let c = Canon::Thread(t.into());
+            let mut table = IdTable::default();
+            let (b, fresh) = table.mint(&seed, &c);
+            assert!(fresh);
+            assert_ne!(b.live, c, "{t}");
+        }
+    }
+
+    #[test]
+    fn bijection_conflicts_are_refused() {
+        let mut t = IdTable::default();
+        let a = Canon::Guid(1);
+        let b = Canon::Guid(2);
+        let c = Canon::Guid(3);
+        assert_eq!(t.bind(a.clone(), "", b.clone(), ""), BindOutcome::New);
+        assert_eq!(t.bind(a.clone(), "", b.clone(), ""), BindOutcome::Same);
+        assert_eq!(t.bind(a, "", c.clone(), ""), BindOutcome::Conflict);
+        assert_eq!(t.bind(c, "", b, ""), BindOutcome::Conflict);
+    }
+}

@@ -1,0 +1,298 @@
+//! Id-like tokens: finding them in any string, their canonical value and written form,
+//! and writing a canonical value back in a given form. Imports no other crate module.
+//!
+//! Tokens are GUIDs (any case, with or without dashes; also inside `8:orgid:<guid>`,
+//! URLs and free text), E.164 phone numbers and chat thread ids (`19:...@thread.v2`).
+//! A GUID is compared as 128 bits, so `AB62...` and `ab62-...` are the same id.
+
+use std::borrow::Cow;
+
+/// The canonical value of an id, independent of how it was written.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Canon {
+    Guid(u128),
+    /// `+` and the digits.
+    Phone(Box<str>),
+    /// The whole thread id, `19:...@thread.v2`.
+    Thread(Box<str>),
+}
+
+/// How a token was written, so a replacement can be written the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Form {
+    Guid { upper: bool, dashed: bool },
+    Phone,
+    Thread,
+}
+
+/// One id-like token found in a string: byte range, value and written form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Token {
+    pub start: usize,
+    pub end: usize,
+    pub canon: Canon,
+    pub form: Form,
+}
+
+fn is_boundary(b: Option<&u8>) -> bool {
+    b.is_none_or(|c| !c.is_ascii_alphanumeric())
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// A GUID starting at `i`: 36 chars dashed 8-4-4-4-12 or 32 hex digits.
+fn guid_at(b: &[u8], i: usize) -> Option<(usize, u128, Form)> {
+    let parse = |len: usize, dashed: bool| -> Option<(usize, u128, Form)> {
+        let s = b.get(i..i + len)?;
+        if !is_boundary(b.get(i + len)) {
+            return None;
+        }
+        let mut v: u128 = 0;
+        let (mut upper, mut lower) = (false, false);
+        for (k, &c) in s.iter().enumerate() {
+            if dashed && matches!(k, 8 | 13 | 18 | 23) {
+                if c != b'-' {
+                    return None;
+                }
+                continue;
+            }
+            let h = hex_val(c)?;
+            upper |= c.is_ascii_uppercase();
+            lower |= c.is_ascii_lowercase();
+            v = (v << 4) | u128::from(h);
+        }
+        Some((
+            i + len,
+            v,
+            Form::Guid {
+                upper: upper && !lower,
+                dashed,
+            },
+        ))
+    };
+    parse(36, true).or_else(|| parse(32, false))
+}
+
+/// A thread id starting at `i`: `19:` + `[A-Za-z0-9_-]+` + `@thread.` + `[a-z0-9]+`.
+fn thread_at(b: &[u8], i: usize) -> Option<usize> {
+    let rest = b.get(i..)?;
+    if !rest.starts_with(b"19:") {
+        return None;
+    }
+    let mut j = i + 3;
+    while b
+        .get(j)
+        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
+    {
+        j += 1;
+    }
+    if j == i + 3 || !b.get(j..)?.starts_with(b"@thread.") {
+        return None;
+    }
+    j += "@thread.".len();
+    let k0 = j;
+    while b.get(j).is_some_and(|c| c.is_ascii_alphanumeric()) {
+        j += 1;
+    }
+    (j > k0).then_some(j)
+}
+
+/// An E.164 number starting at `i`: `+` and 7 to 15 digits, not followed by a digit.
+fn phone_at(b: &[u8], i: usize) -> Option<usize> {
+    if b.get(i) != Some(&b'+') {
+        return None;
+    }
+    let mut j = i + 1;
+    while b.get(j).is_some_and(u8::is_ascii_digit) {
+        j += 1;
+    }
+    let n = j - i - 1;
+    ((7..=15).contains(&n) && b.get(i + 1) != Some(&b'0') && is_boundary(b.get(j))).then_some(j)
+}
+
+/// Every id-like token in `s`, left to right, non-overlapping.
+pub fn scan(s: &str) -> Vec<Token> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let at_boundary = i == 0 || !b[i - 1].is_ascii_alphanumeric();
+        if at_boundary {
+            if let Some(end) = thread_at(b, i) {
+                out.push(Token {
+                    start: i,
+                    end,
+                    canon: Canon::Thread(s[i..end].into()),
+                    form: Form::Thread,
+                });
+                i = end;
+                continue;
+            }
+            if let Some((end, v, form)) = guid_at(b, i) {
+                out.push(Token {
+                    start: i,
+                    end,
+                    canon: Canon::Guid(v),
+                    form,
+                });
+                i = end;
+                continue;
+            }
+            if let Some(end) = phone_at(b, i) {
+                out.push(Token {
+                    start: i,
+                    end,
+                    canon: Canon::Phone(s[i..end].into()),
+                    form: Form::Phone,
+                });
+                i = end;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Replaces tokens in `s`: `f` returns the replacement, or `None` to keep one.
+/// Borrows when nothing changes.
+pub fn map_tokens<'s>(s: &'s str, mut f: impl FnMut(&Token, &str) -> Option<String>) -> Cow<'s, str> {
+    let toks = scan(s);
+    let mut out = String::new();
+    let mut last = 0;
+    let mut changed = false;
+    for t in &toks {
+        let text = &s[t.start..t.end];
+        match f(t, text) {
+            Some(r) if r != text => {
+                if !changed {
+                    out.reserve(s.len() + 16);
+                    changed = true;
+                }
+                out.push_str(&s[last..t.start]);
+                out.push_str(&r);
+                last = t.end;
+            }
+            _ => {}
+        }
+    }
+    if !changed {
+        return Cow::Borrowed(s);
+    }
+    out.push_str(&s[last..]);
+    Cow::Owned(out)
+}
+
+/// Writes `canon` in `form`; a form of another kind falls back to the canon's own.
+pub fn render(canon: &Canon, form: Form) -> String {
+    match (canon, form) {
+        (Canon::Guid(v), Form::Guid { upper, dashed }) => render_guid(*v, upper, dashed),
+        (Canon::Guid(v), _) => render_guid(*v, false, true),
+        (Canon::Phone(p), _) => p.to_string(),
+        (Canon::Thread(t), _) => t.to_string(),
+    }
+}
+
+pub(crate) fn render_guid(v: u128, upper: bool, dashed: bool) -> String {
+    let hex = if upper {
+        format!("{v:032X}")
+    } else {
+        format!("{v:032x}")
+    };
+    if !dashed {
+        return hex;
+    }
+    let mut out = String::with_capacity(36);
+    for (k, part) in [(0, 8), (8, 12), (12, 16), (16, 20), (20, 32)].iter().enumerate() {
+        if k > 0 {
+            out.push('-');
+        }
+        out.push_str(&hex[part.0..part.1]);
+    }
+    out
+}
+
+/// The natural written form of a canon (lowercase dashed GUIDs).
+pub fn natural_form(canon: &Canon) -> Form {
+    match canon {
+        Canon::Guid(_) => Form::Guid {
+            upper: false,
+            dashed: true,
+        },
+        Canon::Phone(_) => Form::Phone,
+        Canon::Thread(_) => Form::Thread,
+    }
+}
+
+impl std::fmt::Display for Canon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&render(self, natural_form(self)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn finds_guids_in_every_form() {
+        let s = "calls/ab6233a5-20b7-4c5e-bea2-ce56c9776429 and 57DAB8B1894C409AB240BD8BEAE78896 8:orgid:278405a3-f568-4b3e-b684-009193463064";
+        let t = scan(s);
+        assert_eq!(t.len(), 3);
+        assert_eq!(
+            t[1].form,
+            Form::Guid {
+                upper: true,
+                dashed: false
+            }
+        );
+        assert_eq!(&s[t[2].start..t[2].end], "278405a3-f568-4b3e-b684-009193463064");
+        let a = scan("AB6233A5-20B7-4C5E-BEA2-CE56C9776429");
+        assert_eq!(a[0].canon, t[0].canon);
+    }
+
+    #[test]
+    fn finds_phones_and_threads() {
+        let s = "participant 4:+61450078883. in 19:meeting_NDM3MjEw@thread.v2 x";
+        let t = scan(s);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0].canon, Canon::Phone("+61450078883".into()));
+        assert_eq!(t[1].canon, Canon::Thread("19:meeting_NDM3MjEw@thread.v2".into()));
+    }
+
+    #[test]
+    fn ignores_longer_hex_runs_and_short_numbers() {
+        assert!(scan("c814b44b73fcd7f3f6b6ec48b524218185ca49b3").is_empty());
+        assert!(scan("+123").is_empty());
+        assert!(scan("sourceId 1").is_empty());
+    }
+
+    proptest! {
+        #[test]
+        fn guid_render_roundtrips(v in any::<u128>(), upper in any::<bool>(), dashed in any::<bool>()) {
+            let text = render_guid(v, upper, dashed);
+            let toks = scan(&text);
+            prop_assert_eq!(toks.len(), 1);
+            prop_assert_eq!(&toks[0].canon, &Canon::Guid(v));
+            prop_assert_eq!(render(&toks[0].canon, toks[0].form), text);
+        }
+
+        #[test]
+        fn scan_never_panics_and_tokens_are_ordered(s in ".{0,200}") {
+            let toks = scan(&s);
+            let mut last = 0;
+            for t in toks {
+                prop_assert!(t.start >= last && t.end > t.start && s.is_char_boundary(t.start) && s.is_char_boundary(t.end));
+                last = t.end;
+            }
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Walking JSON for ids: every string with the member it sits under, every id, the
+//! call-scoped ids that route requests, and the ids at identity positions.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+use super::token::{scan, Canon};
+use crate::graph;
+
+/// Visits every string in a JSON value with the member it sits under and that
+/// member's parent (`@odata.type` values are skipped: they never hold ids).
+pub fn visit_strings<'v>(v: &'v Value, f: &mut impl FnMut(Option<&str>, Option<&str>, &'v str)) {
+    fn walk<'v>(
+        v: &'v Value,
+        key: Option<&str>,
+        parent: Option<&str>,
+        f: &mut impl FnMut(Option<&str>, Option<&str>, &'v str),
+    ) {
+        match v {
+            Value::String(s) => f(key, parent, s),
+            Value::Array(a) => a.iter().for_each(|x| walk(x, key, parent, f)),
+            Value::Object(o) => {
+                for (k, x) in o.iter().filter(|(k, _)| !graph::is_annotation_member(k)) {
+                    walk(x, Some(k), key, f);
+                }
+            }
+            _ => {}
+        }
+    }
+    walk(v, None, None, f);
+}
+
+/// Every id in a JSON value.
+pub fn collect(v: &Value, out: &mut HashSet<Canon>) {
+    visit_strings(v, &mut |_, _, s| out.extend(scan(s).into_iter().map(|t| t.canon)));
+}
+
+/// Ids under call-scoped members (`replacesCallId`, ...), in order.
+pub fn call_scoped(v: &Value) -> Vec<Canon> {
+    let mut out = Vec::new();
+    visit_strings(v, &mut |k, _, s| {
+        if k.is_some_and(graph::is_call_scoped_member) {
+            out.extend(scan(s).into_iter().map(|t| t.canon));
+        }
+    });
+    out
+}
+
+/// Collects the ids that sit at identity positions (`tenantId`, `user.id`, ...) or
+/// follow `appid:`: they stay as recorded unless the bot sends them.
+pub fn collect_stable(v: &Value, out: &mut HashSet<Canon>) {
+    visit_strings(v, &mut |k, parent, s| match k {
+        Some(k) if graph::is_identity_member(parent, k) => out.extend(scan(s).into_iter().map(|t| t.canon)),
+        _ => collect_appids(s, out),
+    });
+}
+
+/// Ids written as `appid:<guid>` inside free text.
+pub fn collect_appids(s: &str, out: &mut HashSet<Canon>) {
+    if !s.contains("appid:") {
+        return;
+    }
+    for t in scan(s) {
+        if s[..t.start].ends_with("appid:") {
+            out.insert(t.canon);
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! Record mode, Graph face: forward the bot's request upstream, store the exchange
+//! (redacted, durable before the bot sees the response), respond.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{forward_headers, recorded_event, recorded_reply, Recorder};
+use crate::cassette::Kind;
+use crate::clock::Clock;
+use crate::config::UpstreamUrl;
+use crate::error::ProxyError;
+use crate::http::client::HttpClient;
+use crate::http::wire::{self, Resp};
+
+/// The record-mode Graph face: forwards to the upstream and records.
+pub struct RecordFace {
+    recorder: Arc<Recorder>,
+    upstream: HttpClient,
+    upstream_url: UpstreamUrl,
+    clock: Arc<dyn Clock>,
+}
+
+impl RecordFace {
+    pub fn new(
+        recorder: Arc<Recorder>,
+        upstream: HttpClient,
+        upstream_url: UpstreamUrl,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        RecordFace {
+            recorder,
+            upstream,
+            upstream_url,
+            clock,
+        }
+    }
+
+    /// Forwards one request and records it; every failure becomes a Graph error. The
+    /// work runs in its own task: a bot that hangs up after Graph acted on its request
+    /// does not keep the exchange out of the cassette.
+    pub async fn handle(self: Arc<Self>, parts: http::request::Parts, body: Bytes) -> Resp {
+        let face = self.clone();
+        let (method, uri) = (parts.method.clone(), parts.uri.clone());
+        let task = tokio::spawn(async move {
+            match face.forward(&parts, body.clone()).await {
+                Ok(r) => r,
+                Err(e) => e.respond(&*face.clock, &parts.method, &parts.uri, &body),
+            }
+        });
+        task.await.unwrap_or_else(|e| {
+            ProxyError::Internal(format!("the exchange task failed: {e}")).respond(&*self.clock, &method, &uri, b"")
+        })
+    }
+
+    async fn forward(&self, parts: &http::request::Parts, body: Bytes) -> Result<Resp, ProxyError> {
+        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        let headers = forward_headers(&parts.headers);
+        let at_ms = self.recorder.now_ms();
+        let in_flight = self.recorder.begin();
+        let started = self.clock.mono_ms();
+        let reply = self
+            .upstream
+            .send(
+                parts.method.clone(),
+                &self.upstream_url.join(&pq),
+                headers.clone(),
+                body.clone(),
+            )
+            .await?;
+        let duration_ms = self.clock.mono_ms().saturating_sub(started);
+        let (resp_headers, response) = recorded_reply(&reply);
+        let mut ev = recorded_event(Kind::Exchange, at_ms, &parts.method, pq, &headers, &body, response);
+        ev.duration_ms = Some(duration_ms);
+        let seq = self.recorder.store_exchange(ev, in_flight.ticket()).await?;
+        drop(in_flight);
+        tracing::info!(seq, method = %parts.method, uri = %parts.uri, status = reply.status, duration_ms, "exchange recorded");
+        Ok(wire::response(reply.status, resp_headers, reply.body))
+    }
+}

@@ -1,0 +1,80 @@
+//! Executes Graph's header policy (classified in `graph`) on recorded headers: the
+//! response headers a served exchange carries and the headers of each notification.
+//! Framing headers never carry over.
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::cassette::Headers;
+use crate::graph::{self, NotificationHeader, ResponseHeader};
+use crate::http::wire::{self, header_str};
+use crate::ids::Rewriter;
+
+/// What a header rewrite does with one recorded header.
+enum HeaderRule {
+    /// Apply the id table.
+    Rewrite,
+    /// Use this value.
+    Set(String),
+    Drop,
+}
+
+/// Rewrites recorded headers by `rule`; framing headers never carry over.
+fn rewrite_headers(
+    recorded: &Headers,
+    rw: &mut Rewriter<'_>,
+    mut rule: impl FnMut(&str, &str, &mut Rewriter<'_>) -> HeaderRule,
+) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for (n, v) in recorded {
+        if wire::is_framing_header(n) {
+            continue;
+        }
+        let lower = n.to_ascii_lowercase();
+        let value = match rule(&lower, v, rw) {
+            HeaderRule::Rewrite => rw.rewrite_str(v).into_owned(),
+            HeaderRule::Set(x) => x,
+            HeaderRule::Drop => continue,
+        };
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_str(&value)) {
+            out.append(n, v);
+        }
+    }
+    out
+}
+
+/// What the live request tells the response headers.
+pub struct LiveRequest<'a> {
+    pub headers: &'a HeaderMap,
+    /// `scheme://host[:port]` the bot used to reach graphvcr.
+    pub origin: Option<&'a str>,
+    /// The API version the bot called (`v1.0`, `beta`).
+    pub version: &'a str,
+}
+
+/// A served exchange's response headers: `Location` pointed back at graphvcr, echoes
+/// of the live request, per-response ids regenerated from `request_id` material.
+pub fn response_headers(
+    recorded: &Headers,
+    rw: &mut Rewriter<'_>,
+    live: &LiveRequest<'_>,
+    request_id: &[u8],
+) -> HeaderMap {
+    rewrite_headers(recorded, rw, |name, v, rw| match graph::response_header(name) {
+        ResponseHeader::Relocate => HeaderRule::Set(graph::relocate(&rw.rewrite_str(v), live.origin, live.version)),
+        ResponseHeader::Echo => match header_str(live.headers, name) {
+            Some(echo) => HeaderRule::Set(echo.to_string()),
+            None => HeaderRule::Rewrite,
+        },
+        ResponseHeader::Regenerate => HeaderRule::Set(rw.seed().guid(name, request_id)),
+        ResponseHeader::Rewrite => HeaderRule::Rewrite,
+    })
+}
+
+/// A notification's headers: Graph's token dropped, message ids fresh from `message`.
+pub fn notification_headers(recorded: &Headers, rw: &mut Rewriter<'_>, message: &[u8]) -> HeaderMap {
+    rewrite_headers(recorded, rw, |name, _, rw| match graph::notification_header(name) {
+        NotificationHeader::Drop => HeaderRule::Drop,
+        NotificationHeader::Fresh => HeaderRule::Set(rw.seed().guid(name, message)),
+        NotificationHeader::Rewrite => HeaderRule::Rewrite,
+    })
+}

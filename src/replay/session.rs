@@ -1,0 +1,232 @@
+//! One replay session: one replay of one cassette for one scenario — which recorded
+//! exchanges it consumed, its binding table (recorded id -> live id), its seed, its
+//! outbox, and the report of what it served, missed and delivered.
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::prepared::Prepared;
+use crate::ids::{self, IdTable, Pairing, Rewriter, Seed};
+use crate::matching::Fit;
+use crate::notify::{Delivery, DeliveryLog, Notifier, Outbox};
+use crate::ring::Ring;
+pub use crate::ring::REPORT_TAIL;
+
+/// One served request, for the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Served {
+    pub seq: u64,
+    pub request: String,
+    /// Every matching recording was already used: the last one was served again.
+    pub repeated: bool,
+    /// Bindings kept for this request only (they would have broken the bijection).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub request_scoped: Vec<String>,
+}
+
+/// One request that matched nothing.
+#[derive(Debug, Clone, Serialize)]
+pub struct Missed {
+    pub request: String,
+    pub nearest_seq: Option<u64>,
+    pub reason: String,
+}
+
+/// A session's report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub session: String,
+    pub cassette: String,
+    pub active: bool,
+    pub served_total: u64,
+    /// The latest served requests (at most `REPORT_TAIL`).
+    pub served: Vec<Served>,
+    pub missed_total: u64,
+    pub missed: Vec<Missed>,
+    /// The latest deliveries (at most `REPORT_TAIL`).
+    pub notifications: Vec<Delivery>,
+    pub notifications_delivered: u64,
+    pub notifications_failed: u64,
+    pub notifications_pending: usize,
+    /// The notification being retried now, with its attempts so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notification_retrying: Option<Delivery>,
+    /// Recorded exchanges this session never used.
+    pub unused: Vec<u64>,
+    /// Recorded id -> live id.
+    pub bindings: Vec<(String, String)>,
+}
+
+/// What binding one request left behind.
+#[derive(Default)]
+pub struct Bound {
+    /// Bindings for this request only (they would have broken the bijection).
+    pub scoped: IdTable,
+    /// The same, for the report.
+    pub request_scoped: Vec<String>,
+}
+
+/// One replay of one cassette for one scenario.
+pub struct Session {
+    id: String,
+    cassette: Arc<Prepared>,
+    seed: Seed,
+    table: IdTable,
+    /// Times each exchange (index entry) was served.
+    served_count: Vec<u32>,
+    /// The `callbackUri` learned from a create-call or answer request.
+    callback_uri: Option<String>,
+    served: Ring<Served>,
+    missed: Ring<Missed>,
+    outbox: Option<Outbox>,
+    /// Notification batches scheduled so far (message ids derive from it).
+    batches: u64,
+}
+
+impl Session {
+    pub fn new(id: String, cassette: Arc<Prepared>, seed: Seed) -> Session {
+        Session {
+            id,
+            served_count: vec![0; cassette.exchanges().len()],
+            cassette,
+            seed,
+            table: IdTable::default(),
+            callback_uri: None,
+            served: Ring::new(REPORT_TAIL),
+            missed: Ring::new(REPORT_TAIL),
+            outbox: None,
+            batches: 0,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    #[cfg(test)]
+    pub fn seed(&self) -> &Seed {
+        &self.seed
+    }
+
+    pub fn cassette(&self) -> &Arc<Prepared> {
+        &self.cassette
+    }
+
+    pub fn callback_uri(&self) -> Option<&str> {
+        self.callback_uri.as_deref()
+    }
+
+    pub fn learn_callback_uri(&mut self, uri: &str) {
+        self.callback_uri = Some(uri.to_string());
+    }
+
+    /// Notification batches scheduled so far.
+    pub fn batches(&self) -> u64 {
+        self.batches
+    }
+
+    /// How often index entry `entry` was served.
+    pub fn served_count(&self, entry: usize) -> u32 {
+        self.served_count[entry]
+    }
+
+    /// The candidate to serve: the best one not yet used, else the latest of them
+    /// again (polling repeats its last answer). `fits` is best first, never empty.
+    pub fn pick(&self, fits: &[Fit]) -> (usize, bool) {
+        match fits.iter().find(|f| self.served_count[f.entry] == 0) {
+            Some(f) => (f.entry, false),
+            None => (fits.iter().map(|f| f.entry).max().unwrap_or(fits[0].entry), true),
+        }
+    }
+
+    /// Applies what pairing found; bindings that would break the bijection stay
+    /// scoped to this request.
+    pub fn bind(&mut self, pairing: &Pairing) -> Bound {
+        let mut out = Bound::default();
+        for p in &pairing.tokens {
+            let outcome = self
+                .table
+                .bind(p.recorded.clone(), &p.rec_text, p.live.clone(), &p.live_text);
+            if outcome == ids::BindOutcome::Conflict {
+                out.scoped
+                    .bind(p.recorded.clone(), &p.rec_text, p.live.clone(), &p.live_text);
+                out.request_scoped.push(format!("{} -> {}", p.recorded, p.live));
+            }
+        }
+        for (k, r, l) in &pairing.strings {
+            self.table.bind_string(k, r, l);
+        }
+        out
+    }
+
+    /// A rewriter over this session's table (request-scoped bindings first).
+    pub fn rewriter<'a>(&'a mut self, scoped: &'a IdTable) -> Rewriter<'a> {
+        Rewriter::new(scoped, &mut self.table, self.cassette.stable(), &self.seed)
+    }
+
+    /// Records that index entry `entry` was served (and scheduled a batch).
+    pub fn note_served(&mut self, entry: usize, s: Served) {
+        self.served_count[entry] += 1;
+        self.batches += 1;
+        self.served.push(s);
+    }
+
+    pub fn note_missed(&mut self, m: Missed) {
+        self.missed.push(m);
+    }
+
+    /// Counts a batch that no response triggered (a ringing session).
+    pub fn note_batch(&mut self) {
+        self.batches += 1;
+    }
+
+    /// The session's outbox, created on first use; the second value is its pending
+    /// counter when it was created just now (for the sessions index).
+    pub fn outbox(&mut self, notifier: &Arc<Notifier>) -> (&Outbox, Option<Arc<AtomicUsize>>) {
+        let mut created = None;
+        let o = self.outbox.get_or_insert_with(|| {
+            let o = Outbox::new(notifier.clone());
+            created = Some(o.pending_counter());
+            o
+        });
+        (o, created)
+    }
+
+    pub fn report(&self, active: bool) -> Report {
+        let unused = self
+            .served_count
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n == 0)
+            .map(|(i, _)| self.cassette.exchange_event(i).seq)
+            .collect();
+        let mut bindings: Vec<(String, String)> = self
+            .table
+            .iter()
+            .map(|(r, b)| (r.to_string(), b.live.to_string()))
+            .collect();
+        bindings.sort();
+        let (log, pending) = match &self.outbox {
+            Some(o) => (o.log(), o.pending()),
+            None => (DeliveryLog::default(), 0),
+        };
+        Report {
+            session: self.id.clone(),
+            cassette: self.cassette.name().to_string(),
+            active,
+            served_total: self.served.total(),
+            served: self.served.to_vec(),
+            missed_total: self.missed.total(),
+            missed: self.missed.to_vec(),
+            notifications: log.recent,
+            notifications_delivered: log.delivered,
+            notifications_failed: log.failed,
+            notifications_pending: pending,
+            notification_retrying: log.retrying,
+            unused,
+            bindings,
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! A bounded ring of the latest entries plus a count of every entry ever pushed:
+//! session reports and delivery logs keep their tail, never their whole history.
+
+use std::collections::VecDeque;
+
+/// How many entries a report keeps per list (served, missed, deliveries); the
+/// totals count them all.
+pub const REPORT_TAIL: usize = 1000;
+
+/// The latest `cap` entries and how many were pushed in all.
+#[derive(Debug, Clone)]
+pub struct Ring<T> {
+    items: VecDeque<T>,
+    cap: usize,
+    total: u64,
+}
+
+impl<T> Ring<T> {
+    /// A ring keeping at most `cap` entries (at least one).
+    pub fn new(cap: usize) -> Ring<T> {
+        Ring {
+            items: VecDeque::new(),
+            cap: cap.max(1),
+            total: 0,
+        }
+    }
+
+    /// Appends `x`, dropping the oldest entry when full.
+    pub fn push(&mut self, x: T) {
+        if self.items.len() >= self.cap {
+            self.items.pop_front();
+        }
+        self.items.push_back(x);
+        self.total += 1;
+    }
+
+    /// Entries pushed in all, including those dropped.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Oldest first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> {
+        self.items.iter()
+    }
+}
+
+impl<T: Clone> Ring<T> {
+    /// The kept entries, oldest first.
+    pub fn to_vec(&self) -> Vec<T> {
+        self.items.iter().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_tail_and_counts_everything() {
+        let mut r = Ring::new(2);
+        for i in 0..5 {
+            r.push(i);
+        }
+        assert_eq!(r.to_vec(), vec![3, 4]);
+        assert_eq!(r.total(), 5);
+        assert_eq!(r.len(), 2);
+    }
+}
