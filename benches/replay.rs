@@ -9,9 +9,9 @@ use graphvcr::cassette::{json, SledStore, Store};
 use graphvcr::clock::FixedClock;
 use graphvcr::config::Pacing;
 use graphvcr::http::client::HttpClient;
-use graphvcr::matching::Probe;
+use graphvcr::matching::{MatchMode, Probe};
 use graphvcr::notify::Notifier;
-use graphvcr::replay::{Prepared, Replayer, SessionLimits};
+use graphvcr::replay::{Prepared, ReplayOptions, Replayer, SessionLimits};
 
 const INVITE: &str = r##"{"clientContext":"0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0","participants":[{"@odata.type":"#microsoft.graph.invitationParticipantInfo","identity":{"@odata.type":"#microsoft.graph.identitySet","user":{"@odata.type":"#microsoft.graph.identity","id":"11112222-3333-4444-5555-666677778888","identityProvider":"AAD"}},"replacesCallId":"aaaabbbb-cccc-4ddd-8eee-ffff00001111"}]}"##;
 
@@ -26,7 +26,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("match invite (probe + index)", |b| {
         b.iter(|| {
             let p = Probe::new("POST", uri, &body).expect("graph path");
-            prepared.index().fits(&p).len()
+            prepared.index().fits(&p, MatchMode::Default).len()
         })
     });
 
@@ -45,14 +45,13 @@ fn bench(c: &mut Criterion) {
         idle_ms: 300_000,
         max: 1_000_000,
     };
-    let replayer = Replayer::new(
-        prepared,
-        store,
-        Arc::new(FixedClock::new(0)),
-        notifier,
-        Pacing::default(),
+    let options = ReplayOptions {
+        pacing: Pacing::default(),
         limits,
-    );
+        match_mode: MatchMode::Default,
+        ring_timeout: std::time::Duration::from_secs(30),
+    };
+    let replayer = Replayer::new(prepared, store, Arc::new(FixedClock::new(0)), notifier, options);
     let mut n = 0u64;
     c.bench_function("serve invite in a new session (match, bind, rewrite, schedule)", |b| {
         b.iter(|| {

@@ -5,7 +5,7 @@
 //! | GET | `/_graphvcr/health` | `{"status":"ok","mode":...}` |
 //! | GET | `/_graphvcr/cassettes` | cassettes in the store |
 //! | GET | `/_graphvcr/sessions` | reports of live and ended sessions (replay) |
-//! | POST | `/_graphvcr/sessions` | start a session `{"cassette"?, "session"?}`; delivers its untriggered notifications |
+//! | POST | `/_graphvcr/sessions` | start a session `{"cassette"?, "session"?, "ring"?}` and ring it (deliver its untriggered notifications): `201` with the session and the live call ids; an existing name is `409` unless `"ring": true` (`200`) |
 //! | GET | `/_graphvcr/sessions/{id}` | one session's report |
 //! | DELETE | `/_graphvcr/sessions/{id}` | end a session, return its final report |
 
@@ -19,7 +19,7 @@ use crate::cassette::Store;
 use crate::clock::Clock;
 use crate::error::ProxyError;
 use crate::http::wire::{self, Resp};
-use crate::replay::Replayer;
+use crate::replay::{Replayer, Start};
 
 /// The path prefix the admin API owns.
 pub const PREFIX: &str = "/_graphvcr";
@@ -35,6 +35,60 @@ pub struct Admin {
 /// True when a request path belongs to the admin API.
 pub fn owns(path: &str) -> bool {
     path == PREFIX || path.starts_with("/_graphvcr/")
+}
+
+/// A JSON object body whose members are known and typed: anything else is a `400`
+/// naming the member.
+struct Members(serde_json::Map<String, Value>);
+
+impl Members {
+    fn parse(body: &[u8], what: &str, allowed: &[&str]) -> Result<Members, ProxyError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Members(serde_json::Map::new()));
+        }
+        let v: Value =
+            serde_json::from_slice(body).map_err(|e| ProxyError::BadRequest(format!("{what} is not JSON: {e}")))?;
+        let Value::Object(obj) = v else {
+            return Err(ProxyError::BadRequest(format!("{what} must be a JSON object")));
+        };
+        if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(ProxyError::BadRequest(format!(
+                "{what}: unknown member `{}` (allowed: {})",
+                crate::matching::clip(k, 64),
+                allowed.join(", ")
+            )));
+        }
+        Ok(Members(obj))
+    }
+
+    fn str(&self, key: &str) -> Result<Option<&str>, ProxyError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(ProxyError::BadRequest(format!("member `{key}` must be a string"))),
+        }
+    }
+
+    fn bool(&self, key: &str) -> Result<Option<bool>, ProxyError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(ProxyError::BadRequest(format!("member `{key}` must be true or false"))),
+        }
+    }
+}
+
+/// A session name: 1 to 128 printable ASCII characters.
+pub fn validate_session_name(name: &str) -> Result<(), ProxyError> {
+    let ok = !name.is_empty() && name.len() <= 128 && name.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        Ok(())
+    } else {
+        Err(ProxyError::BadRequest(format!(
+            "session name `{}` is not allowed: use 1 to 128 printable ASCII characters",
+            crate::matching::clip(name, 64)
+        )))
+    }
 }
 
 impl Admin {
@@ -65,6 +119,25 @@ impl Admin {
             .ok_or_else(|| ProxyError::NotFound(format!("sessions exist in replay mode only (this is {})", self.mode)))
     }
 
+    /// `POST /_graphvcr/sessions`: a new session (`201`), or an existing one rung
+    /// again with `{"ring": true}` (`200`).
+    fn start_session(&self, body: &[u8]) -> Result<(u16, Value), ProxyError> {
+        let r = self.replayer()?;
+        let m = Members::parse(body, "session request", &["cassette", "session", "ring"])?;
+        let session = m.str("session")?;
+        if let Some(name) = session {
+            validate_session_name(name)?;
+        }
+        let start = Start {
+            cassette: m.str("cassette")?,
+            session,
+            ring_again: m.bool("ring")?.unwrap_or(false),
+        };
+        let started = r.start(&start)?;
+        let status = if started.created { 201 } else { 200 };
+        Ok((status, serde_json::to_value(started).unwrap_or(Value::Null)))
+    }
+
     fn route(&self, parts: &http::request::Parts, body: &Bytes) -> Result<(u16, Value), ProxyError> {
         let path = parts.uri.path().trim_end_matches('/');
         let rest = path.strip_prefix(PREFIX).unwrap_or("");
@@ -93,23 +166,7 @@ impl Admin {
                 let reports = self.replayer()?.reports();
                 Ok((200, serde_json::to_value(reports).unwrap_or(Value::Null)))
             }
-            (&Method::POST, ["sessions"]) => {
-                let r = self.replayer()?;
-                let req: Value = if body.is_empty() {
-                    json!({})
-                } else {
-                    serde_json::from_slice(body)
-                        .map_err(|e| ProxyError::BadRequest(format!("session request is not JSON: {e}")))?
-                };
-                let cassette = req
-                    .get("cassette")
-                    .and_then(Value::as_str)
-                    .unwrap_or(r.default_cassette())
-                    .to_string();
-                let id = req.get("session").and_then(Value::as_str);
-                let id = r.start_session(&cassette, id)?;
-                Ok((201, json!({ "session": id, "cassette": cassette })))
-            }
+            (&Method::POST, ["sessions"]) => self.start_session(body),
             (&Method::GET, ["sessions", id]) => {
                 let rep = self
                     .replayer()?

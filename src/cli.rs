@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, defaults, BotUrl, Limits, Pacing, RecordConfig, ReplayConfig, Size};
+use crate::matching::MatchMode;
 
 /// Record/replay proxy for Microsoft Graph cloud-communications traffic.
 ///
@@ -120,6 +121,37 @@ pub enum Timing {
     Fast,
 }
 
+/// How strictly a request must agree with a recording to match it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Match {
+    /// Also require the same members on both sides and equal non-id scalars.
+    Strict,
+    /// Refuse other types, list lengths, objects or lists on one side only, other
+    /// Graph enum values; other differences only lower the score.
+    Default,
+    /// Refuse only other types and list lengths.
+    Loose,
+}
+
+impl Match {
+    fn mode(self) -> MatchMode {
+        match self {
+            Match::Strict => MatchMode::Strict,
+            Match::Default => MatchMode::Default,
+            Match::Loose => MatchMode::Loose,
+        }
+    }
+}
+
+/// When a cassette's incoming calls (notifications that follow nothing) ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Ring {
+    /// At start-up, for the default cassette (and through the admin API).
+    Start,
+    /// Only when a session is started through the admin API.
+    Api,
+}
+
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
     /// Cassette to serve.
@@ -153,6 +185,21 @@ pub struct ReplayArgs {
     /// Most sessions alive at once (least recently used idle ones are evicted).
     #[arg(long, env = "GRAPHVCR_MAX_SESSIONS", default_value_t = defaults::MAX_SESSIONS)]
     pub max_sessions: usize,
+    /// How strictly a request must agree with a recording.
+    #[arg(long = "match", env = "GRAPHVCR_MATCH", value_enum, default_value = "default")]
+    pub match_mode: Match,
+    /// When the cassette's incoming calls ring.
+    #[arg(long, env = "GRAPHVCR_RING", value_enum, default_value = "start")]
+    pub ring: Ring,
+    /// Seconds a ringing call's notifications wait for a bot that is not up yet.
+    #[arg(long, env = "GRAPHVCR_RING_TIMEOUT", default_value_t = defaults::RING_TIMEOUT.as_secs_f64())]
+    pub ring_timeout: f64,
+    /// Attempts per notification (a refused connection or a 5xx is retried).
+    #[arg(long, env = "GRAPHVCR_DELIVERY_ATTEMPTS", default_value_t = defaults::DELIVERY_ATTEMPTS)]
+    pub delivery_attempts: u32,
+    /// Longest wait between two attempts, in seconds (the wait doubles from 0.1 s).
+    #[arg(long, env = "GRAPHVCR_DELIVERY_BACKOFF_MAX", default_value_t = defaults::MAX_BACKOFF.as_secs_f64())]
+    pub delivery_backoff_max: f64,
     /// Exit with code 4 if any request missed, any exchange went unused or any
     /// notification was not delivered.
     #[arg(long, env = "GRAPHVCR_EXPECT_ALL")]
@@ -245,6 +292,14 @@ impl ReplayArgs {
         }
         c.max_sessions = self.max_sessions;
         c.expect_all = self.expect_all;
+        c.match_mode = self.match_mode.mode();
+        c.ring_at_start = self.ring == Ring::Start;
+        c.ring_timeout = seconds(self.ring_timeout, "--ring-timeout")?;
+        if self.delivery_attempts == 0 {
+            return Err("--delivery-attempts must be at least 1".into());
+        }
+        c.retry.attempts = self.delivery_attempts;
+        c.retry.max_backoff = seconds(self.delivery_backoff_max, "--delivery-backoff-max")?;
         c.limits = self.limits.limits()?;
         Ok(c)
     }

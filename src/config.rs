@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::cassette::{validate_name, CassetteError};
 use crate::http::server::ServerOptions;
+use crate::matching::MatchMode;
 
 /// Defaults, written once: clap's defaults and the settings' own read these.
 pub mod defaults {
@@ -31,6 +32,8 @@ pub mod defaults {
     pub const DELIVERY_ATTEMPTS: u32 = 5;
     pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
     pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
+    /// How long a ringing call's notifications wait for a bot that is not up yet.
+    pub const RING_TIMEOUT: Duration = Duration::from_secs(30);
 }
 
 /// A byte size as the command line writes it (`16MiB`, `64KiB`, `1000`).
@@ -280,6 +283,13 @@ pub struct ReplayConfig {
     pub session_idle: Duration,
     pub max_sessions: usize,
     pub expect_all: bool,
+    /// How strictly requests must agree with recordings.
+    pub match_mode: MatchMode,
+    /// Ring the default cassette's incoming calls at start-up (else only through
+    /// the admin API).
+    pub ring_at_start: bool,
+    /// How long untriggered notifications wait for a bot that refuses connections.
+    pub ring_timeout: Duration,
     pub limits: Limits,
 }
 
@@ -297,6 +307,9 @@ impl ReplayConfig {
             session_idle: defaults::SESSION_IDLE,
             max_sessions: defaults::MAX_SESSIONS,
             expect_all: false,
+            match_mode: MatchMode::Default,
+            ring_at_start: true,
+            ring_timeout: defaults::RING_TIMEOUT,
             limits: Limits::default(),
         })
     }

@@ -161,6 +161,44 @@ pub fn is_annotation_member(key: &str) -> bool {
     key == "@odata.type"
 }
 
+/// Members a serializer adds that say nothing about the request: OData annotations
+/// (`@odata.type`, `@odata.context`, ...) and Newtonsoft's reference metadata (`$id`,
+/// `$ref`), which the .NET SDKs put in request bodies. Matching ignores them.
+pub fn is_serializer_annotation(key: &str) -> bool {
+    key.starts_with("@odata.") || matches!(key, "$id" | "$ref" | "$type" | "$values")
+}
+
+/// Members of the cloud-communications API whose values are Graph enumerations
+/// (from the v1.0/beta resource pages: modality, mediaDirection, tone, changeType,
+/// operationStatus, callState, endpointType, screenSharingRole, routingPolicy,
+/// callDisposition, callDirection, rejectReason, recordingStatus, ...). A live value
+/// that differs from the recorded one is another request, not another spelling.
+pub const ENUM_MEMBERS: &[&str] = &[
+    "modalities",
+    "requestedModalities",
+    "acceptedModalities",
+    "activeModalities",
+    "mediaType",
+    "direction",
+    "tone",
+    "changeType",
+    "status",
+    "state",
+    "endpointType",
+    "role",
+    "routingPolicies",
+    "disposition",
+    "reason",
+    "routingType",
+    "recordingStatus",
+    "audio",
+];
+
+/// Whether the member `key` holds a Graph enumeration value (compared exactly).
+pub fn is_enum_member(key: &str) -> bool {
+    ENUM_MEMBERS.contains(&key)
+}
+
 /// Notification members that name the resource a notification is about.
 pub const NOTIFICATION_RESOURCE_MEMBERS: [&str; 3] = ["resource", "resourceUrl", "resourceData"];
 
@@ -171,6 +209,31 @@ pub fn notification_items(v: &Value) -> Vec<&Value> {
         Some(Value::Array(items)) => items.iter().collect(),
         _ => vec![v],
     }
+}
+
+/// The call ids a callback body is about: the id after `calls/` in each item's
+/// `resourceUrl` (or `resource`), in order, without repeats.
+pub fn notification_call_ids(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for item in notification_items(v) {
+        let url = item
+            .get("resourceUrl")
+            .or_else(|| item.get("resource"))
+            .and_then(Value::as_str);
+        let Some((path, _)) = url.map(split_uri) else { continue };
+        let mut segs = path.split('/').filter(|s| !s.is_empty());
+        while let Some(seg) = segs.next() {
+            if seg == "calls" {
+                if let Some(id) = segs.next().filter(|id| is_id_segment(id)) {
+                    if !out.iter().any(|o| o == id) {
+                        out.push(id.to_string());
+                    }
+                }
+                break;
+            }
+        }
+    }
+    out
 }
 
 /// The operation id inside a notification's `resourceUrl`
@@ -185,6 +248,12 @@ pub fn operation_id_in(resource_url: &str) -> Option<&str> {
         }
     }
     None
+}
+
+/// Whether a request can change state in Graph (and so cause notifications, or create
+/// resources): anything but a read.
+pub fn changes_state(method: &str) -> bool {
+    !method.eq_ignore_ascii_case("GET") && !method.eq_ignore_ascii_case("HEAD")
 }
 
 /// `POST /communications/calls`: the bot creates a call.

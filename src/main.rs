@@ -90,12 +90,7 @@ async fn run(cli: Cli) -> Result<String, AppError> {
             let replayer = app::replayer(&cfg, &deps)?;
             let graph = bind(a.listen).await?;
             let out = app::serve_replay(cfg, deps, replayer, graph, app::stop_signal()).await?;
-            let served: usize = out.reports.iter().map(|r| r.served.len()).sum();
-            let missed: usize = out.reports.iter().map(|r| r.missed.len()).sum();
-            Ok(format!(
-                "replay stopped: {} sessions, {served} served, {missed} missed",
-                out.reports.len()
-            ))
+            Ok(out.summary())
         }
         Command::Cassette(a) => {
             let store = open_store(&a.store.store)?;

@@ -2,7 +2,7 @@
 //! notifications in order, paced, with retries, logging every attempt. Knows nothing
 //! of recording (the record-mode callback face lives in `record`).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -62,7 +62,13 @@ pub struct Job {
     pub wait: Duration,
     /// Set on the first job of a batch: resolves when the triggering response is out.
     pub batch_start: Option<oneshot::Receiver<()>>,
+    /// Keep retrying a refused connection for this long, past the attempt limit
+    /// (a ringing call waits for a bot that is still starting).
+    pub patience: Option<Duration>,
 }
+
+/// The most attempts a delivery's log keeps (the latest ones).
+const ATTEMPTS_KEPT: usize = 50;
 
 /// Delivery counts over every session, ever.
 #[derive(Debug, Default)]
@@ -140,11 +146,17 @@ impl Notifier {
         if let Some(a) = &self.auth {
             headers.insert(header::AUTHORIZATION, a.clone());
         }
-        for n in 1..=self.retry.attempts.max(1) {
+        let started = tokio::time::Instant::now();
+        let mut n: u32 = 0;
+        loop {
+            n += 1;
             let r = self
                 .client
                 .send(job.method.clone(), &url, headers.clone(), job.body.clone())
                 .await;
+            if d.attempts.len() >= ATTEMPTS_KEPT {
+                d.attempts.remove(0);
+            }
             let retry = match &r {
                 Ok(reply) => {
                     d.attempts.push(Attempt {
@@ -163,13 +175,13 @@ impl Notifier {
                     matches!(e, ClientError::Connect { .. })
                 }
             };
-            if !retry {
+            let wait = self.retry.backoff(n);
+            let patient = job.patience.is_some_and(|p| started.elapsed() + wait < p);
+            if !retry || (n >= self.retry.attempts.max(1) && !patient) {
                 break;
             }
             progress(&d);
-            if n < self.retry.attempts {
-                tokio::time::sleep(self.retry.backoff(n)).await;
-            }
+            tokio::time::sleep(wait).await;
         }
         if d.delivered {
             tracing::info!(seq = d.seq, %url, attempts = d.attempts.len(), "notification delivered");
@@ -186,6 +198,8 @@ struct Log {
     recent: Ring<Delivery>,
     failed: u64,
     current: Option<Delivery>,
+    /// Seqs of the recorded notifications delivered (bounded by the cassette).
+    delivered: HashSet<u64>,
 }
 
 struct Queue {
@@ -217,6 +231,7 @@ impl Outbox {
                 recent: Ring::new(REPORT_TAIL),
                 failed: 0,
                 current: None,
+                delivered: HashSet::new(),
             }),
             pending: Arc::new(AtomicUsize::new(0)),
             notifier,
@@ -267,7 +282,9 @@ impl Outbox {
             {
                 let mut l = lock(&state.log);
                 l.current = None;
-                if !d.delivered {
+                if d.delivered {
+                    l.delivered.insert(d.seq);
+                } else {
                     l.failed += 1;
                 }
                 l.recent.push(d);
@@ -275,6 +292,15 @@ impl Outbox {
             state.pending.fetch_sub(1, Ordering::SeqCst);
             n.totals.pending.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+
+    /// Seqs delivered, being delivered or queued.
+    pub fn delivered_or_queued(&self) -> HashSet<u64> {
+        let mut out: HashSet<u64> = lock(&self.0.queue).jobs.iter().map(|j| j.seq).collect();
+        let l = lock(&self.0.log);
+        out.extend(l.delivered.iter().copied());
+        out.extend(l.current.as_ref().map(|d| d.seq));
+        out
     }
 
     /// Jobs queued or in progress.

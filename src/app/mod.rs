@@ -25,7 +25,7 @@ use crate::config::{RecordConfig, ReplayConfig};
 use crate::http::client::HttpClient;
 use crate::notify::Notifier;
 use crate::record::{CallbackFace, RecordFace, Recorder};
-use crate::replay::{Prepared, ReplayTotals, Replayer, Report, SessionLimits};
+use crate::replay::{Prepared, ReplayOptions, ReplayTotals, Replayer, Report, SessionLimits, Start};
 use faces::{spawn_face, GraphFace, Mode};
 
 /// A failure of a whole command, with its exit code.
@@ -199,6 +199,18 @@ pub struct ReplayOutcome {
 }
 
 impl ReplayOutcome {
+    /// The stop line: sessions, requests served and missed, notifications failed.
+    pub fn summary(&self) -> String {
+        let served: u64 = self.reports.iter().map(|r| r.served_total).sum();
+        let missed: u64 = self.reports.iter().map(|r| r.missed_total).sum();
+        format!(
+            "replay stopped: {} sessions, {served} served, {missed} missed, {} notifications delivered, {} notifications failed",
+            self.reports.len(),
+            self.totals.delivered,
+            self.totals.failed
+        )
+    }
+
     /// One line per problem `--expect-all` cares about.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -211,8 +223,27 @@ impl ReplayOutcome {
         if self.totals.misses > listed {
             out.push(format!("{} request(s) in all matched no recording", self.totals.misses));
         }
-        if self.totals.failed > 0 {
-            out.push(format!("{} notification(s) not delivered", self.totals.failed));
+        let mut failed_listed = 0u64;
+        for r in &self.reports {
+            for d in r.notifications.iter().filter(|d| !d.delivered) {
+                failed_listed += 1;
+                let last = match d.attempts.last() {
+                    Some(a) => a
+                        .status
+                        .map_or_else(|| a.error.clone().unwrap_or_default(), |s| s.to_string()),
+                    None => d.reason.clone().unwrap_or_else(|| "never attempted".into()),
+                };
+                let target = d.url.as_deref().unwrap_or("nowhere");
+                out.push(format!(
+                    "session {}: notification #{} to {target} not delivered after {} attempt(s) (last: {last})",
+                    r.session,
+                    d.seq,
+                    d.attempts.len()
+                ));
+            }
+        }
+        if self.totals.failed > failed_listed {
+            out.push(format!("{} notification(s) in all not delivered", self.totals.failed));
         }
         if self.totals.pending > 0 {
             out.push(format!("{} notification(s) still pending at stop", self.totals.pending));
@@ -247,13 +278,18 @@ pub fn replayer(cfg: &ReplayConfig, deps: &Deps) -> Result<Arc<Replayer>, AppErr
         idle_ms: u64::try_from(cfg.session_idle.as_millis()).unwrap_or(u64::MAX),
         max: cfg.max_sessions,
     };
+    let options = ReplayOptions {
+        pacing: cfg.pacing,
+        limits,
+        match_mode: cfg.match_mode,
+        ring_timeout: cfg.ring_timeout,
+    };
     Ok(Arc::new(Replayer::new(
         Arc::new(Prepared::new(c)),
         deps.store.clone(),
         deps.clock.clone(),
         notifier,
-        cfg.pacing,
-        limits,
+        options,
     )))
 }
 
@@ -271,13 +307,8 @@ pub async fn serve_replay(
         Mode::Replay(replayer.clone()),
     );
     let task = spawn_face(graph_listener, face, &cfg.limits, &deps.clock, "graph", &stop)?;
-    if replayer
-        .cassette(&cfg.cassette)
-        .is_ok_and(|c| !c.unattached().is_empty())
-    {
-        if let Err(e) = replayer.start_session(&cfg.cassette, None) {
-            tracing::warn!("start-up notifications: {e}");
-        }
+    if cfg.ring_at_start {
+        ring_at_start(&replayer, &cfg.cassette);
     }
     let sweeper = {
         let r = replayer.clone();
@@ -326,6 +357,23 @@ pub async fn serve_replay(
         }
     }
     Ok(outcome)
+}
+
+/// Rings the default cassette's incoming calls (if it has any) in `{cassette}-start`.
+fn ring_at_start(replayer: &Replayer, cassette: &str) {
+    if !replayer.cassette(cassette).is_ok_and(|c| !c.unattached().is_empty()) {
+        return;
+    }
+    let name = format!("{cassette}-start");
+    let start = Start {
+        cassette: Some(cassette),
+        session: Some(&name),
+        ring_again: false,
+    };
+    match replayer.start(&start) {
+        Ok(s) => tracing::info!(session = %s.session, calls = ?s.calls, "incoming call(s) ringing"),
+        Err(e) => tracing::warn!("start-up notifications: {e}"),
+    }
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).

@@ -21,6 +21,8 @@ pub struct Batch<'a> {
     pub callback_uri: Option<&'a str>,
     /// The session's batch number (message ids derive from it).
     pub number: u64,
+    /// How long a refused connection is retried (a ringing call), if longer than usual.
+    pub patience: Option<std::time::Duration>,
 }
 
 /// Rewrites and addresses a batch of notifications, paced from the trigger.
@@ -58,6 +60,7 @@ pub fn jobs(
                 body: Bytes::from(body.to_bytes()),
                 wait,
                 batch_start: None,
+                patience: batch.patience,
             }
         })
         .collect()

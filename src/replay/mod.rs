@@ -7,9 +7,11 @@ mod headers;
 mod prepared;
 mod session;
 mod sessions;
+mod start;
 
 pub use prepared::{Prepared, RecordedExchange};
 pub use session::{Missed, Report, Served, REPORT_TAIL};
+pub use start::{Start, Started};
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,8 +28,8 @@ use crate::config::Pacing;
 use crate::error::ProxyError;
 use crate::graph::{self, GraphPath};
 use crate::http::wire::{self, header_str, Resp};
-use crate::ids::{self, Canon, IdTable, Pairing};
-use crate::matching::{self, Probe};
+use crate::ids::{self, Canon, Pairing};
+use crate::matching::{self, MatchMode, Probe};
 use crate::notify::{Job, Notifier};
 use crate::sync::lock;
 use callbacks::Batch;
@@ -44,6 +46,17 @@ pub struct SessionLimits {
     pub max: usize,
 }
 
+/// How the replayer serves.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayOptions {
+    pub pacing: Pacing,
+    pub limits: SessionLimits,
+    /// How strictly requests must agree with recordings (sessions may differ).
+    pub match_mode: MatchMode,
+    /// How long a ringing call's notifications retry a bot that refuses connections.
+    pub ring_timeout: std::time::Duration,
+}
+
 /// The replay engine behind the Graph face.
 pub struct Replayer {
     store: Arc<dyn Store>,
@@ -53,6 +66,10 @@ pub struct Replayer {
     sessions: Sessions,
     notifier: Arc<Notifier>,
     pacing: Pacing,
+    match_mode: MatchMode,
+    ring_timeout: std::time::Duration,
+    /// Sessions started without a name, for their generated names.
+    unnamed: AtomicU64,
     /// Requests that matched nothing, in all sessions ever.
     misses: AtomicU64,
 }
@@ -169,8 +186,7 @@ impl Replayer {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         notifier: Arc<Notifier>,
-        pacing: Pacing,
-        limits: SessionLimits,
+        options: ReplayOptions,
     ) -> Replayer {
         let name = default_cassette.name().to_string();
         let mut cassettes = HashMap::new();
@@ -180,9 +196,12 @@ impl Replayer {
             clock,
             default_cassette: name,
             cassettes: RwLock::new(cassettes),
-            sessions: Sessions::new(limits.idle_ms, limits.max),
+            sessions: Sessions::new(options.limits.idle_ms, options.limits.max),
             notifier,
-            pacing,
+            pacing: options.pacing,
+            match_mode: options.match_mode,
+            ring_timeout: options.ring_timeout,
+            unnamed: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
     }
@@ -259,17 +278,17 @@ impl Replayer {
         let Some(bound) = self.bind(shared, s, &cassette, entry, live)? else {
             return Ok(None);
         };
-        Ok(Some(self.respond(s, &cassette, entry, repeated, &bound, live)))
+        Ok(Some(self.respond(s, &cassette, entry, repeated, bound, live)))
     }
 
     /// Matches the request: the entry to serve and whether it repeats, or a miss.
     fn choose(&self, s: &mut Session, cassette: &Prepared, live: &Live<'_>) -> Result<(usize, bool), ProxyError> {
         let probe = Probe::from_parts(live.method, &live.path, live.query, &live.body);
-        let fits = cassette.index().fits(&probe);
+        let fits = cassette.index().fits(&probe, self.match_mode);
         if !fits.is_empty() {
             return Ok(s.pick(&fits));
         }
-        let (nearest, reason) = cassette.index().explain_miss(&probe);
+        let (nearest, reason) = cassette.index().explain_miss(&probe, self.match_mode);
         let nearest_seq = nearest.map(|e| cassette.exchange_event(e).seq);
         s.note_missed(Missed {
             request: live.shown(),
@@ -327,10 +346,16 @@ impl Replayer {
         cassette: &Prepared,
         entry: usize,
         repeated: bool,
-        bound: &Bound,
+        mut bound: Bound,
         live: &Live<'_>,
     ) -> Resp {
         let rec_ev = cassette.exchange_event(entry);
+        // a state-changing request served again is a new action: new resources
+        let reminted = if repeated && graph::changes_state(live.method) {
+            s.remint(entry, &mut bound)
+        } else {
+            Vec::new()
+        };
         let origin = wire::request_origin(&live.parts.headers, &live.parts.uri);
         let request_id = [
             (entry as u64).to_be_bytes(),
@@ -358,17 +383,21 @@ impl Replayer {
                 after_ms: rec_ev.done_ms(),
                 callback_uri: callback_uri.as_deref(),
                 number,
+                patience: None,
             };
             let jobs = callbacks::jobs(cassette, &batch, &self.pacing, &self.notifier, &mut rw);
             (resp, jobs, rw.into_minted())
         };
+        let mut minted = minted;
+        minted.extend(reminted.iter().map(|(_, l)| l.clone()));
         s.note_served(
             entry,
             Served {
                 seq: rec_ev.seq,
                 request: live.shown(),
                 repeated,
-                request_scoped: bound.request_scoped.clone(),
+                request_scoped: bound.request_scoped,
+                minted: reminted.iter().map(|(r, l)| format!("{r} -> {l}")).collect(),
             },
         );
         cassette.mark_used(entry);
@@ -397,50 +426,6 @@ impl Replayer {
         let (outbox, created) = s.outbox(&self.notifier);
         outbox.push_batch(jobs);
         created
-    }
-
-    /// Starts a session explicitly (admin API, start-up) and delivers the cassette's
-    /// notifications that need no trigger (`follows: null`), e.g. an incoming call,
-    /// with ids minted for it that later requests can use.
-    pub fn start_session(&self, cassette: &str, id: Option<&str>) -> Result<String, ProxyError> {
-        let cassette = self.cassette(cassette)?;
-        let name = id.map_or_else(|| format!("{}-start", cassette.name()), str::to_string);
-        let route = Route {
-            header: Some(&name),
-            path_ids: &[],
-            body_ids: &[],
-            seed_material: &Vec::new,
-        };
-        let shared = self.sessions.find_or_create(&cassette, &route, self.clock.mono_ms())?;
-        let mut s = lock(&shared);
-        if let Err(ClaimError::Ended) = self.sessions.claim(&shared, s.id(), &[]) {
-            return Err(ProxyError::Conflict(format!(
-                "replay session {} ended while starting",
-                s.id()
-            )));
-        }
-        if s.batches() > 0 || cassette.unattached().is_empty() {
-            return Ok(s.id().to_string());
-        }
-        let batch = Batch {
-            events: cassette.unattached(),
-            after_ms: cassette.unattached().first().map_or(0, |&i| cassette.event(i).at_ms),
-            callback_uri: None,
-            number: 0,
-        };
-        let scoped = IdTable::default();
-        let (jobs, minted) = {
-            let mut rw = s.rewriter(&scoped);
-            let jobs = callbacks::jobs(&cassette, &batch, &self.pacing, &self.notifier, &mut rw);
-            (jobs, rw.into_minted())
-        };
-        s.note_batch();
-        // no response triggers these: their batch starts now
-        let (now, after) = oneshot::channel();
-        let _ = now.send(());
-        let pending = self.dispatch(&mut s, after, jobs);
-        self.sessions.served(s.id(), &minted, pending);
-        Ok(s.id().to_string())
     }
 
     /// Totals over every session ever (they outlive the ring of ended reports).

@@ -33,8 +33,69 @@ pub struct Prepared {
     stable: HashSet<Canon>,
     /// Every id the cassette mentions (a live id equal to one is "bound to itself").
     recorded_ids: HashSet<Canon>,
+    /// Per exchange: the ids its action creates (in its response or notifications,
+    /// not in its request, never seen before it, not stable). Served again in a
+    /// session, a state-changing exchange mints these afresh: a new action, a new
+    /// resource.
+    created: Vec<HashSet<Canon>>,
     /// Per exchange: served by some session, ever.
     used: Vec<AtomicBool>,
+}
+
+/// The ids in one side of an event: target and body (request), body and headers
+/// such as `Location` (response).
+fn ids_in(e: &Event, response: bool, out: &mut HashSet<Canon>) {
+    let (body, headers) = if response {
+        (&e.response.body, &e.response.headers)
+    } else {
+        out.extend(ids::scan(&e.request.uri).into_iter().map(|t| t.canon));
+        (&e.request.body, &e.request.headers)
+    };
+    match body {
+        Body::Json(v) => ids::collect(v, out),
+        Body::Text(s) => out.extend(ids::scan(s).into_iter().map(|t| t.canon)),
+        _ => {}
+    }
+    for (_, v) in headers {
+        out.extend(ids::scan(v).into_iter().map(|t| t.canon));
+    }
+}
+
+/// Per exchange, the ids its action creates: in its response or the notifications
+/// that follow it, not in its request, in no earlier event, not stable.
+fn created_ids(
+    events: &[Event],
+    exchanges: &[RecordedExchange],
+    follows: &[Vec<usize>],
+    stable: &HashSet<Canon>,
+) -> Vec<HashSet<Canon>> {
+    // where each id first shows up
+    let mut first: HashMap<Canon, usize> = HashMap::new();
+    for (i, e) in events.iter().enumerate() {
+        let mut here = HashSet::new();
+        ids_in(e, false, &mut here);
+        ids_in(e, true, &mut here);
+        for c in here {
+            first.entry(c).or_insert(i);
+        }
+    }
+    exchanges
+        .iter()
+        .enumerate()
+        .map(|(entry, x)| {
+            let ev = &events[x.event];
+            let mut request = HashSet::new();
+            ids_in(ev, false, &mut request);
+            let mut made = HashSet::new();
+            ids_in(ev, true, &mut made);
+            for &n in &follows[entry] {
+                ids_in(&events[n], false, &mut made);
+            }
+            let new_here = |c: &Canon| first.get(c).is_none_or(|&i| i >= x.event);
+            made.retain(|c| !request.contains(c) && new_here(c) && !stable.contains(c));
+            made
+        })
+        .collect()
 }
 
 impl Prepared {
@@ -95,10 +156,12 @@ impl Prepared {
                 None => unattached.push(i),
             }
         }
+        let created = created_ids(&c.events, &exchanges, &follows, &stable);
         Prepared {
             meta: c.meta,
             events: c.events,
             exchanges,
+            created,
             index: Index::build(probes),
             follows,
             unattached,
@@ -106,6 +169,11 @@ impl Prepared {
             recorded_ids,
             used: (0..n).map(|_| AtomicBool::new(false)).collect(),
         }
+    }
+
+    /// The ids index entry `entry`'s action creates (see `created`).
+    pub fn created(&self, entry: usize) -> &HashSet<Canon> {
+        &self.created[entry]
     }
 
     pub fn mark_used(&self, entry: usize) {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::prepared::Prepared;
-use crate::ids::{self, IdTable, Pairing, Rewriter, Seed};
+use crate::ids::{self, Canon, IdTable, Pairing, Rewriter, Seed};
 use crate::matching::Fit;
 use crate::notify::{Delivery, DeliveryLog, Notifier, Outbox};
 use crate::ring::Ring;
@@ -24,6 +24,9 @@ pub struct Served {
     /// Bindings kept for this request only (they would have broken the bijection).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub request_scoped: Vec<String>,
+    /// For a repeated action: the ids minted afresh for it (`recorded -> live`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub minted: Vec<String>,
 }
 
 /// One request that matched nothing.
@@ -83,6 +86,8 @@ pub struct Session {
     outbox: Option<Outbox>,
     /// Notification batches scheduled so far (message ids derive from it).
     batches: u64,
+    /// Started (or rung) through the admin API or at start-up.
+    announced: bool,
 }
 
 impl Session {
@@ -98,7 +103,30 @@ impl Session {
             missed: Ring::new(REPORT_TAIL),
             outbox: None,
             batches: 0,
+            announced: false,
         }
+    }
+
+    /// Whether the session was started through the admin API or at start-up.
+    pub fn announced(&self) -> bool {
+        self.announced
+    }
+
+    pub fn announce(&mut self) {
+        self.announced = true;
+    }
+
+    /// Nothing happened in it yet: no request served or missed, nothing queued.
+    pub fn is_untouched(&self) -> bool {
+        self.batches == 0 && self.served.total() == 0 && self.missed.total() == 0
+    }
+
+    /// Seqs of the recorded notifications this session delivered or has queued.
+    pub fn delivered_or_queued(&self) -> std::collections::HashSet<u64> {
+        self.outbox
+            .as_ref()
+            .map(Outbox::delivered_or_queued)
+            .unwrap_or_default()
     }
 
     pub fn id(&self) -> &str {
@@ -159,6 +187,24 @@ impl Session {
             self.table.bind_string(k, r, l);
         }
         out
+    }
+
+    /// Serving index entry `entry` again, as a new action: the ids its action creates
+    /// get fresh live ids for this serve (and its notifications), derived from the
+    /// seed and how often it was served. Returns them, `(recorded, live)`.
+    pub fn remint(&self, entry: usize, bound: &mut Bound) -> Vec<(Canon, Canon)> {
+        let count = self.served_count[entry].to_be_bytes();
+        let seed = Seed::derive([&self.seed.0[..], b"repeat", &(entry as u64).to_be_bytes(), &count]);
+        let mut created: Vec<&Canon> = self.cassette.created(entry).iter().collect();
+        created.sort();
+        created
+            .into_iter()
+            .map(|rec| {
+                let live = ids::mint(&seed, rec, 0);
+                bound.scoped.bind(rec.clone(), "", live.clone(), "");
+                (rec.clone(), live)
+            })
+            .collect()
     }
 
     /// A rewriter over this session's table (request-scoped bindings first).

@@ -67,13 +67,25 @@ impl Inner {
     }
 
     fn owner(&self, ids: &[Canon]) -> Result<Option<String>, ProxyError> {
-        let owners: HashSet<&String> = ids.iter().filter_map(|c| self.index.get(c)).collect();
-        match owners.len() {
-            0 => Ok(None),
-            1 => Ok(owners.into_iter().next().cloned()),
-            n => Err(ProxyError::Conflict(format!(
-                "the request's ids belong to {n} different replay sessions"
-            ))),
+        let mut owners: Vec<(&Canon, &String)> = Vec::new();
+        for c in ids {
+            if let Some(o) = self.index.get(c) {
+                if !owners.iter().any(|(_, x)| *x == o) {
+                    owners.push((c, o));
+                }
+            }
+        }
+        match owners.as_slice() {
+            [] => Ok(None),
+            [(_, o)] => Ok(Some(o.to_string())),
+            many => {
+                let each: Vec<String> = many.iter().map(|(c, o)| format!("id {c} to session {o}")).collect();
+                Err(ProxyError::Conflict(format!(
+                    "the request's ids belong to {} different replay sessions: {}",
+                    many.len(),
+                    each.join(", ")
+                )))
+            }
         }
     }
 

@@ -4,5 +4,6 @@ mod admin;
 mod cli;
 mod common;
 mod delivery;
+mod fidelity;
 mod notifications;
 mod rest;

@@ -1,18 +1,20 @@
 //! Matching a live request against recorded ones: the key (method, version, path
-//! template, query), the body shape, scoring, the key index, and the miss diff.
+//! template, query), the key index, choosing among candidates, and the miss diff.
+//! How two bodies compare (`shape`) depends on the match mode.
 //!
-//! The key must be equal. Shapes must agree in structure where both sides have it
-//! (value types, list lengths); members present on one side only and differing scalar
-//! values only lower the score. Object key order, whitespace, unicode escaping,
-//! `@odata.type` and `null` members never matter; ids are compared as placeholders.
+//! The key must be equal. Shapes must agree in structure (value types, list lengths,
+//! objects and lists on both sides, Graph enum values — see `shape::MatchMode`); other
+//! differences only lower the score. Object key order, whitespace, unicode escaping,
+//! OData annotations and `null` members never matter; ids are compared as placeholders.
 
-use std::collections::{BTreeMap, HashMap};
+mod shape;
 
-use serde_json::Value;
+pub use shape::{clip, compare, template_ids, Comparison, MatchMode, Rule, Shape};
+
+use std::collections::HashMap;
 
 use crate::cassette::Body;
 use crate::graph::{self, GraphPath};
-use crate::ids;
 
 /// What a request is matched on, ready for comparison.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,10 +55,6 @@ impl Probe {
     }
 }
 
-fn template_ids(s: &str) -> String {
-    ids::map_tokens(s, |_, _| Some("{id}".to_string())).into_owned()
-}
-
 fn normalise_query(q: Option<&str>) -> String {
     let Some(q) = q.filter(|q| !q.is_empty()) else {
         return String::new();
@@ -64,189 +62,6 @@ fn normalise_query(q: Option<&str>) -> String {
     let mut parts: Vec<String> = q.split('&').filter(|p| !p.is_empty()).map(template_ids).collect();
     parts.sort();
     parts.join("&")
-}
-
-/// A body reduced for comparison.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Shape {
-    Empty,
-    Null,
-    Bool(bool),
-    Num(String),
-    /// A string with its ids replaced by `{id}`.
-    Str(String),
-    Arr(Vec<Shape>),
-    Obj(BTreeMap<String, Shape>),
-    /// A non-JSON text body (ids templated).
-    Text(String),
-    /// A binary body, by content.
-    Bytes(Vec<u8>),
-}
-
-impl Shape {
-    pub fn of_body(b: &Body) -> Shape {
-        match b {
-            Body::Empty => Shape::Empty,
-            Body::Json(v) => Shape::of_json(v),
-            Body::Text(s) => Shape::Text(template_ids(s)),
-            Body::Bytes(b) => Shape::Bytes(b.clone()),
-        }
-    }
-
-    pub fn of_json(v: &Value) -> Shape {
-        match v {
-            Value::Null => Shape::Null,
-            Value::Bool(b) => Shape::Bool(*b),
-            Value::Number(n) => Shape::Num(n.to_string()),
-            Value::String(s) => Shape::Str(template_ids(s)),
-            Value::Array(a) => Shape::Arr(a.iter().map(Shape::of_json).collect()),
-            Value::Object(o) => Shape::Obj(
-                o.iter()
-                    .filter(|(k, v)| !graph::is_annotation_member(k) && !v.is_null())
-                    .map(|(k, v)| (k.clone(), Shape::of_json(v)))
-                    .collect(),
-            ),
-        }
-    }
-
-    fn kind(&self) -> &'static str {
-        match self {
-            Shape::Empty => "no body",
-            Shape::Null => "null",
-            Shape::Bool(_) => "a boolean",
-            Shape::Num(_) => "a number",
-            Shape::Str(_) => "a string",
-            Shape::Arr(_) => "a list",
-            Shape::Obj(_) => "an object",
-            Shape::Text(_) => "a text body",
-            Shape::Bytes(_) => "a binary body",
-        }
-    }
-}
-
-/// How a recorded request compares with a live one.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Comparison {
-    /// Disagreements that rule the candidate out (types, list lengths).
-    pub structural: Vec<String>,
-    /// Disagreements that only lower the score (one-sided members, scalar values).
-    pub soft: Vec<String>,
-}
-
-impl Comparison {
-    pub fn compatible(&self) -> bool {
-        self.structural.is_empty()
-    }
-
-    pub fn penalty(&self) -> usize {
-        self.soft.len()
-    }
-
-    /// The most telling differences, for messages.
-    pub fn summary(&self, max: usize) -> String {
-        let all: Vec<&String> = self.structural.iter().chain(&self.soft).take(max).collect();
-        let more = self.structural.len() + self.soft.len() - all.len();
-        let mut s = all.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; ");
-        if more > 0 {
-            s.push_str(&format!("; and {more} more"));
-        }
-        s
-    }
-}
-
-/// `s`, cut to at most `max` characters (diffs and reports never echo megabytes).
-pub fn clip(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}… ({} bytes)", &s[..i], s.len()),
-        None => s.to_string(),
-    }
-}
-
-fn at(path: &str) -> &str {
-    if path.is_empty() {
-        "the body"
-    } else {
-        path
-    }
-}
-
-fn scalar_text(s: &Shape) -> String {
-    match s {
-        Shape::Str(x) | Shape::Text(x) => format!("{:?}", clip(x, 120)),
-        Shape::Num(n) => clip(n, 40),
-        Shape::Bool(b) => b.to_string(),
-        other => other.kind().to_string(),
-    }
-}
-
-/// Compares a recorded shape (left) with a live one (right).
-pub fn compare(rec: &Shape, live: &Shape) -> Comparison {
-    let mut c = Comparison::default();
-    walk(rec, live, &mut String::new(), &mut c);
-    c
-}
-
-fn walk(rec: &Shape, live: &Shape, path: &mut String, c: &mut Comparison) {
-    match (rec, live) {
-        (Shape::Obj(a), Shape::Obj(b)) => {
-            for (k, x) in a {
-                let len = path.len();
-                if !path.is_empty() {
-                    path.push('.');
-                }
-                path.push_str(k);
-                match b.get(k) {
-                    Some(y) => walk(x, y, path, c),
-                    None => c.soft.push(format!("{path}: recorded, not sent")),
-                }
-                path.truncate(len);
-            }
-            for k in b.keys().filter(|k| !a.contains_key(*k)) {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                c.soft.push(format!("{p}: sent, not recorded"));
-            }
-        }
-        (Shape::Arr(a), Shape::Arr(b)) => {
-            if a.len() != b.len() {
-                c.structural
-                    .push(format!("{}: {} items recorded, {} sent", at(path), a.len(), b.len()));
-                return;
-            }
-            for (i, (x, y)) in a.iter().zip(b).enumerate() {
-                let len = path.len();
-                path.push_str(&format!("[{i}]"));
-                walk(x, y, path, c);
-                path.truncate(len);
-            }
-        }
-        (Shape::Str(x), Shape::Str(y)) | (Shape::Text(x), Shape::Text(y)) => {
-            if !x.eq_ignore_ascii_case(y) {
-                c.soft.push(format!(
-                    "{}: recorded {:?}, sent {:?}",
-                    at(path),
-                    clip(x, 120),
-                    clip(y, 120)
-                ));
-            }
-        }
-        (a, b) if std::mem::discriminant(a) == std::mem::discriminant(b) => {
-            if a != b {
-                c.soft.push(format!(
-                    "{}: recorded {}, sent {}",
-                    at(path),
-                    scalar_text(a),
-                    scalar_text(b)
-                ));
-            }
-        }
-        (a, b) => c
-            .structural
-            .push(format!("{}: recorded {}, sent {}", at(path), a.kind(), b.kind())),
-    }
 }
 
 /// The recorded exchanges of one cassette, indexed by key.
@@ -277,7 +92,7 @@ impl Index {
     }
 
     /// Compatible candidates for `live`, best first (lowest penalty, then earliest).
-    pub fn fits(&self, live: &Probe) -> Vec<Fit> {
+    pub fn fits(&self, live: &Probe, mode: MatchMode) -> Vec<Fit> {
         let Some(cands) = self.by_key.get(&live.key()) else {
             return Vec::new();
         };
@@ -285,7 +100,7 @@ impl Index {
             .iter()
             .map(|&i| Fit {
                 entry: i,
-                comparison: compare(&self.probes[i].shape, &live.shape),
+                comparison: compare(&self.probes[i].shape, &live.shape, mode),
             })
             .filter(|f| f.comparison.compatible())
             .collect();
@@ -294,13 +109,13 @@ impl Index {
     }
 
     /// The nearest recorded entry to a request that found no fit, and why it differs.
-    pub fn explain_miss(&self, live: &Probe) -> (Option<usize>, String) {
+    pub fn explain_miss(&self, live: &Probe, mode: MatchMode) -> (Option<usize>, String) {
         let shown = |p: &Probe| clip(&format!("{} /{}{}", p.method, p.version, p.template), 300);
         if let Some(cands) = self.by_key.get(&live.key()) {
             let best = cands
                 .iter()
-                .map(|&i| (i, compare(&self.probes[i].shape, &live.shape)))
-                .min_by_key(|(i, c)| (c.structural.len(), c.penalty(), *i));
+                .map(|&i| (i, compare(&self.probes[i].shape, &live.shape, mode)))
+                .min_by_key(|(i, c)| (c.refused.len(), c.penalty(), *i));
             if let Some((i, c)) = best {
                 return (
                     Some(i),
@@ -377,7 +192,7 @@ fn key_distance(a: &Probe, b: &Probe) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn probe(uri: &str, body: Value) -> Probe {
         Probe::new("POST", uri, &Body::Json(body)).unwrap()
@@ -394,7 +209,7 @@ mod tests {
             json!({"clientContext":"99999999-3c51-4bc2-8fc0-475452d9764f","participants":[{"identity":{"user":{"id":"00000000-f568-4b3e-b684-009193463064"}},"replacesCallId":null}]}),
         );
         assert_eq!(a.key(), b.key());
-        let c = compare(&a.shape, &b.shape);
+        let c = compare(&a.shape, &b.shape, MatchMode::Default);
         assert!(c.compatible() && c.penalty() == 0, "{c:?}");
     }
 
@@ -402,14 +217,77 @@ mod tests {
     fn list_length_is_structural_and_one_sided_members_are_soft() {
         let a = probe("/v1.0/communications/calls/x", json!({"p":[1,2],"displayName":"a"}));
         let b = probe("/v1.0/communications/calls/x", json!({"p":[1]}));
-        let c = compare(&a.shape, &b.shape);
+        let c = compare(&a.shape, &b.shape, MatchMode::Default);
         assert!(!c.compatible());
         assert!(c.summary(3).contains("p: 2 items recorded, 1 sent"), "{}", c.summary(3));
         let d = compare(
             &probe("/v1.0/x", json!({"a":1,"b":"x"})).shape,
             &probe("/v1.0/x", json!({"a":1})).shape,
+            MatchMode::Default,
         );
         assert!(d.compatible() && d.penalty() == 1);
+    }
+
+    fn cmp(rec: Value, live: Value, mode: MatchMode) -> Comparison {
+        compare(&Shape::of_json(&rec), &Shape::of_json(&live), mode)
+    }
+
+    #[test]
+    fn an_identity_of_another_kind_is_refused_and_named() {
+        let user = json!({"participants": [{"identity": {"user": {"id": "278405a3-f568-4b3e-b684-009193463064", "displayName": "A"}}}]});
+        let phone = json!({"participants": [{"identity": {"phone": {"id": "+14255550100"}}}]});
+        let c = cmp(user.clone(), phone, MatchMode::Default);
+        assert!(!c.compatible());
+        let s = c.summary(4);
+        assert!(s.contains("participants[0].identity.user: recorded, not sent"), "{s}");
+        assert!(s.contains("participants[0].identity.phone: sent, not recorded"), "{s}");
+        assert!(
+            s.contains("refused: a member holding an object or list is on one side only"),
+            "{s}"
+        );
+        // loose keeps today's scoring
+        let phone = json!({"participants": [{"identity": {"phone": {"id": "+14255550100"}}}]});
+        assert!(cmp(user, phone, MatchMode::Loose).compatible());
+    }
+
+    #[test]
+    fn sdk_differences_only_score_but_strict_refuses_them() {
+        let rec = json!({"identity": {"user": {"id": "278405a3-f568-4b3e-b684-009193463064", "identityProvider": "AAD", "displayName": "A"}}, "$id": "1"});
+        let live = json!({"identity": {"@odata.type": "#microsoft.graph.identitySet", "user": {"id": "11111111-f568-4b3e-b684-009193463064", "displayName": "B"}}});
+        let c = cmp(rec.clone(), live.clone(), MatchMode::Default);
+        assert!(c.compatible(), "{c:?}");
+        assert_eq!(c.penalty(), 2, "{c:?}");
+        let c = cmp(rec, live, MatchMode::Strict);
+        assert!(!c.compatible());
+        assert!(c.summary(4).contains("--match strict"), "{}", c.summary(4));
+    }
+
+    #[test]
+    fn enum_values_must_be_equal_ignoring_case() {
+        let c = cmp(
+            json!({"requestedModalities": ["audio"]}),
+            json!({"requestedModalities": ["video"]}),
+            MatchMode::Default,
+        );
+        assert_eq!(c.refused.first().map(|r| r.0), Some(Rule::Enum), "{c:?}");
+        let c = cmp(
+            json!({"requestedModalities": ["audio"]}),
+            json!({"requestedModalities": ["Audio"]}),
+            MatchMode::Default,
+        );
+        assert!(c.compatible() && c.penalty() == 0);
+        let c = cmp(json!({"subject": "a"}), json!({"subject": "b"}), MatchMode::Default);
+        assert!(c.compatible() && c.penalty() == 1, "free text only scores");
+    }
+
+    #[test]
+    fn a_redacted_recorded_value_matches_any_live_value() {
+        let c = cmp(
+            json!({"token": "REDACTED", "url": "https://x/?sig=REDACTED"}),
+            json!({"token": "abc", "url": "https://x/?sig=zzz"}),
+            MatchMode::Strict,
+        );
+        assert!(c.compatible() && c.penalty() == 0, "{c:?}");
     }
 
     #[test]
@@ -418,6 +296,7 @@ mod tests {
         let c = compare(
             &probe("/v1.0/x", json!({"a": "small"})).shape,
             &probe("/v1.0/x", json!({"a": big})).shape,
+            MatchMode::Default,
         );
         assert!(c.summary(4).len() < 400, "{}", c.summary(4).len());
         assert_eq!(clip("héllo", 2), "hé… (6 bytes)");
@@ -436,8 +315,8 @@ mod tests {
             "/v1.0/communications/calls/ab6233a5-20b7-4c5e-bea2-ce56c9776429/participants/invite",
             json!({}),
         );
-        assert!(idx.fits(&live).is_empty());
-        let (n, msg) = idx.explain_miss(&live);
+        assert!(idx.fits(&live, MatchMode::Default).is_empty());
+        let (n, msg) = idx.explain_miss(&live, MatchMode::Default);
         assert_eq!(n, Some(0));
         assert!(msg.contains("version beta recorded, v1.0 sent"), "{msg}");
         assert!(msg.contains("nearest is #3 "), "named by recorded seq: {msg}");
