@@ -7,11 +7,10 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use graphvcr::cassette::{json, SledStore, Store};
 use graphvcr::clock::FixedClock;
-use graphvcr::config::Pacing;
 use graphvcr::http::client::HttpClient;
 use graphvcr::matching::{MatchMode, Probe};
 use graphvcr::notify::Notifier;
-use graphvcr::replay::{Prepared, ReplayOptions, Replayer, SessionLimits};
+use graphvcr::replay::{Prepared, ReplayOptions, Replayer, SessionLimits, SessionSettings};
 
 const INVITE: &str = r##"{"clientContext":"0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0","participants":[{"@odata.type":"#microsoft.graph.invitationParticipantInfo","identity":{"@odata.type":"#microsoft.graph.identitySet","user":{"@odata.type":"#microsoft.graph.identity","id":"11112222-3333-4444-5555-666677778888","identityProvider":"AAD"}},"replacesCallId":"aaaabbbb-cccc-4ddd-8eee-ffff00001111"}]}"##;
 
@@ -40,18 +39,17 @@ fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).expect("store"));
     let client = HttpClient::new(None, std::time::Duration::from_secs(1), 1 << 20).expect("client");
-    let notifier = Arc::new(Notifier::new(client, None, None, Default::default()));
+    let notifier = Arc::new(Notifier::new(client, None, Default::default()));
     let limits = SessionLimits {
         idle_ms: 300_000,
         max: 1_000_000,
     };
     let options = ReplayOptions {
-        pacing: Pacing::default(),
+        defaults: SessionSettings::default(),
         limits,
-        match_mode: MatchMode::Default,
         ring_timeout: std::time::Duration::from_secs(30),
     };
-    let replayer = Replayer::new(prepared, store, Arc::new(FixedClock::new(0)), notifier, options);
+    let replayer = Replayer::new(Some(prepared), store, Arc::new(FixedClock::new(0)), notifier, options);
     let mut n = 0u64;
     c.bench_function("serve invite in a new session (match, bind, rewrite, schedule)", |b| {
         b.iter(|| {

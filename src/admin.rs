@@ -17,9 +17,11 @@ use serde_json::{json, Value};
 
 use crate::cassette::Store;
 use crate::clock::Clock;
+use crate::config::{BotUrl, OnMiss};
 use crate::error::ProxyError;
 use crate::http::wire::{self, Resp};
-use crate::replay::{Replayer, Start};
+use crate::matching::MatchMode;
+use crate::replay::{Replayer, SessionSettings, Start};
 
 /// The path prefix the admin API owns.
 pub const PREFIX: &str = "/_graphvcr";
@@ -35,6 +37,43 @@ pub struct Admin {
 /// True when a request path belongs to the admin API.
 pub fn owns(path: &str) -> bool {
     path == PREFIX || path.starts_with("/_graphvcr/")
+}
+
+/// The members `POST /_graphvcr/sessions` takes.
+const SESSION_MEMBERS: &[&str] = &[
+    "cassette",
+    "session",
+    "ring",
+    "bot_url",
+    "timing",
+    "speed",
+    "match",
+    "on_miss",
+    "expect_misses",
+];
+
+/// A session's settings from the request's members, the replayer's defaults otherwise.
+fn session_settings(m: &Members, defaults: &SessionSettings) -> Result<SessionSettings, ProxyError> {
+    let mut s = defaults.clone();
+    if let Some(url) = m.str("bot_url")? {
+        s.bot_url = Some(BotUrl::parse(url).map_err(|e| ProxyError::BadRequest(format!("member `bot_url`: {e}")))?);
+    }
+    if let Some(t) = m.choice("timing", &["recorded", "fast"])? {
+        s.pacing.fast = t == "fast";
+    }
+    if let Some(x) = m.positive("speed")? {
+        s.pacing.speed = x;
+    }
+    if let Some(x) = m.choice("match", &["strict", "default", "loose"])? {
+        s.match_mode = MatchMode::parse(x).unwrap_or_default();
+    }
+    if let Some(x) = m.choice("on_miss", &["error", "record", "passthrough"])? {
+        s.on_miss = OnMiss::parse(x).unwrap_or_default();
+    }
+    if let Some(n) = m.u64("expect_misses")? {
+        s.expect_misses = n;
+    }
+    Ok(s)
 }
 
 /// A JSON object body whose members are known and typed: anything else is a `400`
@@ -69,25 +108,46 @@ impl Members {
         }
     }
 
+    /// A string member that must be one of `allowed`.
+    fn choice(&self, key: &str, allowed: &[&str]) -> Result<Option<&str>, ProxyError> {
+        match self.str(key)? {
+            Some(v) if !allowed.contains(&v) => Err(ProxyError::BadRequest(format!(
+                "member `{key}` must be one of {}, not {:?}",
+                allowed.join(", "),
+                crate::matching::clip(v, 64)
+            ))),
+            v => Ok(v),
+        }
+    }
+
+    fn u64(&self, key: &str) -> Result<Option<u64>, ProxyError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| ProxyError::BadRequest(format!("member `{key}` must be a non-negative integer"))),
+        }
+    }
+
+    fn positive(&self, key: &str) -> Result<Option<f64>, ProxyError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => match v.as_f64() {
+                Some(x) if x.is_finite() && x > 0.0 => Ok(Some(x)),
+                _ => Err(ProxyError::BadRequest(format!(
+                    "member `{key}` must be a positive number"
+                ))),
+            },
+        }
+    }
+
     fn bool(&self, key: &str) -> Result<Option<bool>, ProxyError> {
         match self.0.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
             Some(_) => Err(ProxyError::BadRequest(format!("member `{key}` must be true or false"))),
         }
-    }
-}
-
-/// A session name: 1 to 128 printable ASCII characters.
-pub fn validate_session_name(name: &str) -> Result<(), ProxyError> {
-    let ok = !name.is_empty() && name.len() <= 128 && name.bytes().all(|b| b.is_ascii_graphic());
-    if ok {
-        Ok(())
-    } else {
-        Err(ProxyError::BadRequest(format!(
-            "session name `{}` is not allowed: use 1 to 128 printable ASCII characters",
-            crate::matching::clip(name, 64)
-        )))
     }
 }
 
@@ -123,15 +183,22 @@ impl Admin {
     /// again with `{"ring": true}` (`200`).
     fn start_session(&self, body: &[u8]) -> Result<(u16, Value), ProxyError> {
         let r = self.replayer()?;
-        let m = Members::parse(body, "session request", &["cassette", "session", "ring"])?;
+        let m = Members::parse(body, "session request", SESSION_MEMBERS)?;
         let session = m.str("session")?;
         if let Some(name) = session {
-            validate_session_name(name)?;
+            crate::replay::validate_session_name(name)?;
+        }
+        let cassette = m.str("cassette")?;
+        if cassette.is_none() && r.default_cassette().is_none() {
+            return Err(ProxyError::BadRequest(
+                "session request: member `cassette` is required (this graphvcr serves many cassettes)".into(),
+            ));
         }
         let start = Start {
-            cassette: m.str("cassette")?,
+            cassette,
             session,
             ring_again: m.bool("ring")?.unwrap_or(false),
+            settings: Some(session_settings(&m, r.defaults())?),
         };
         let started = r.start(&start)?;
         let status = if started.created { 201 } else { 200 };

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{self, defaults, BotUrl, Limits, Pacing, RecordConfig, ReplayConfig, Size};
+use crate::config::{self, defaults, BotUrl, Limits, OnMiss, Pacing, RecordConfig, ReplayConfig, Size, UpstreamUrl};
 use crate::matching::MatchMode;
 
 /// Record/replay proxy for Microsoft Graph cloud-communications traffic.
@@ -37,6 +37,12 @@ pub enum Command {
         after_help = "Example:\n  graphvcr replay --cassette invite-one-participant --bot-url http://127.0.0.1:3978\n  (bot: Graph base URL http://127.0.0.1:8060/beta)"
     )]
     Replay(ReplayArgs),
+    /// Serve every cassette to a whole test suite: requests pick their session and
+    /// cassette by header (x-graphvcr-session, x-graphvcr-cassette) or the admin API.
+    #[command(
+        after_help = "Example:\n  graphvcr serve --cassettes cassettes --bot-url http://127.0.0.1:3978 --expect-all --report-junit graphvcr.xml\n  curl -X POST http://127.0.0.1:8060/_graphvcr/sessions -H 'content-type: application/json' \\\n      -d '{\"cassette\":\"invite-one-participant\",\"session\":\"test-1\"}'"
+    )]
+    Serve(ServeArgs),
     /// List, show, export, import or remove cassettes in the store.
     #[command(
         after_help = "Examples:\n  graphvcr cassette list\n  graphvcr cassette show invite-one-participant\n  graphvcr cassette export invite-flow -o cassettes/invite-flow.json\n  graphvcr cassette import cassettes/*.json\n  graphvcr cassette rm invite-flow"
@@ -104,7 +110,7 @@ pub struct RecordArgs {
     #[arg(long, env = "GRAPHVCR_EXPORT")]
     pub export: Option<PathBuf>,
     /// Record over an existing cassette of the same name.
-    #[arg(long, env = "GRAPHVCR_OVERWRITE")]
+    #[arg(long, env = "GRAPHVCR_OVERWRITE", value_parser = boolish())]
     pub overwrite: bool,
     #[command(flatten)]
     pub store: StoreArg,
@@ -152,11 +158,33 @@ pub enum Ring {
     Api,
 }
 
+/// Reads a boolean flag's environment variable as 1/0, true/false, yes/no, on/off.
+fn boolish() -> clap::builder::BoolishValueParser {
+    clap::builder::BoolishValueParser::new()
+}
+
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
     /// Cassette to serve.
     #[arg(long, env = "GRAPHVCR_CASSETTE")]
     pub cassette: String,
+    /// When the cassette's incoming calls ring.
+    #[arg(long, env = "GRAPHVCR_RING", value_enum, default_value = "start")]
+    pub ring: Ring,
+    /// Stop once every recorded exchange was served and every notification delivered
+    /// (or after --idle-timeout without a request).
+    #[arg(long, env = "GRAPHVCR_EXIT_WHEN_DONE", value_parser = boolish())]
+    pub exit_when_done: bool,
+    /// With --exit-when-done: seconds without a request after which replay stops.
+    #[arg(long, env = "GRAPHVCR_IDLE_TIMEOUT", default_value_t = defaults::IDLE_TIMEOUT.as_secs_f64())]
+    pub idle_timeout: f64,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// What `replay` and `serve` share.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
     /// Graph face: the bot's Graph base URL points here.
     #[arg(long, env = "GRAPHVCR_LISTEN", default_value = defaults::LISTEN, value_parser = config::parse_listen)]
     pub listen: std::net::SocketAddr,
@@ -164,7 +192,7 @@ pub struct ReplayArgs {
     #[arg(long, env = "GRAPHVCR_CASSETTES", default_value = defaults::CASSETTES)]
     pub cassettes: PathBuf,
     /// Where notifications go: scheme, host, port and optional path prefix (replaces
-    /// those of a learned callbackUri).
+    /// those of a learned callbackUri). Sessions may set their own.
     #[arg(long, env = "GRAPHVCR_BOT_URL")]
     pub bot_url: Option<String>,
     /// Notification pacing.
@@ -188,9 +216,22 @@ pub struct ReplayArgs {
     /// How strictly a request must agree with a recording.
     #[arg(long = "match", env = "GRAPHVCR_MATCH", value_enum, default_value = "default")]
     pub match_mode: Match,
-    /// When the cassette's incoming calls ring.
-    #[arg(long, env = "GRAPHVCR_RING", value_enum, default_value = "start")]
-    pub ring: Ring,
+    /// What a request that matches no recording gets: a 404 (error), or forwarded to
+    /// --upstream and appended to the cassette (record), or only forwarded (passthrough).
+    #[arg(long, env = "GRAPHVCR_ON_MISS", value_enum, default_value = "error")]
+    pub on_miss: OnMissArg,
+    /// Misses a session may have and keep its verdict ok.
+    #[arg(long, env = "GRAPHVCR_EXPECT_MISSES", default_value_t = 0)]
+    pub expect_misses: u64,
+    /// Graph's base URL, for --on-miss record|passthrough.
+    #[arg(long, env = "GRAPHVCR_UPSTREAM")]
+    pub upstream: Option<String>,
+    /// Extra PEM CA certificate(s) to trust for the upstream.
+    #[arg(long, env = "GRAPHVCR_UPSTREAM_CA")]
+    pub upstream_ca: Option<PathBuf>,
+    /// Seconds to wait for the upstream.
+    #[arg(long, env = "GRAPHVCR_UPSTREAM_TIMEOUT", default_value_t = defaults::UPSTREAM_TIMEOUT.as_secs_f64())]
+    pub upstream_timeout: f64,
     /// Seconds a ringing call's notifications wait for a bot that is not up yet.
     #[arg(long, env = "GRAPHVCR_RING_TIMEOUT", default_value_t = defaults::RING_TIMEOUT.as_secs_f64())]
     pub ring_timeout: f64,
@@ -200,14 +241,31 @@ pub struct ReplayArgs {
     /// Longest wait between two attempts, in seconds (the wait doubles from 0.1 s).
     #[arg(long, env = "GRAPHVCR_DELIVERY_BACKOFF_MAX", default_value_t = defaults::MAX_BACKOFF.as_secs_f64())]
     pub delivery_backoff_max: f64,
-    /// Exit with code 4 if any request missed, any exchange went unused or any
-    /// notification was not delivered.
-    #[arg(long, env = "GRAPHVCR_EXPECT_ALL")]
+    /// Exit with code 4 if any session's verdict is not ok (a miss beyond those
+    /// expected, an exchange of its cassette never used, a notification not delivered).
+    #[arg(long, env = "GRAPHVCR_EXPECT_ALL", value_parser = boolish())]
     pub expect_all: bool,
+    /// Write a JUnit XML report on stop (one testcase per session).
+    #[arg(long, env = "GRAPHVCR_REPORT_JUNIT")]
+    pub report_junit: Option<PathBuf>,
+    /// Write every session's report as JSON on stop.
+    #[arg(long, env = "GRAPHVCR_REPORT_JSON")]
+    pub report_json: Option<PathBuf>,
     #[command(flatten)]
     pub store: StoreArg,
     #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+/// What a miss gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnMissArg {
+    /// A Graph-shaped 404 naming the nearest recording.
+    Error,
+    /// Forward to --upstream, store, append to the cassette, serve.
+    Record,
+    /// Forward to --upstream, store nothing.
+    Passthrough,
 }
 
 #[derive(Debug, Args)]
@@ -272,9 +330,15 @@ impl RecordArgs {
     }
 }
 
-impl ReplayArgs {
+impl ServeArgs {
+    /// `serve`'s settings (no default cassette).
     pub fn config(&self) -> Result<ReplayConfig, String> {
-        let mut c = ReplayConfig::new(&self.cassette).map_err(|e| e.to_string())?;
+        let mut c = ReplayConfig::serve();
+        self.apply(&mut c)?;
+        Ok(c)
+    }
+
+    fn apply(&self, c: &mut ReplayConfig) -> Result<(), String> {
         c.cassettes_dir = Some(self.cassettes.clone());
         c.bot_url = self.bot_url.as_deref().map(BotUrl::parse).transpose()?;
         if !(self.speed.is_finite() && self.speed > 0.0) {
@@ -293,14 +357,42 @@ impl ReplayArgs {
         c.max_sessions = self.max_sessions;
         c.expect_all = self.expect_all;
         c.match_mode = self.match_mode.mode();
-        c.ring_at_start = self.ring == Ring::Start;
+        c.on_miss = match self.on_miss {
+            OnMissArg::Error => OnMiss::Error,
+            OnMissArg::Record => OnMiss::Record,
+            OnMissArg::Passthrough => OnMiss::Passthrough,
+        };
+        c.expect_misses = self.expect_misses;
+        c.upstream = self.upstream.as_deref().map(UpstreamUrl::parse).transpose()?;
+        if c.on_miss != OnMiss::Error && c.upstream.is_none() {
+            return Err(format!(
+                "--on-miss {} needs --upstream (where misses go)",
+                c.on_miss.as_str()
+            ));
+        }
+        c.upstream_ca = self.upstream_ca.clone();
+        c.upstream_timeout = seconds(self.upstream_timeout, "--upstream-timeout")?;
         c.ring_timeout = seconds(self.ring_timeout, "--ring-timeout")?;
         if self.delivery_attempts == 0 {
             return Err("--delivery-attempts must be at least 1".into());
         }
         c.retry.attempts = self.delivery_attempts;
         c.retry.max_backoff = seconds(self.delivery_backoff_max, "--delivery-backoff-max")?;
+        c.report_junit = self.report_junit.clone();
+        c.report_json = self.report_json.clone();
         c.limits = self.limits.limits()?;
+        Ok(())
+    }
+}
+
+impl ReplayArgs {
+    pub fn config(&self) -> Result<ReplayConfig, String> {
+        let mut c = ReplayConfig::new(&self.cassette).map_err(|e| e.to_string())?;
+        self.serve.apply(&mut c)?;
+        c.ring_at_start = self.ring == Ring::Start;
+        if self.exit_when_done {
+            c.exit_when_done = Some(seconds(self.idle_timeout, "--idle-timeout")?);
+        }
         Ok(c)
     }
 }

@@ -34,6 +34,8 @@ pub mod defaults {
     pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
     /// How long a ringing call's notifications wait for a bot that is not up yet.
     pub const RING_TIMEOUT: Duration = Duration::from_secs(30);
+    /// `--exit-when-done`: stop after this long without a request.
+    pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 }
 
 /// A byte size as the command line writes it (`16MiB`, `64KiB`, `1000`).
@@ -272,7 +274,8 @@ impl Retry {
 /// `replay` settings.
 #[derive(Debug, Clone)]
 pub struct ReplayConfig {
-    pub cassette: String,
+    /// The cassette requests that name none replay (`replay`); `serve` has none.
+    pub cassette: Option<String>,
     /// Imported at start when changed; `None` = import nothing.
     pub cassettes_dir: Option<PathBuf>,
     pub bot_url: Option<BotUrl>,
@@ -290,14 +293,68 @@ pub struct ReplayConfig {
     pub ring_at_start: bool,
     /// How long untriggered notifications wait for a bot that refuses connections.
     pub ring_timeout: Duration,
+    /// What a miss does (sessions may differ).
+    pub on_miss: OnMiss,
+    /// Misses a session may have and stay ok.
+    pub expect_misses: u64,
+    /// Where misses are forwarded (`--on-miss record|passthrough`).
+    pub upstream: Option<UpstreamUrl>,
+    pub upstream_ca: Option<PathBuf>,
+    pub upstream_timeout: Duration,
+    /// Write a JUnit XML report (one testcase per session) on stop.
+    pub report_junit: Option<PathBuf>,
+    /// Write every session's report as JSON on stop.
+    pub report_json: Option<PathBuf>,
+    /// Stop once every recorded exchange was served and every notification delivered,
+    /// or after this long without a request.
+    pub exit_when_done: Option<Duration>,
     pub limits: Limits,
 }
 
+/// What a request that matches no recording gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnMiss {
+    /// A Graph-shaped `404` naming the nearest recording.
+    #[default]
+    Error,
+    /// Forwarded upstream, stored, appended to the cassette and served.
+    Record,
+    /// Forwarded upstream, not stored.
+    Passthrough,
+}
+
+impl OnMiss {
+    pub fn parse(s: &str) -> Option<OnMiss> {
+        match s {
+            "error" => Some(OnMiss::Error),
+            "record" => Some(OnMiss::Record),
+            "passthrough" => Some(OnMiss::Passthrough),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnMiss::Error => "error",
+            OnMiss::Record => "record",
+            OnMiss::Passthrough => "passthrough",
+        }
+    }
+}
+
 impl ReplayConfig {
+    /// `replay --cassette NAME`.
     pub fn new(cassette: &str) -> Result<ReplayConfig, ConfigError> {
         validate_name(cassette)?;
-        Ok(ReplayConfig {
-            cassette: cassette.to_string(),
+        let mut c = ReplayConfig::serve();
+        c.cassette = Some(cassette.to_string());
+        Ok(c)
+    }
+
+    /// `serve`: no default cassette.
+    pub fn serve() -> ReplayConfig {
+        ReplayConfig {
+            cassette: None,
             cassettes_dir: None,
             bot_url: None,
             pacing: Pacing::default(),
@@ -310,8 +367,16 @@ impl ReplayConfig {
             match_mode: MatchMode::Default,
             ring_at_start: true,
             ring_timeout: defaults::RING_TIMEOUT,
+            on_miss: OnMiss::Error,
+            expect_misses: 0,
+            upstream: None,
+            upstream_ca: None,
+            upstream_timeout: defaults::UPSTREAM_TIMEOUT,
+            report_junit: None,
+            report_json: None,
+            exit_when_done: None,
             limits: Limits::default(),
-        })
+        }
     }
 }
 

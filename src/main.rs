@@ -58,6 +58,18 @@ async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, App
         .map_err(|e| AppError::Runtime(format!("cannot listen on {addr}: {e}")))
 }
 
+/// `replay` and `serve`: the replay engine on the Graph face until stopped.
+async fn serve(cfg: graphvcr::config::ReplayConfig, a: &graphvcr::cli::ServeArgs) -> Result<String, AppError> {
+    let deps = Deps {
+        store: open_store(&a.store.store)?,
+        clock: Arc::new(SystemClock::new()),
+    };
+    let replayer = app::replayer(&cfg, &deps)?;
+    let graph = bind(a.listen).await?;
+    let out = app::serve_replay(cfg, deps, replayer, graph, app::stop_signal()).await?;
+    Ok(out.summary())
+}
+
 async fn run(cli: Cli) -> Result<String, AppError> {
     match cli.command {
         Command::Record(a) => {
@@ -81,17 +93,8 @@ async fn run(cli: Cli) -> Result<String, AppError> {
                     .unwrap_or_default()
             ))
         }
-        Command::Replay(a) => {
-            let cfg = a.config().map_err(AppError::Usage)?;
-            let deps = Deps {
-                store: open_store(&a.store.store)?,
-                clock: Arc::new(SystemClock::new()),
-            };
-            let replayer = app::replayer(&cfg, &deps)?;
-            let graph = bind(a.listen).await?;
-            let out = app::serve_replay(cfg, deps, replayer, graph, app::stop_signal()).await?;
-            Ok(out.summary())
-        }
+        Command::Replay(a) => serve(a.config().map_err(AppError::Usage)?, &a.serve).await,
+        Command::Serve(a) => serve(a.config().map_err(AppError::Usage)?, &a).await,
         Command::Cassette(a) => {
             let store = open_store(&a.store.store)?;
             let cmd = match a.command {

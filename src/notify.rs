@@ -13,7 +13,7 @@ use http::Method;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use crate::config::{BotUrl, Retry};
+use crate::config::Retry;
 use crate::http::client::{ClientError, HttpClient};
 use crate::ring::Ring;
 use crate::ring::REPORT_TAIL;
@@ -82,17 +82,15 @@ pub struct Totals {
 /// Replay-side delivery settings shared by every session.
 pub struct Notifier {
     client: HttpClient,
-    bot_url: Option<BotUrl>,
     auth: Option<HeaderValue>,
     retry: Retry,
     totals: Totals,
 }
 
 impl Notifier {
-    pub fn new(client: HttpClient, bot_url: Option<BotUrl>, auth: Option<HeaderValue>, retry: Retry) -> Notifier {
+    pub fn new(client: HttpClient, auth: Option<HeaderValue>, retry: Retry) -> Notifier {
         Notifier {
             client,
-            bot_url,
             auth,
             retry,
             totals: Totals::default(),
@@ -104,24 +102,6 @@ impl Notifier {
     /// Delivery counts over every session, ever.
     pub fn totals(&self) -> &Totals {
         &self.totals
-    }
-
-    /// Where a notification goes: the live `callbackUri` when the session learned one,
-    /// else the recorded path; `--bot-url` supplies scheme, host, port and prefix.
-    pub fn target(&self, callback_uri: Option<&str>, recorded_uri: &str) -> Result<String, String> {
-        match (callback_uri, &self.bot_url) {
-            (Some(cb), Some(bot)) => {
-                let pq = cb
-                    .parse::<http::Uri>()
-                    .ok()
-                    .and_then(|u| u.path_and_query().map(|p| p.as_str().to_string()))
-                    .unwrap_or_else(|| "/".to_string());
-                Ok(bot.target(&pq))
-            }
-            (Some(cb), None) => Ok(cb.to_string()),
-            (None, Some(bot)) => Ok(bot.target(recorded_uri)),
-            (None, None) => Err("no --bot-url given and no callbackUri learned in this session".to_string()),
-        }
     }
 
     /// Delivers one job with retries on a refused connection or a 5xx.

@@ -25,13 +25,16 @@ impl<T> Ring<T> {
         }
     }
 
-    /// Appends `x`, dropping the oldest entry when full.
-    pub fn push(&mut self, x: T) {
-        if self.items.len() >= self.cap {
-            self.items.pop_front();
-        }
+    /// Appends `x`, dropping the oldest entry when full; returns the dropped one.
+    pub fn push(&mut self, x: T) -> Option<T> {
+        let dropped = if self.items.len() >= self.cap {
+            self.items.pop_front()
+        } else {
+            None
+        };
         self.items.push_back(x);
         self.total += 1;
+        dropped
     }
 
     /// Entries pushed in all, including those dropped.
@@ -67,9 +70,10 @@ mod tests {
     #[test]
     fn keeps_the_tail_and_counts_everything() {
         let mut r = Ring::new(2);
-        for i in 0..5 {
+        for i in 0..4 {
             r.push(i);
         }
+        assert_eq!(r.push(4), Some(2), "the oldest kept entry drops out");
         assert_eq!(r.to_vec(), vec![3, 4]);
         assert_eq!(r.total(), 5);
         assert_eq!(r.len(), 2);

@@ -6,26 +6,25 @@
 
 mod cassettes;
 mod faces;
+mod replay;
+mod reports;
 
 pub use cassettes::{cassette_command, export, import_changed, CassetteCmd};
+pub use replay::{replayer, serve_replay, ReplayOutcome};
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use http::header::HeaderValue;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::admin::Admin;
 use crate::cassette::{Cassette, CassetteError, Meta, Store, StoreError};
 use crate::clock::{self, Clock};
-use crate::config::{RecordConfig, ReplayConfig};
+use crate::config::RecordConfig;
 use crate::http::client::HttpClient;
-use crate::notify::Notifier;
 use crate::record::{CallbackFace, RecordFace, Recorder};
-use crate::replay::{Prepared, ReplayOptions, ReplayTotals, Replayer, Report, SessionLimits, Start};
 use faces::{spawn_face, GraphFace, Mode};
 
 /// A failure of a whole command, with its exit code.
@@ -185,195 +184,6 @@ pub async fn run_record(
         events,
         exported,
     })
-}
-
-/// What a replay run saw.
-#[derive(Debug, Clone)]
-pub struct ReplayOutcome {
-    /// Live sessions and the latest ended ones.
-    pub reports: Vec<Report>,
-    /// Exchanges of the served cassette no session ever used.
-    pub unused: Vec<u64>,
-    /// Counts over every session of the run.
-    pub totals: ReplayTotals,
-}
-
-impl ReplayOutcome {
-    /// The stop line: sessions, requests served and missed, notifications failed.
-    pub fn summary(&self) -> String {
-        let served: u64 = self.reports.iter().map(|r| r.served_total).sum();
-        let missed: u64 = self.reports.iter().map(|r| r.missed_total).sum();
-        format!(
-            "replay stopped: {} sessions, {served} served, {missed} missed, {} notifications delivered, {} notifications failed",
-            self.reports.len(),
-            self.totals.delivered,
-            self.totals.failed
-        )
-    }
-
-    /// One line per problem `--expect-all` cares about.
-    pub fn problems(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for r in &self.reports {
-            for m in &r.missed {
-                out.push(format!("session {}: miss {}: {}", r.session, m.request, m.reason));
-            }
-        }
-        let listed = out.len() as u64;
-        if self.totals.misses > listed {
-            out.push(format!("{} request(s) in all matched no recording", self.totals.misses));
-        }
-        let mut failed_listed = 0u64;
-        for r in &self.reports {
-            for d in r.notifications.iter().filter(|d| !d.delivered) {
-                failed_listed += 1;
-                let last = match d.attempts.last() {
-                    Some(a) => a
-                        .status
-                        .map_or_else(|| a.error.clone().unwrap_or_default(), |s| s.to_string()),
-                    None => d.reason.clone().unwrap_or_else(|| "never attempted".into()),
-                };
-                let target = d.url.as_deref().unwrap_or("nowhere");
-                out.push(format!(
-                    "session {}: notification #{} to {target} not delivered after {} attempt(s) (last: {last})",
-                    r.session,
-                    d.seq,
-                    d.attempts.len()
-                ));
-            }
-        }
-        if self.totals.failed > failed_listed {
-            out.push(format!("{} notification(s) in all not delivered", self.totals.failed));
-        }
-        if self.totals.pending > 0 {
-            out.push(format!("{} notification(s) still pending at stop", self.totals.pending));
-        }
-        if !self.unused.is_empty() {
-            out.push(format!("recorded exchanges never used: {:?}", self.unused));
-        }
-        out
-    }
-}
-
-/// Builds the replay engine for `cfg` (imports changed cassette files first).
-pub fn replayer(cfg: &ReplayConfig, deps: &Deps) -> Result<Arc<Replayer>, AppError> {
-    if let Some(dir) = &cfg.cassettes_dir {
-        import_changed(&*deps.store, dir)?;
-    }
-    let c = deps
-        .store
-        .load(&cfg.cassette)?
-        .ok_or_else(|| CassetteError::Unknown(cfg.cassette.clone()))?;
-    let client =
-        HttpClient::new(None, cfg.notify_timeout, cfg.limits.max_body).map_err(|e| AppError::Runtime(e.to_string()))?;
-    let auth = match &cfg.notify_auth {
-        Some(a) => Some(
-            HeaderValue::from_str(a)
-                .map_err(|_| AppError::Usage("--notify-auth is not a valid header value".into()))?,
-        ),
-        None => None,
-    };
-    let notifier = Arc::new(Notifier::new(client, cfg.bot_url.clone(), auth, cfg.retry));
-    let limits = SessionLimits {
-        idle_ms: u64::try_from(cfg.session_idle.as_millis()).unwrap_or(u64::MAX),
-        max: cfg.max_sessions,
-    };
-    let options = ReplayOptions {
-        pacing: cfg.pacing,
-        limits,
-        match_mode: cfg.match_mode,
-        ring_timeout: cfg.ring_timeout,
-    };
-    Ok(Arc::new(Replayer::new(
-        Arc::new(Prepared::new(c)),
-        deps.store.clone(),
-        deps.clock.clone(),
-        notifier,
-        options,
-    )))
-}
-
-/// Serves an already built replay engine (the demo shares it).
-pub async fn serve_replay(
-    cfg: ReplayConfig,
-    deps: Deps,
-    replayer: Arc<Replayer>,
-    graph_listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<ReplayOutcome, AppError> {
-    let stop = fan_out(shutdown);
-    let face = GraphFace::new(
-        Admin::new("replay", deps.store.clone(), Some(replayer.clone()), deps.clock.clone()),
-        Mode::Replay(replayer.clone()),
-    );
-    let task = spawn_face(graph_listener, face, &cfg.limits, &deps.clock, "graph", &stop)?;
-    if cfg.ring_at_start {
-        ring_at_start(&replayer, &cfg.cassette);
-    }
-    let sweeper = {
-        let r = replayer.clone();
-        let every = (cfg.session_idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = tokio::time::sleep(every) => r.sweep(),
-                    _ = stop.wait_for(|s| *s) => break,
-                }
-            }
-        })
-    };
-    let _ = task.await;
-    let _ = sweeper.await;
-    // let queued notifications go out before reporting: wait while deliveries make
-    // progress; give up after one delivery's worst case passes without any
-    let patience = cfg.pacing.max_gap
-        + cfg.notify_timeout * cfg.retry.attempts.max(1)
-        + (1..cfg.retry.attempts).map(|n| cfg.retry.backoff(n)).sum::<Duration>()
-        + Duration::from_secs(1);
-    let mut last = replayer.totals().pending;
-    let mut since = tokio::time::Instant::now();
-    while last > 0 && since.elapsed() < patience {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let now = replayer.totals().pending;
-        if now < last {
-            since = tokio::time::Instant::now();
-        }
-        last = now;
-    }
-    let outcome = ReplayOutcome {
-        reports: replayer.reports(),
-        unused: replayer.unused_everywhere(),
-        totals: replayer.totals(),
-    };
-    if cfg.expect_all {
-        let problems = outcome.problems();
-        if !problems.is_empty() {
-            return Err(AppError::ExpectAll(format!(
-                "--expect-all: {} problem(s): {}",
-                problems.len(),
-                problems.join(" | ")
-            )));
-        }
-    }
-    Ok(outcome)
-}
-
-/// Rings the default cassette's incoming calls (if it has any) in `{cassette}-start`.
-fn ring_at_start(replayer: &Replayer, cassette: &str) {
-    if !replayer.cassette(cassette).is_ok_and(|c| !c.unattached().is_empty()) {
-        return;
-    }
-    let name = format!("{cassette}-start");
-    let start = Start {
-        cassette: Some(cassette),
-        session: Some(&name),
-        ring_again: false,
-    };
-    match replayer.start(&start) {
-        Ok(s) => tracing::info!(session = %s.session, calls = ?s.calls, "incoming call(s) ringing"),
-        Err(e) => tracing::warn!("start-up notifications: {e}"),
-    }
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).

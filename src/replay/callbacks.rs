@@ -7,9 +7,10 @@ use http::Method;
 
 use super::headers::notification_headers;
 use super::prepared::Prepared;
-use crate::config::Pacing;
+use super::settings::SessionSettings;
+use crate::config::BotUrl;
 use crate::ids::Rewriter;
-use crate::notify::{Job, Notifier};
+use crate::notify::Job;
 
 /// What a batch of notifications is built from.
 pub struct Batch<'a> {
@@ -23,22 +24,37 @@ pub struct Batch<'a> {
     pub number: u64,
     /// How long a refused connection is retried (a ringing call), if longer than usual.
     pub patience: Option<std::time::Duration>,
+    /// The session's settings: pacing and where notifications go.
+    pub settings: &'a SessionSettings,
+}
+
+/// Where a notification goes: the live `callbackUri` when the session learned one,
+/// else the recorded path; the session's bot URL supplies scheme, host, port and
+/// prefix (the bot's public tunnel URL then still reaches the local bot).
+pub fn target(bot: Option<&BotUrl>, callback_uri: Option<&str>, recorded_uri: &str) -> Result<String, String> {
+    match (callback_uri, bot) {
+        (Some(cb), Some(bot)) => {
+            let pq = cb
+                .parse::<http::Uri>()
+                .ok()
+                .and_then(|u| u.path_and_query().map(|p| p.as_str().to_string()))
+                .unwrap_or_else(|| "/".to_string());
+            Ok(bot.target(&pq))
+        }
+        (Some(cb), None) => Ok(cb.to_string()),
+        (None, Some(bot)) => Ok(bot.target(recorded_uri)),
+        (None, None) => Err("no bot URL given and no callbackUri learned in this session".to_string()),
+    }
 }
 
 /// Rewrites and addresses a batch of notifications, paced from the trigger.
-pub fn jobs(
-    cassette: &Prepared,
-    batch: &Batch<'_>,
-    pacing: &Pacing,
-    notifier: &Notifier,
-    rw: &mut Rewriter<'_>,
-) -> Vec<Job> {
+pub fn jobs(cassette: &Prepared, batch: &Batch<'_>, rw: &mut Rewriter<'_>) -> Vec<Job> {
     let offsets: Vec<u64> = batch
         .events
         .iter()
         .map(|&i| cassette.event(i).at_ms.saturating_sub(batch.after_ms))
         .collect();
-    let waits = pacing.schedule(&offsets);
+    let waits = batch.settings.pacing.schedule(&offsets);
     batch
         .events
         .iter()
@@ -55,7 +71,7 @@ pub fn jobs(
             Job {
                 seq: ev.seq,
                 method: Method::from_bytes(ev.request.method.as_bytes()).unwrap_or(Method::POST),
-                url: notifier.target(batch.callback_uri, &uri),
+                url: target(batch.settings.bot_url.as_ref(), batch.callback_uri, &uri),
                 headers,
                 body: Bytes::from(body.to_bytes()),
                 wait,

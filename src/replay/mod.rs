@@ -4,36 +4,42 @@
 
 mod callbacks;
 mod headers;
+mod live;
 mod prepared;
 mod session;
 mod sessions;
+mod settings;
 mod start;
+mod verdict;
 
 pub use prepared::{Prepared, RecordedExchange};
-pub use session::{Missed, Report, Served, REPORT_TAIL};
+pub use session::{Missed, Outcome, Report, Served, REPORT_TAIL};
+pub use settings::{validate_session_name, OnMiss, SessionSettings};
 pub use start::{Start, Started};
+pub use verdict::{Problem, Verdict};
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::cassette::{Body, Store};
+use crate::cassette::Store;
 use crate::clock::Clock;
-use crate::config::Pacing;
 use crate::error::ProxyError;
-use crate::graph::{self, GraphPath};
+use crate::graph;
 use crate::http::wire::{self, header_str, Resp};
-use crate::ids::{self, Canon, Pairing};
-use crate::matching::{self, MatchMode, Probe};
+use crate::ids::{self, Canon};
+use crate::matching::Probe;
 use crate::notify::{Job, Notifier};
 use crate::sync::lock;
 use callbacks::Batch;
 use headers::LiveRequest;
+use live::{pair, seed_material, Live};
 use session::{Bound, Session};
 use sessions::{ClaimError, Route, Sessions, Shared};
 
@@ -47,12 +53,11 @@ pub struct SessionLimits {
 }
 
 /// How the replayer serves.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ReplayOptions {
-    pub pacing: Pacing,
+    /// What sessions start with (each may set its own).
+    pub defaults: SessionSettings,
     pub limits: SessionLimits,
-    /// How strictly requests must agree with recordings (sessions may differ).
-    pub match_mode: MatchMode,
     /// How long a ringing call's notifications retry a bot that refuses connections.
     pub ring_timeout: std::time::Duration,
 }
@@ -61,15 +66,17 @@ pub struct ReplayOptions {
 pub struct Replayer {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    default_cassette: String,
+    /// `replay --cassette NAME`; `serve` has none (requests name theirs).
+    default_cassette: Option<String>,
     cassettes: RwLock<HashMap<String, Arc<Prepared>>>,
     sessions: Sessions,
     notifier: Arc<Notifier>,
-    pacing: Pacing,
-    match_mode: MatchMode,
+    defaults: SessionSettings,
     ring_timeout: std::time::Duration,
     /// Sessions started without a name, for their generated names.
     unnamed: AtomicU64,
+    /// When the latest bot request arrived (monotonic ms).
+    last_request_ms: AtomicU64,
     /// Requests that matched nothing, in all sessions ever.
     misses: AtomicU64,
 }
@@ -83,114 +90,22 @@ pub struct ReplayTotals {
     pub pending: usize,
 }
 
-/// A parsed live request.
-struct Live<'a> {
-    parts: &'a http::request::Parts,
-    method: &'a str,
-    /// Path and query as sent.
-    pq: &'a str,
-    path: GraphPath,
-    query: Option<&'a str>,
-    body: Body,
-}
-
-impl<'a> Live<'a> {
-    fn parse(parts: &'a http::request::Parts, body: &Bytes) -> Result<Live<'a>, ProxyError> {
-        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let (path, query) = graph::split_uri(pq);
-        let gp = GraphPath::parse(path).ok_or_else(|| {
-            ProxyError::NotFound(format!(
-                "`{path}` is not a Graph path: graphvcr serves /v1.0/... and /beta/... (admin: /_graphvcr/)"
-            ))
-        })?;
-        Ok(Live {
-            parts,
-            method: parts.method.as_str(),
-            pq,
-            path: gp,
-            query,
-            body: Body::from_bytes(body),
-        })
-    }
-
-    /// The request as reports and messages show it.
-    fn shown(&self) -> String {
-        matching::clip(&format!("{} {}", self.method, self.pq), 300)
-    }
-}
-
-/// `a=1&b=2` as (key, value) pairs.
-fn query_pairs(q: &str) -> Vec<(&str, &str)> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| p.split_once('=').unwrap_or((p, "")))
-        .collect()
-}
-
-/// What a new session's seed derives from: the request's path template, its ids and
-/// every string it carries, order-free (so SDK key order and whitespace don't count).
-fn seed_material(live: &Live<'_>) -> Vec<u8> {
-    let mut parts: BTreeSet<String> = BTreeSet::new();
-    for seg in &live.path.segments {
-        parts.extend(ids::scan(seg).into_iter().map(|t| format!("id:{}", t.canon)));
-    }
-    if let Some(q) = live.query {
-        parts.insert(format!("q:{q}"));
-    }
-    match &live.body {
-        Body::Json(v) => ids::visit_strings(v, &mut |k, _, s| {
-            parts.insert(format!("{}={s}", k.unwrap_or("")));
-        }),
-        Body::Text(t) => {
-            parts.insert(format!("text:{t}"));
-        }
-        _ => {}
-    }
-    let mut out = format!("{} {}\n", live.method, live.path.template()).into_bytes();
-    for p in parts {
-        out.extend_from_slice(p.as_bytes());
-        out.push(b'\n');
-    }
-    out
-}
-
-/// Walks the recorded request beside the live one: path, query and body.
-fn pair(cassette: &Prepared, entry: usize, live: &Live<'_>) -> Pairing {
-    let rec = &cassette.exchanges()[entry];
-    let rec_ev = cassette.exchange_event(entry);
-    let mut pairing = Pairing::default();
-    if let Some(rp) = &rec.path {
-        for (a, b) in rp.segments.iter().zip(&live.path.segments) {
-            pairing.strs(a, b, None, graph::is_id_segment(a));
-        }
-    }
-    if let (Some(a), Some(b)) = (&rec.query, live.query) {
-        let mut lq = query_pairs(b);
-        for (k, v) in query_pairs(a) {
-            if let Some(i) = lq.iter().position(|(lk, _)| *lk == k) {
-                pairing.strs(v, lq.remove(i).1, None, false);
-            }
-        }
-    }
-    match (&rec_ev.request.body, &live.body) {
-        (Body::Json(a), Body::Json(b)) => pairing.json(a, b, None),
-        (Body::Text(a), Body::Text(b)) => pairing.strs(a, b, None, false),
-        _ => {}
-    }
-    pairing
-}
-
 impl Replayer {
+    /// A replayer serving `default_cassette` to requests that name none (`replay`),
+    /// or only the cassettes requests and sessions name (`serve`, `None`).
     pub fn new(
-        default_cassette: Arc<Prepared>,
+        default_cassette: Option<Arc<Prepared>>,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         notifier: Arc<Notifier>,
         options: ReplayOptions,
     ) -> Replayer {
-        let name = default_cassette.name().to_string();
         let mut cassettes = HashMap::new();
-        cassettes.insert(name.clone(), default_cassette);
+        let name = default_cassette.map(|c| {
+            let name = c.name().to_string();
+            cassettes.insert(name.clone(), c);
+            name
+        });
         Replayer {
             store,
             clock,
@@ -198,10 +113,10 @@ impl Replayer {
             cassettes: RwLock::new(cassettes),
             sessions: Sessions::new(options.limits.idle_ms, options.limits.max),
             notifier,
-            pacing: options.pacing,
-            match_mode: options.match_mode,
+            defaults: options.defaults,
             ring_timeout: options.ring_timeout,
             unnamed: AtomicU64::new(0),
+            last_request_ms: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
     }
@@ -223,12 +138,30 @@ impl Replayer {
         Ok(p)
     }
 
-    pub fn default_cassette(&self) -> &str {
-        &self.default_cassette
+    pub fn default_cassette(&self) -> Option<&str> {
+        self.default_cassette.as_deref()
+    }
+
+    /// The settings sessions start with.
+    pub fn defaults(&self) -> &SessionSettings {
+        &self.defaults
+    }
+
+    /// The cassette a new session replays: the request's, else the default one.
+    fn cassette_for(&self, named: Option<&str>) -> Result<Arc<Prepared>, ProxyError> {
+        match named.or(self.default_cassette.as_deref()) {
+            Some(name) => self.cassette(name),
+            None => Err(ProxyError::BadRequest(
+                "this graphvcr serves many cassettes: name the session with `x-graphvcr-session` \
+                 (started through POST /_graphvcr/sessions) or its cassette with `x-graphvcr-cassette`"
+                    .into(),
+            )),
+        }
     }
 
     /// Answers one bot request from the cassette.
     pub fn handle(&self, parts: &http::request::Parts, body: Bytes) -> Resp {
+        self.last_request_ms.store(self.clock.mono_ms(), Ordering::Relaxed);
         match self.serve(parts, &body) {
             Ok(r) => r,
             Err(e) => e.respond(&*self.clock, &parts.method, &parts.uri, &body),
@@ -237,10 +170,6 @@ impl Replayer {
 
     fn serve(&self, parts: &http::request::Parts, body: &Bytes) -> Result<Resp, ProxyError> {
         let live = Live::parse(parts, body)?;
-        let cassette = match header_str(&parts.headers, "x-graphvcr-cassette") {
-            Some(name) => self.cassette(name)?,
-            None => self.cassette(&self.default_cassette)?,
-        };
         let path_ids: Vec<Canon> = live
             .path
             .id_segments()
@@ -253,15 +182,27 @@ impl Replayer {
             _ => Vec::new(),
         };
         let material = || seed_material(&live);
+        let header = header_str(&parts.headers, "x-graphvcr-session");
+        if let Some(h) = header {
+            validate_session_name(h)?;
+        }
         let route = Route {
-            header: header_str(&parts.headers, "x-graphvcr-session"),
+            settings: &self.defaults,
+            header,
             path_ids: &path_ids,
             body_ids: &body_ids,
             seed_material: &material,
         };
         // a session can end (idle, evicted) between finding it and claiming in it
         for _ in 0..3 {
-            let shared = self.sessions.find_or_create(&cassette, &route, self.clock.mono_ms())?;
+            let now = self.clock.mono_ms();
+            let shared = match self.sessions.find(&route, now)? {
+                Some(s) => s,
+                None => {
+                    let cassette = self.cassette_for(header_str(&parts.headers, "x-graphvcr-cassette"))?;
+                    self.sessions.create_new(&cassette, &route, now)?
+                }
+            };
             let mut s = lock(&shared);
             if let Some(resp) = self.serve_in(&shared, &mut s, &live)? {
                 return Ok(resp);
@@ -284,16 +225,19 @@ impl Replayer {
     /// Matches the request: the entry to serve and whether it repeats, or a miss.
     fn choose(&self, s: &mut Session, cassette: &Prepared, live: &Live<'_>) -> Result<(usize, bool), ProxyError> {
         let probe = Probe::from_parts(live.method, &live.path, live.query, &live.body);
-        let fits = cassette.index().fits(&probe, self.match_mode);
+        let mode = s.settings().match_mode;
+        let fits = cassette.index().fits(&probe, mode);
         if !fits.is_empty() {
             return Ok(s.pick(&fits));
         }
-        let (nearest, reason) = cassette.index().explain_miss(&probe, self.match_mode);
+        let (nearest, reason) = cassette.index().explain_miss(&probe, mode);
         let nearest_seq = nearest.map(|e| cassette.exchange_event(e).seq);
         s.note_missed(Missed {
             request: live.shown(),
             nearest_seq,
             reason: reason.clone(),
+            expected: header_str(&live.parts.headers, "x-graphvcr-expect")
+                .is_some_and(|v| v.eq_ignore_ascii_case("miss")),
         });
         self.misses.fetch_add(1, Ordering::Relaxed);
         Err(ProxyError::Miss {
@@ -363,6 +307,7 @@ impl Replayer {
         ]
         .concat();
         let callback_uri = s.callback_uri().map(str::to_string);
+        let settings = s.settings().clone();
         let number = s.batches();
         let session_id = s.id().to_string();
         let (mut resp, jobs, minted) = {
@@ -384,8 +329,9 @@ impl Replayer {
                 callback_uri: callback_uri.as_deref(),
                 number,
                 patience: None,
+                settings: &settings,
             };
-            let jobs = callbacks::jobs(cassette, &batch, &self.pacing, &self.notifier, &mut rw);
+            let jobs = callbacks::jobs(cassette, &batch, &mut rw);
             (resp, jobs, rw.into_minted())
         };
         let mut minted = minted;
@@ -439,11 +385,42 @@ impl Replayer {
         }
     }
 
+    /// Resolves once every exchange of the default cassette was served and every
+    /// notification delivered, or once no request came for `idle`.
+    pub async fn done(&self, idle: Duration) {
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            tick.tick().await;
+            let all_served = self
+                .default_cassette
+                .as_deref()
+                .and_then(|n| self.cassette(n).ok())
+                .is_some_and(|c| c.unused().is_empty());
+            if all_served && self.totals().pending == 0 {
+                return;
+            }
+            let quiet = self
+                .clock
+                .mono_ms()
+                .saturating_sub(self.last_request_ms.load(Ordering::Relaxed));
+            if Duration::from_millis(quiet) >= idle {
+                return;
+            }
+        }
+    }
+
     /// Exchanges of the default cassette that no session used.
     pub fn unused_everywhere(&self) -> Vec<u64> {
-        self.cassette(&self.default_cassette)
+        self.default_cassette
+            .as_deref()
+            .and_then(|n| self.cassette(n).ok())
             .map(|c| c.unused())
             .unwrap_or_default()
+    }
+
+    /// Every session of the run with its verdict (see `Sessions::outcomes`).
+    pub fn outcomes(&self) -> (Vec<Outcome>, u64) {
+        self.sessions.outcomes()
     }
 
     /// Reports of live and ended sessions, by session id.

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::prepared::Prepared;
+use super::settings::SessionSettings;
+use super::verdict::{Problem, Verdict};
 use crate::ids::{self, Canon, IdTable, Pairing, Rewriter, Seed};
 use crate::matching::Fit;
 use crate::notify::{Delivery, DeliveryLog, Notifier, Outbox};
@@ -35,6 +37,9 @@ pub struct Missed {
     pub request: String,
     pub nearest_seq: Option<u64>,
     pub reason: String,
+    /// Declared by the request (`x-graphvcr-expect: miss`): not a problem.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub expected: bool,
 }
 
 /// A session's report.
@@ -43,6 +48,10 @@ pub struct Report {
     pub session: String,
     pub cassette: String,
     pub active: bool,
+    /// `ok`, or what went wrong (for CI).
+    pub verdict: Verdict,
+    /// The session's settings (notification target, pacing, matching, misses).
+    pub settings: SettingsView,
     pub served_total: u64,
     /// The latest served requests (at most `REPORT_TAIL`).
     pub served: Vec<Served>,
@@ -60,6 +69,53 @@ pub struct Report {
     pub unused: Vec<u64>,
     /// Recorded id -> live id.
     pub bindings: Vec<(String, String)>,
+}
+
+/// What a run keeps of a session once its full report is gone: enough for CI.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub session: String,
+    pub cassette: String,
+    pub verdict: Verdict,
+    pub served_total: u64,
+    pub missed_total: u64,
+}
+
+impl Outcome {
+    pub fn of(r: &Report) -> Outcome {
+        Outcome {
+            session: r.session.clone(),
+            cassette: r.cassette.clone(),
+            verdict: r.verdict.clone(),
+            served_total: r.served_total,
+            missed_total: r.missed_total,
+        }
+    }
+}
+
+/// A session's settings as reports show them.
+#[derive(Debug, Clone, Serialize)]
+pub struct SettingsView {
+    pub bot_url: Option<String>,
+    pub timing: &'static str,
+    pub speed: f64,
+    #[serde(rename = "match")]
+    pub match_mode: &'static str,
+    pub on_miss: &'static str,
+    pub expect_misses: u64,
+}
+
+impl SettingsView {
+    fn of(s: &SessionSettings) -> SettingsView {
+        SettingsView {
+            bot_url: s.bot_url.as_ref().map(|b| format!("{}{}", b.origin, b.prefix)),
+            timing: if s.pacing.fast { "fast" } else { "recorded" },
+            speed: s.pacing.speed,
+            match_mode: s.match_mode.as_str(),
+            on_miss: s.on_miss.as_str(),
+            expect_misses: s.expect_misses,
+        }
+    }
 }
 
 /// What binding one request left behind.
@@ -88,10 +144,13 @@ pub struct Session {
     batches: u64,
     /// Started (or rung) through the admin API or at start-up.
     announced: bool,
+    settings: SessionSettings,
+    /// Misses the requests did not declare.
+    undeclared_misses: u64,
 }
 
 impl Session {
-    pub fn new(id: String, cassette: Arc<Prepared>, seed: Seed) -> Session {
+    pub fn new(id: String, cassette: Arc<Prepared>, seed: Seed, settings: SessionSettings) -> Session {
         Session {
             id,
             served_count: vec![0; cassette.exchanges().len()],
@@ -104,7 +163,13 @@ impl Session {
             outbox: None,
             batches: 0,
             announced: false,
+            settings,
+            undeclared_misses: 0,
         }
+    }
+
+    pub fn settings(&self) -> &SessionSettings {
+        &self.settings
     }
 
     /// Whether the session was started through the admin API or at start-up.
@@ -220,7 +285,33 @@ impl Session {
     }
 
     pub fn note_missed(&mut self, m: Missed) {
+        if !m.expected {
+            self.undeclared_misses += 1;
+        }
         self.missed.push(m);
+    }
+
+    /// `ok`, or the problems: misses beyond those expected, exchanges never used,
+    /// notifications not delivered.
+    pub fn verdict(&self, unused: &[u64], deliveries: &[Delivery]) -> Verdict {
+        let mut problems = Vec::new();
+        if self.undeclared_misses > self.settings.expect_misses {
+            if self.settings.expect_misses > 0 {
+                problems.push(Problem::Misses {
+                    count: self.undeclared_misses,
+                    expected: self.settings.expect_misses,
+                });
+            }
+            for m in self.missed.iter().filter(|m| !m.expected) {
+                problems.push(Problem::Miss {
+                    request: m.request.clone(),
+                    reason: m.reason.clone(),
+                });
+            }
+        }
+        problems.extend(unused.iter().map(|&seq| Problem::Unused { seq }));
+        problems.extend(deliveries.iter().filter(|d| !d.delivered).map(Problem::undelivered));
+        Verdict::of(problems)
     }
 
     /// Counts a batch that no response triggered (a ringing session).
@@ -241,7 +332,7 @@ impl Session {
     }
 
     pub fn report(&self, active: bool) -> Report {
-        let unused = self
+        let unused: Vec<u64> = self
             .served_count
             .iter()
             .enumerate()
@@ -262,6 +353,8 @@ impl Session {
             session: self.id.clone(),
             cassette: self.cassette.name().to_string(),
             active,
+            verdict: self.verdict(&unused, &log.recent),
+            settings: SettingsView::of(&self.settings),
             served_total: self.served.total(),
             served: self.served.to_vec(),
             missed_total: self.missed.total(),

@@ -13,6 +13,7 @@ use super::callbacks::{self, Batch};
 use super::prepared::Prepared;
 use super::session::Session;
 use super::sessions::{ClaimError, Route};
+use super::settings::SessionSettings;
 use super::Replayer;
 use crate::error::ProxyError;
 use crate::graph;
@@ -29,6 +30,8 @@ pub struct Start<'a> {
     /// For an existing session: deliver its untriggered notifications not yet
     /// delivered (without it, an existing session is a conflict).
     pub ring_again: bool,
+    /// A new session's settings (default: the replayer's).
+    pub settings: Option<SessionSettings>,
 }
 
 /// What starting did.
@@ -47,12 +50,13 @@ pub struct Started {
 impl Replayer {
     /// Starts (or rings again) a session; see `Start`.
     pub fn start(&self, req: &Start<'_>) -> Result<Started, ProxyError> {
-        let cassette = self.cassette(req.cassette.unwrap_or(&self.default_cassette))?;
+        let cassette = self.cassette_for(req.cassette)?;
         let name = match req.session {
             Some(n) => n.to_string(),
             None => self.fresh_name(&cassette),
         };
         let route = Route {
+            settings: req.settings.as_ref().unwrap_or(&self.defaults),
             header: Some(&name),
             path_ids: &[],
             body_ids: &[],
@@ -115,17 +119,19 @@ impl Replayer {
             return (0, Vec::new());
         }
         let callback_uri = s.callback_uri().map(str::to_string);
+        let settings = s.settings().clone();
         let batch = Batch {
             events: &events,
             after_ms: cassette.event(events[0]).at_ms,
             callback_uri: callback_uri.as_deref(),
             number: s.batches(),
             patience: Some(self.ring_timeout),
+            settings: &settings,
         };
         let scoped = IdTable::default();
         let (jobs, minted) = {
             let mut rw = s.rewriter(&scoped);
-            let jobs = callbacks::jobs(cassette, &batch, &self.pacing, &self.notifier, &mut rw);
+            let jobs = callbacks::jobs(cassette, &batch, &mut rw);
             (jobs, rw.into_minted())
         };
         let mut calls: Vec<String> = Vec::new();

@@ -280,7 +280,7 @@ async fn expect_all_lists_each_failed_delivery_with_its_session_target_and_statu
     .await;
     let err = rp.stop().await.unwrap_err().to_string();
     assert!(
-        err.contains("session failing: notification #1 to http://127.0.0.1:"),
+        err.contains("session failing (cassette invite-one-participant): notification #1 to http://127.0.0.1:"),
         "{err}"
     );
     assert!(err.contains("(last: 503)"), "{err}");

@@ -7,3 +7,4 @@ mod delivery;
 mod fidelity;
 mod notifications;
 mod rest;
+mod suite;

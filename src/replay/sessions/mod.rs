@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::prepared::Prepared;
-use super::session::{Report, Session};
+use super::session::{Outcome, Report, Session};
+use super::settings::SessionSettings;
 use crate::error::ProxyError;
 use crate::ids::{Canon, Seed};
 use crate::ring::Ring;
@@ -23,6 +24,9 @@ pub type Shared = Arc<Mutex<Session>>;
 
 /// How many ended sessions keep their reports.
 const ENDED_KEPT: usize = 1024;
+
+/// How many outcomes of older ended sessions a run keeps (for CI reports).
+const OUTCOMES_KEPT: usize = 100_000;
 
 struct Entry {
     session: Shared,
@@ -50,6 +54,8 @@ struct Inner {
     ended: Ring<(String, Shared)>,
     /// Live sessions by last use, least recent first (expiry and eviction read it in order).
     lru: BTreeSet<(u64, String)>,
+    /// Outcomes of sessions that left the ring of ended ones.
+    history: Ring<Outcome>,
 }
 
 impl Inner {
@@ -127,6 +133,8 @@ impl Inner {
 
 /// How a request names its session.
 pub struct Route<'a> {
+    /// The settings a new session starts with.
+    pub settings: &'a SessionSettings,
     /// `x-graphvcr-session`, when sent.
     pub header: Option<&'a str>,
     /// Call-scoped ids in the path, then in the body.
@@ -162,6 +170,7 @@ impl Sessions {
                 seeds: HashSet::new(),
                 ended: Ring::new(ENDED_KEPT),
                 lru: BTreeSet::new(),
+                history: Ring::new(OUTCOMES_KEPT),
             }),
             idle_ms,
             max: max.max(1),
@@ -172,6 +181,12 @@ impl Sessions {
         lock(&self.inner)
     }
 
+    /// The live session a request names: by header, else by a live id in the path,
+    /// else in the body.
+    pub fn find(&self, route: &Route<'_>, now_ms: u64) -> Result<Option<Shared>, ProxyError> {
+        self.inner().find(route, now_ms)
+    }
+
     /// Finds the session a request belongs to, or creates it: by header, else by a
     /// live id in the path, else in the body, else new.
     pub fn find_or_create(
@@ -180,9 +195,15 @@ impl Sessions {
         route: &Route<'_>,
         now_ms: u64,
     ) -> Result<Shared, ProxyError> {
-        if let Some(s) = self.inner().find(route, now_ms)? {
-            return Ok(s);
+        match self.find(route, now_ms)? {
+            Some(s) => Ok(s),
+            None => self.create_new(cassette, route, now_ms),
         }
+    }
+
+    /// Creates the session for a request that named none that is live (unless a
+    /// concurrent request just created it).
+    pub fn create_new(&self, cassette: &Arc<Prepared>, route: &Route<'_>, now_ms: u64) -> Result<Shared, ProxyError> {
         let material = (route.seed_material)();
         let mut detached: Vec<(String, Entry)> = Vec::new();
         let r = self.create(cassette, route, &material, now_ms, &mut detached);
@@ -210,7 +231,12 @@ impl Sessions {
             detached.push(self.evict_lru(&mut inner)?);
         }
         let (seed, id) = Self::fresh_seed(&inner, cassette.name(), route.header, material);
-        let session = Arc::new(Mutex::new(Session::new(id.clone(), cassette.clone(), seed)));
+        let session = Arc::new(Mutex::new(Session::new(
+            id.clone(),
+            cassette.clone(),
+            seed,
+            route.settings.clone(),
+        )));
         // claim the path ids now, so a concurrent request for the same call joins this
         // session instead of creating another; ids of the recording itself never route
         let owned: Vec<Canon> = route
@@ -329,15 +355,40 @@ impl Sessions {
         }
     }
 
-    /// Keeps detached sessions in the ring of ended ones.
+    /// Keeps detached sessions in the ring of ended ones; the outcomes of those that
+    /// drop out of it go to the run's history.
     fn finish(&self, detached: Vec<(String, Entry)>) {
         if detached.is_empty() {
             return;
         }
-        let mut inner = self.inner();
-        for (id, e) in detached {
-            inner.ended.push((id, e.session));
+        let dropped: Vec<Shared> = {
+            let mut inner = self.inner();
+            detached
+                .into_iter()
+                .filter_map(|(id, e)| inner.ended.push((id, e.session)).map(|(_, s)| s))
+                .collect()
+        };
+        if dropped.is_empty() {
+            return;
         }
+        let outcomes: Vec<Outcome> = dropped.iter().map(|s| Outcome::of(&lock(s).report(false))).collect();
+        let mut inner = self.inner();
+        for o in outcomes {
+            inner.history.push(o);
+        }
+    }
+
+    /// Every session of the run: live and recently ended ones from their reports, older
+    /// ones from the history; and how many older ones the history no longer holds.
+    pub fn outcomes(&self) -> (Vec<Outcome>, u64) {
+        let (history, lost) = {
+            let inner = self.inner();
+            let h = &inner.history;
+            (h.to_vec(), h.total() - h.len() as u64)
+        };
+        let mut out = history;
+        out.extend(self.reports().iter().map(Outcome::of));
+        (out, lost)
     }
 
     /// Ends idle sessions.
@@ -394,98 +445,4 @@ impl Sessions {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cassette::{Cassette, Meta};
-
-    fn empty() -> Arc<Prepared> {
-        Arc::new(Prepared::new(Cassette {
-            meta: Meta {
-                name: "t".into(),
-                recorded_at: String::new(),
-                upstream: String::new(),
-            },
-            events: Vec::new(),
-        }))
-    }
-
-    fn route<'a>(path: &'a [Canon], material: &'a dyn Fn() -> Vec<u8>) -> Route<'a> {
-        Route {
-            header: None,
-            path_ids: path,
-            body_ids: &[],
-            seed_material: material,
-        }
-    }
-
-    #[test]
-    fn sessions_are_bounded_lru_first_and_expire_when_idle() {
-        let c = empty();
-        let s = Sessions::new(1000, 2);
-        let (g1, g2, g3) = ([Canon::Guid(1)], [Canon::Guid(2)], [Canon::Guid(3)]);
-        let a = s.find_or_create(&c, &route(&g1, &|| b"a".to_vec()), 0).unwrap();
-        let _b = s.find_or_create(&c, &route(&g2, &|| b"b".to_vec()), 10).unwrap();
-        let a2 = s.find_or_create(&c, &route(&g1, &|| b"a".to_vec()), 20).unwrap();
-        assert!(Arc::ptr_eq(&a, &a2), "a known live id finds its session");
-        let _c = s.find_or_create(&c, &route(&g3, &|| b"c".to_vec()), 30).unwrap();
-        assert_eq!(s.live_count(), 2);
-        let ended: Vec<Report> = s.reports().into_iter().filter(|r| !r.active).collect();
-        assert_eq!(ended.len(), 1, "the least recently used session was evicted");
-        let a_id = lock(&a).id().to_string();
-        assert_ne!(ended[0].session, a_id);
-        s.sweep(5_000);
-        assert_eq!(s.live_count(), 0, "idle sessions expire");
-        assert!(s.report(&a_id).is_some_and(|r| !r.active), "their reports are kept");
-    }
-
-    #[test]
-    fn ids_of_two_sessions_in_one_request_conflict() {
-        let c = empty();
-        let s = Sessions::new(1000, 10);
-        s.find_or_create(&c, &route(&[Canon::Guid(1)], &|| b"1".to_vec()), 0)
-            .unwrap();
-        s.find_or_create(&c, &route(&[Canon::Guid(2)], &|| b"2".to_vec()), 0)
-            .unwrap();
-        let r = s.find_or_create(&c, &route(&[Canon::Guid(1), Canon::Guid(2)], &|| b"3".to_vec()), 0);
-        assert!(matches!(r, Err(ProxyError::Conflict(_))));
-    }
-
-    #[test]
-    fn identical_new_requests_get_distinct_seeds() {
-        let c = empty();
-        let s = Sessions::new(1000, 10);
-        let a = s.find_or_create(&c, &route(&[], &|| b"same".to_vec()), 0).unwrap();
-        let b = s.find_or_create(&c, &route(&[], &|| b"same".to_vec()), 0).unwrap();
-        assert_ne!(lock(&a).seed(), lock(&b).seed());
-        // and the first one's seed is the deterministic one
-        let (ida, idb) = (lock(&a).id().to_string(), lock(&b).id().to_string());
-        s.end(&ida);
-        s.end(&idb);
-        let again = s.find_or_create(&c, &route(&[], &|| b"same".to_vec()), 0).unwrap();
-        assert_eq!(lock(&again).seed(), lock(&a).seed());
-    }
-
-    #[test]
-    fn ending_a_session_while_a_request_holds_it_does_not_deadlock() {
-        let c = empty();
-        let s = Arc::new(Sessions::new(1000, 10));
-        let a = s
-            .find_or_create(&c, &route(&[Canon::Guid(1)], &|| b"a".to_vec()), 0)
-            .unwrap();
-        let id = lock(&a).id().to_string();
-        let guard = lock(&a);
-        let s2 = s.clone();
-        let id2 = id.clone();
-        let ender = std::thread::spawn(move || s2.end(&id2));
-        // the ender detaches the session under the index lock, then waits for the
-        // session, which this thread holds: the index lock must still be reachable
-        while s.live_count() != 0 {
-            std::thread::yield_now();
-        }
-        let claimed = s.claim(&a, &id, &[Canon::Guid(9)]);
-        drop(guard);
-        let report = ender.join().unwrap();
-        assert!(report.is_some());
-        assert!(matches!(claimed, Err(ClaimError::Ended)), "{claimed:?}");
-    }
-}
+mod tests;

@@ -1,0 +1,245 @@
+//! Wiring for `replay` and `serve`: the replay engine built from the settings, the
+//! Graph face serving it, incoming calls rung at start-up, idle sessions swept, an
+//! optional stop once everything was served, and on stop: queued notifications
+//! drained, every session's verdict, CI reports written, `--expect-all` applied.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::HeaderValue;
+use tokio::net::TcpListener;
+
+use super::faces::{spawn_face, GraphFace, Mode};
+use super::{fan_out, import_changed, reports, AppError, Deps};
+use crate::admin::Admin;
+use crate::cassette::CassetteError;
+use crate::config::ReplayConfig;
+use crate::http::client::HttpClient;
+use crate::notify::Notifier;
+use crate::replay::{
+    Outcome, Prepared, ReplayOptions, ReplayTotals, Replayer, Report, SessionLimits, SessionSettings, Start,
+};
+
+/// What a replay run saw.
+#[derive(Debug, Clone)]
+pub struct ReplayOutcome {
+    /// Live sessions and the latest ended ones.
+    pub reports: Vec<Report>,
+    /// Every session of the run, with its verdict.
+    pub outcomes: Vec<Outcome>,
+    /// Sessions so old their outcome was not kept.
+    pub lost: u64,
+    /// Exchanges of the default cassette (`replay`) that no session ever used.
+    pub unused: Vec<u64>,
+    /// Counts over every session of the run.
+    pub totals: ReplayTotals,
+}
+
+impl ReplayOutcome {
+    /// The stop line: sessions, requests served and missed, notifications failed.
+    pub fn summary(&self) -> String {
+        let served: u64 = self.outcomes.iter().map(|o| o.served_total).sum();
+        let missed: u64 = self.outcomes.iter().map(|o| o.missed_total).sum();
+        let failing = self.outcomes.iter().filter(|o| !o.verdict.ok).count();
+        format!(
+            "replay stopped: {} sessions ({failing} not ok), {served} served, {missed} missed, {} notifications delivered, {} notifications failed",
+            self.outcomes.len() as u64 + self.lost,
+            self.totals.delivered,
+            self.totals.failed
+        )
+    }
+
+    /// One line per problem `--expect-all` cares about, naming session and cassette.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for o in &self.outcomes {
+            for p in &o.verdict.problems {
+                out.push(format!("session {} (cassette {}): {}", o.session, o.cassette, p.line()));
+            }
+        }
+        if self.totals.pending > 0 {
+            out.push(format!("{} notification(s) still pending at stop", self.totals.pending));
+        }
+        if self.lost > 0 {
+            out.push(format!(
+                "{} older session(s) were not kept; their verdicts are unknown",
+                self.lost
+            ));
+        }
+        out
+    }
+}
+
+/// The settings every session starts with, from the command line.
+fn session_defaults(cfg: &ReplayConfig) -> SessionSettings {
+    SessionSettings {
+        bot_url: cfg.bot_url.clone(),
+        pacing: cfg.pacing,
+        match_mode: cfg.match_mode,
+        on_miss: cfg.on_miss,
+        expect_misses: cfg.expect_misses,
+    }
+}
+
+/// Builds the replay engine for `cfg` (imports changed cassette files first).
+pub fn replayer(cfg: &ReplayConfig, deps: &Deps) -> Result<Arc<Replayer>, AppError> {
+    if let Some(dir) = &cfg.cassettes_dir {
+        import_changed(&*deps.store, dir)?;
+    }
+    let default = match &cfg.cassette {
+        Some(name) => {
+            let c = deps
+                .store
+                .load(name)?
+                .ok_or_else(|| CassetteError::Unknown(name.clone()))?;
+            Some(Arc::new(Prepared::new(c)))
+        }
+        None => None,
+    };
+    let client =
+        HttpClient::new(None, cfg.notify_timeout, cfg.limits.max_body).map_err(|e| AppError::Runtime(e.to_string()))?;
+    let auth = match &cfg.notify_auth {
+        Some(a) => Some(
+            HeaderValue::from_str(a)
+                .map_err(|_| AppError::Usage("--notify-auth is not a valid header value".into()))?,
+        ),
+        None => None,
+    };
+    let notifier = Arc::new(Notifier::new(client, auth, cfg.retry));
+    let options = ReplayOptions {
+        defaults: session_defaults(cfg),
+        limits: SessionLimits {
+            idle_ms: u64::try_from(cfg.session_idle.as_millis()).unwrap_or(u64::MAX),
+            max: cfg.max_sessions,
+        },
+        ring_timeout: cfg.ring_timeout,
+    };
+    Ok(Arc::new(Replayer::new(
+        default,
+        deps.store.clone(),
+        deps.clock.clone(),
+        notifier,
+        options,
+    )))
+}
+
+/// Serves an already built replay engine (the demo shares it) until `shutdown`, or
+/// until done with `--exit-when-done`.
+pub async fn serve_replay(
+    cfg: ReplayConfig,
+    deps: Deps,
+    replayer: Arc<Replayer>,
+    graph_listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<ReplayOutcome, AppError> {
+    let done = match cfg.exit_when_done {
+        Some(idle) => {
+            let r = replayer.clone();
+            Some(async move { r.done(idle).await })
+        }
+        None => None,
+    };
+    let stop = fan_out(async move {
+        match done {
+            Some(done) => tokio::select! {
+                () = shutdown => {}
+                () = done => tracing::info!("everything replayed: stopping"),
+            },
+            None => shutdown.await,
+        }
+    });
+    let mode = if cfg.cassette.is_some() { "replay" } else { "serve" };
+    let face = GraphFace::new(
+        Admin::new(mode, deps.store.clone(), Some(replayer.clone()), deps.clock.clone()),
+        Mode::Replay(replayer.clone()),
+    );
+    let task = spawn_face(graph_listener, face, &cfg.limits, &deps.clock, "graph", &stop)?;
+    if let (true, Some(c)) = (cfg.ring_at_start, &cfg.cassette) {
+        ring_at_start(&replayer, c);
+    }
+    let sweeper = {
+        let r = replayer.clone();
+        let every = (cfg.session_idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(every) => r.sweep(),
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+            }
+        })
+    };
+    let _ = task.await;
+    let _ = sweeper.await;
+    drain(&replayer, &cfg).await;
+    finish(&cfg, &replayer)
+}
+
+/// Lets queued notifications go out before reporting: waits while deliveries make
+/// progress; gives up after one delivery's worst case passes without any.
+async fn drain(replayer: &Replayer, cfg: &ReplayConfig) {
+    let patience = cfg.pacing.max_gap
+        + cfg.notify_timeout * cfg.retry.attempts.max(1)
+        + (1..cfg.retry.attempts).map(|n| cfg.retry.backoff(n)).sum::<Duration>()
+        + Duration::from_secs(1);
+    let mut last = replayer.totals().pending;
+    let mut since = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    while last > 0 && since.elapsed() < patience {
+        tick.tick().await;
+        let now = replayer.totals().pending;
+        if now < last {
+            since = tokio::time::Instant::now();
+        }
+        last = now;
+    }
+}
+
+/// The run's outcome: every verdict, the CI reports written, `--expect-all` applied.
+fn finish(cfg: &ReplayConfig, replayer: &Replayer) -> Result<ReplayOutcome, AppError> {
+    let (outcomes, lost) = replayer.outcomes();
+    let outcome = ReplayOutcome {
+        reports: replayer.reports(),
+        outcomes,
+        lost,
+        unused: replayer.unused_everywhere(),
+        totals: replayer.totals(),
+    };
+    if let Some(path) = &cfg.report_junit {
+        reports::write(path, &reports::junit(&outcome.outcomes))?;
+    }
+    if let Some(path) = &cfg.report_json {
+        reports::write(path, &reports::json(&outcome))?;
+    }
+    if cfg.expect_all {
+        let problems = outcome.problems();
+        if !problems.is_empty() {
+            return Err(AppError::ExpectAll(format!(
+                "--expect-all: {} problem(s):\n  {}",
+                problems.len(),
+                problems.join("\n  ")
+            )));
+        }
+    }
+    Ok(outcome)
+}
+
+/// Rings the default cassette's incoming calls (if it has any) in `{cassette}-start`.
+fn ring_at_start(replayer: &Replayer, cassette: &str) {
+    if !replayer.cassette(cassette).is_ok_and(|c| !c.unattached().is_empty()) {
+        return;
+    }
+    let name = format!("{cassette}-start");
+    let start = Start {
+        cassette: Some(cassette),
+        session: Some(&name),
+        ring_again: false,
+        settings: None,
+    };
+    match replayer.start(&start) {
+        Ok(s) => tracing::info!(session = %s.session, calls = ?s.calls, "incoming call(s) ringing"),
+        Err(e) => tracing::warn!("start-up notifications: {e}"),
+    }
+}

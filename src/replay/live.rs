@@ -1,0 +1,110 @@
+//! The live request as replay sees it: parsed into its Graph path, shown in reports,
+//! reduced to a new session's seed material, and paired with a recorded request.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+
+use super::prepared::Prepared;
+use crate::cassette::Body;
+use crate::error::ProxyError;
+use crate::graph::{self, GraphPath};
+use crate::ids::{self, Pairing};
+use crate::matching;
+
+/// A parsed live request.
+pub struct Live<'a> {
+    pub parts: &'a http::request::Parts,
+    pub method: &'a str,
+    /// Path and query as sent.
+    pub pq: &'a str,
+    pub path: GraphPath,
+    pub query: Option<&'a str>,
+    pub body: Body,
+}
+
+impl<'a> Live<'a> {
+    pub fn parse(parts: &'a http::request::Parts, body: &Bytes) -> Result<Live<'a>, ProxyError> {
+        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let (path, query) = graph::split_uri(pq);
+        let gp = GraphPath::parse(path).ok_or_else(|| {
+            ProxyError::NotFound(format!(
+                "`{path}` is not a Graph path: graphvcr serves /v1.0/... and /beta/... (admin: /_graphvcr/)"
+            ))
+        })?;
+        Ok(Live {
+            parts,
+            method: parts.method.as_str(),
+            pq,
+            path: gp,
+            query,
+            body: Body::from_bytes(body),
+        })
+    }
+
+    /// The request as reports and messages show it.
+    pub fn shown(&self) -> String {
+        matching::clip(&format!("{} {}", self.method, self.pq), 300)
+    }
+}
+
+/// `a=1&b=2` as (key, value) pairs.
+fn query_pairs(q: &str) -> Vec<(&str, &str)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .collect()
+}
+
+/// What a new session's seed derives from: the request's path template, its ids and
+/// every string it carries, order-free (so SDK key order and whitespace don't count).
+pub fn seed_material(live: &Live<'_>) -> Vec<u8> {
+    let mut parts: BTreeSet<String> = BTreeSet::new();
+    for seg in &live.path.segments {
+        parts.extend(ids::scan(seg).into_iter().map(|t| format!("id:{}", t.canon)));
+    }
+    if let Some(q) = live.query {
+        parts.insert(format!("q:{q}"));
+    }
+    match &live.body {
+        Body::Json(v) => ids::visit_strings(v, &mut |k, _, s| {
+            parts.insert(format!("{}={s}", k.unwrap_or("")));
+        }),
+        Body::Text(t) => {
+            parts.insert(format!("text:{t}"));
+        }
+        _ => {}
+    }
+    let mut out = format!("{} {}\n", live.method, live.path.template()).into_bytes();
+    for p in parts {
+        out.extend_from_slice(p.as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
+/// Walks the recorded request beside the live one: path, query and body.
+pub fn pair(cassette: &Prepared, entry: usize, live: &Live<'_>) -> Pairing {
+    let rec = &cassette.exchanges()[entry];
+    let rec_ev = cassette.exchange_event(entry);
+    let mut pairing = Pairing::default();
+    if let Some(rp) = &rec.path {
+        for (a, b) in rp.segments.iter().zip(&live.path.segments) {
+            pairing.strs(a, b, None, graph::is_id_segment(a));
+        }
+    }
+    if let (Some(a), Some(b)) = (&rec.query, live.query) {
+        let mut lq = query_pairs(b);
+        for (k, v) in query_pairs(a) {
+            if let Some(i) = lq.iter().position(|(lk, _)| *lk == k) {
+                pairing.strs(v, lq.remove(i).1, None, false);
+            }
+        }
+    }
+    match (&rec_ev.request.body, &live.body) {
+        (Body::Json(a), Body::Json(b)) => pairing.json(a, b, None),
+        (Body::Text(a), Body::Text(b)) => pairing.strs(a, b, None, false),
+        _ => {}
+    }
+    pairing
+}

@@ -1,0 +1,97 @@
+//! The sessions index: bounds, expiry, conflicts, seeds, teardown under load.
+
+use super::*;
+use crate::cassette::{Cassette, Meta};
+
+fn empty() -> Arc<Prepared> {
+    Arc::new(Prepared::new(Cassette {
+        meta: Meta {
+            name: "t".into(),
+            recorded_at: String::new(),
+            upstream: String::new(),
+        },
+        events: Vec::new(),
+    }))
+}
+
+fn route<'a>(path: &'a [Canon], material: &'a dyn Fn() -> Vec<u8>) -> Route<'a> {
+    static SETTINGS: std::sync::LazyLock<SessionSettings> = std::sync::LazyLock::new(SessionSettings::default);
+    Route {
+        settings: &SETTINGS,
+        header: None,
+        path_ids: path,
+        body_ids: &[],
+        seed_material: material,
+    }
+}
+
+#[test]
+fn sessions_are_bounded_lru_first_and_expire_when_idle() {
+    let c = empty();
+    let s = Sessions::new(1000, 2);
+    let (g1, g2, g3) = ([Canon::Guid(1)], [Canon::Guid(2)], [Canon::Guid(3)]);
+    let a = s.find_or_create(&c, &route(&g1, &|| b"a".to_vec()), 0).unwrap();
+    let _b = s.find_or_create(&c, &route(&g2, &|| b"b".to_vec()), 10).unwrap();
+    let a2 = s.find_or_create(&c, &route(&g1, &|| b"a".to_vec()), 20).unwrap();
+    assert!(Arc::ptr_eq(&a, &a2), "a known live id finds its session");
+    let _c = s.find_or_create(&c, &route(&g3, &|| b"c".to_vec()), 30).unwrap();
+    assert_eq!(s.live_count(), 2);
+    let ended: Vec<Report> = s.reports().into_iter().filter(|r| !r.active).collect();
+    assert_eq!(ended.len(), 1, "the least recently used session was evicted");
+    let a_id = lock(&a).id().to_string();
+    assert_ne!(ended[0].session, a_id);
+    s.sweep(5_000);
+    assert_eq!(s.live_count(), 0, "idle sessions expire");
+    assert!(s.report(&a_id).is_some_and(|r| !r.active), "their reports are kept");
+}
+
+#[test]
+fn ids_of_two_sessions_in_one_request_conflict() {
+    let c = empty();
+    let s = Sessions::new(1000, 10);
+    s.find_or_create(&c, &route(&[Canon::Guid(1)], &|| b"1".to_vec()), 0)
+        .unwrap();
+    s.find_or_create(&c, &route(&[Canon::Guid(2)], &|| b"2".to_vec()), 0)
+        .unwrap();
+    let r = s.find_or_create(&c, &route(&[Canon::Guid(1), Canon::Guid(2)], &|| b"3".to_vec()), 0);
+    assert!(matches!(r, Err(ProxyError::Conflict(_))));
+}
+
+#[test]
+fn identical_new_requests_get_distinct_seeds() {
+    let c = empty();
+    let s = Sessions::new(1000, 10);
+    let a = s.find_or_create(&c, &route(&[], &|| b"same".to_vec()), 0).unwrap();
+    let b = s.find_or_create(&c, &route(&[], &|| b"same".to_vec()), 0).unwrap();
+    assert_ne!(lock(&a).seed(), lock(&b).seed());
+    // and the first one's seed is the deterministic one
+    let (ida, idb) = (lock(&a).id().to_string(), lock(&b).id().to_string());
+    s.end(&ida);
+    s.end(&idb);
+    let again = s.find_or_create(&c, &route(&[], &|| b"same".to_vec()), 0).unwrap();
+    assert_eq!(lock(&again).seed(), lock(&a).seed());
+}
+
+#[test]
+fn ending_a_session_while_a_request_holds_it_does_not_deadlock() {
+    let c = empty();
+    let s = Arc::new(Sessions::new(1000, 10));
+    let a = s
+        .find_or_create(&c, &route(&[Canon::Guid(1)], &|| b"a".to_vec()), 0)
+        .unwrap();
+    let id = lock(&a).id().to_string();
+    let guard = lock(&a);
+    let s2 = s.clone();
+    let id2 = id.clone();
+    let ender = std::thread::spawn(move || s2.end(&id2));
+    // the ender detaches the session under the index lock, then waits for the
+    // session, which this thread holds: the index lock must still be reachable
+    while s.live_count() != 0 {
+        std::thread::yield_now();
+    }
+    let claimed = s.claim(&a, &id, &[Canon::Guid(9)]);
+    drop(guard);
+    let report = ender.join().unwrap();
+    assert!(report.is_some());
+    assert!(matches!(claimed, Err(ClaimError::Ended)), "{claimed:?}");
+}

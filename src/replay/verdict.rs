@@ -1,0 +1,81 @@
+//! A session's verdict for CI: `ok`, or each problem — misses beyond those expected,
+//! exchanges of its cassette it never used, notifications not delivered.
+//! (Notifications still queued at stop are counted by the run, not by a verdict.)
+
+use serde::Serialize;
+
+use crate::notify::Delivery;
+
+/// One reason a session is not ok.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Problem {
+    /// A request matched no recording (and was not declared a miss).
+    Miss { request: String, reason: String },
+    /// More undeclared misses than `expect_misses` allows (their count).
+    Misses { count: u64, expected: u64 },
+    /// A recorded exchange this session never used.
+    Unused { seq: u64 },
+    /// A notification the bot never took.
+    Undelivered {
+        seq: u64,
+        target: Option<String>,
+        attempts: usize,
+        last: String,
+    },
+}
+
+impl Problem {
+    /// A notification delivery that failed, as a problem.
+    pub fn undelivered(d: &Delivery) -> Problem {
+        let last = match d.attempts.last() {
+            Some(a) => a
+                .status
+                .map_or_else(|| a.error.clone().unwrap_or_default(), |s| s.to_string()),
+            None => d.reason.clone().unwrap_or_else(|| "never attempted".into()),
+        };
+        Problem::Undelivered {
+            seq: d.seq,
+            target: d.url.clone(),
+            attempts: d.attempts.len(),
+            last,
+        }
+    }
+
+    /// One line, for logs, `--expect-all` and JUnit.
+    pub fn line(&self) -> String {
+        match self {
+            Problem::Miss { request, reason } => format!("miss {request}: {reason}"),
+            Problem::Misses { count, expected } => {
+                format!("{count} request(s) matched no recording ({expected} expected)")
+            }
+            Problem::Unused { seq } => format!("recorded exchange #{seq} never used"),
+            Problem::Undelivered {
+                seq,
+                target,
+                attempts,
+                last,
+            } => format!(
+                "notification #{seq} to {} not delivered after {attempts} attempt(s) (last: {last})",
+                target.as_deref().unwrap_or("nowhere")
+            ),
+        }
+    }
+}
+
+/// `ok`, or the problems.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct Verdict {
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Problem>,
+}
+
+impl Verdict {
+    pub fn of(problems: Vec<Problem>) -> Verdict {
+        Verdict {
+            ok: problems.is_empty(),
+            problems,
+        }
+    }
+}
