@@ -10,9 +10,16 @@ use graphvcr::clock::FixedClock;
 use graphvcr::http::client::HttpClient;
 use graphvcr::matching::{MatchMode, Probe};
 use graphvcr::notify::Notifier;
-use graphvcr::replay::{Prepared, ReplayOptions, Replayer, SessionLimits, SessionSettings};
+use graphvcr::replay::{Handled, Prepared, ReplayOptions, Replayer, SessionLimits, SessionSettings};
 
 const INVITE: &str = r##"{"clientContext":"0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0","participants":[{"@odata.type":"#microsoft.graph.invitationParticipantInfo","identity":{"@odata.type":"#microsoft.graph.identitySet","user":{"@odata.type":"#microsoft.graph.identity","id":"11112222-3333-4444-5555-666677778888","identityProvider":"AAD"}},"replacesCallId":"aaaabbbb-cccc-4ddd-8eee-ffff00001111"}]}"##;
+
+fn status(h: Handled) -> u16 {
+    match h {
+        Handled::Answer(r) => r.status().as_u16(),
+        Handled::Forward(_) => 0,
+    }
+}
 
 fn bench(c: &mut Criterion) {
     let bytes = std::fs::read("cassettes/invite-one-participant.json").expect("run from the repository root");
@@ -62,7 +69,7 @@ fn bench(c: &mut Criterion) {
                 .body(())
                 .expect("request");
             let (parts, ()) = req.into_parts();
-            replayer.handle(&parts, Bytes::from_static(INVITE.as_bytes())).status()
+            status(replayer.handle(&parts, &Bytes::from_static(INVITE.as_bytes())))
         })
     });
     c.bench_function("serve a repeated request in a live session", |b| {
@@ -75,7 +82,7 @@ fn bench(c: &mut Criterion) {
                 .body(())
                 .expect("request");
             let (parts, ()) = req.into_parts();
-            replayer.handle(&parts, Bytes::from_static(INVITE.as_bytes())).status()
+            status(replayer.handle(&parts, &Bytes::from_static(INVITE.as_bytes())))
         })
     });
 }

@@ -205,6 +205,29 @@ impl Admin {
         Ok((status, serde_json::to_value(started).unwrap_or(Value::Null)))
     }
 
+    /// The store's cassettes, and the bundled ones it does not shadow.
+    fn cassettes(&self) -> Result<Value, ProxyError> {
+        let stored = self.store.list()?;
+        let mut list: Vec<Value> = stored
+            .iter()
+            .map(|s| {
+                json!({
+                    "name": s.meta.name,
+                    "recorded_at": s.meta.recorded_at,
+                    "upstream": s.meta.upstream,
+                    "events": s.events,
+                    "source": s.source.as_ref().map(|x| x.path.clone()),
+                })
+            })
+            .collect();
+        for (name, _) in crate::bundled::CASSETTES {
+            if !stored.iter().any(|s| s.meta.name == name) {
+                list.push(json!({ "name": name, "source": "bundled" }));
+            }
+        }
+        Ok(Value::Array(list))
+    }
+
     fn route(&self, parts: &http::request::Parts, body: &Bytes) -> Result<(u16, Value), ProxyError> {
         let path = parts.uri.path().trim_end_matches('/');
         let rest = path.strip_prefix(PREFIX).unwrap_or("");
@@ -212,23 +235,7 @@ impl Admin {
         let m = &parts.method;
         match (m, segs.as_slice()) {
             (&Method::GET, ["health"]) => Ok((200, json!({ "status": "ok", "mode": self.mode }))),
-            (&Method::GET, ["cassettes"]) => {
-                let list: Vec<Value> = self
-                    .store
-                    .list()?
-                    .into_iter()
-                    .map(|s| {
-                        json!({
-                            "name": s.meta.name,
-                            "recorded_at": s.meta.recorded_at,
-                            "upstream": s.meta.upstream,
-                            "events": s.events,
-                            "source": s.source.map(|x| x.path),
-                        })
-                    })
-                    .collect();
-                Ok((200, Value::Array(list)))
-            }
+            (&Method::GET, ["cassettes"]) => Ok((200, self.cassettes()?)),
             (&Method::GET, ["sessions"]) => {
                 let reports = self.replayer()?.reports();
                 Ok((200, serde_json::to_value(reports).unwrap_or(Value::Null)))

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{self, defaults, BotUrl, Limits, OnMiss, Pacing, RecordConfig, ReplayConfig, Size, UpstreamUrl};
+use crate::config::{
+    self, defaults, BotUrl, Limits, OnMiss, Pacing, PassthroughConfig, RecordConfig, ReplayConfig, Size, UpstreamUrl,
+};
 use crate::matching::MatchMode;
 
 /// Record/replay proxy for Microsoft Graph cloud-communications traffic.
@@ -48,6 +50,9 @@ pub enum Command {
         after_help = "Examples:\n  graphvcr cassette list\n  graphvcr cassette show invite-one-participant\n  graphvcr cassette export invite-flow -o cassettes/invite-flow.json\n  graphvcr cassette import cassettes/*.json\n  graphvcr cassette rm invite-flow"
     )]
     Cassette(CassetteArgs),
+    /// Forward every request to Graph and log it; store nothing.
+    #[command(after_help = "Example:\n  graphvcr passthrough --upstream https://graph.microsoft.com")]
+    Passthrough(PassthroughArgs),
     /// Replay a bundled invite cassette to a built-in bot and print the timeline.
     #[command(after_help = "Example:\n  graphvcr demo\n  graphvcr demo --cassette invite-pstn-participant")]
     Demo(DemoArgs),
@@ -55,7 +60,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct StoreArg {
-    /// The sled store directory.
+    /// The sled store directory (`memory`: a temporary one, removed on exit).
     #[arg(long, env = "GRAPHVCR_STORE", default_value = defaults::STORE, global = true)]
     pub store: PathBuf,
 }
@@ -116,6 +121,37 @@ pub struct RecordArgs {
     pub store: StoreArg,
     #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PassthroughArgs {
+    /// Graph's base URL.
+    #[arg(long, env = "GRAPHVCR_UPSTREAM", default_value = defaults::UPSTREAM)]
+    pub upstream: String,
+    /// Extra PEM CA certificate(s) to trust for the upstream.
+    #[arg(long, env = "GRAPHVCR_UPSTREAM_CA")]
+    pub upstream_ca: Option<PathBuf>,
+    /// Seconds to wait for the upstream.
+    #[arg(long, env = "GRAPHVCR_UPSTREAM_TIMEOUT", default_value_t = defaults::UPSTREAM_TIMEOUT.as_secs_f64())]
+    pub upstream_timeout: f64,
+    /// Graph face: the bot's Graph base URL points here.
+    #[arg(long, env = "GRAPHVCR_LISTEN", default_value = defaults::LISTEN, value_parser = config::parse_listen)]
+    pub listen: std::net::SocketAddr,
+    #[command(flatten)]
+    pub store: StoreArg,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+impl PassthroughArgs {
+    pub fn config(&self) -> Result<PassthroughConfig, String> {
+        Ok(PassthroughConfig {
+            upstream: UpstreamUrl::parse(&self.upstream)?,
+            upstream_ca: self.upstream_ca.clone(),
+            upstream_timeout: seconds(self.upstream_timeout, "--upstream-timeout")?,
+            limits: self.limits.limits()?,
+        })
+    }
 }
 
 /// How notifications are paced in replay.

@@ -203,6 +203,15 @@ impl RecordConfig {
     }
 }
 
+/// `passthrough` settings: forward everything, store nothing.
+#[derive(Debug, Clone)]
+pub struct PassthroughConfig {
+    pub upstream: UpstreamUrl,
+    pub upstream_ca: Option<PathBuf>,
+    pub upstream_timeout: Duration,
+    pub limits: Limits,
+}
+
 /// How replay paces notifications.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pacing {

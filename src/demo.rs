@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::app::{self, say, AppError, Deps};
-use crate::cassette::{Body, CassetteError, Event, SledStore, Store};
+use crate::cassette::{Body, CassetteError, Event};
 use crate::clock::SystemClock;
 use crate::config::{BotUrl, Limits, ReplayConfig};
 use crate::http::client::{HttpClient, Reply};
@@ -56,27 +56,6 @@ impl Handler for DemoBot {
             let r: Resp = wire::response(202, HeaderMap::new(), Bytes::new());
             r
         })
-    }
-}
-
-/// A store directory that disappears with the demo.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Result<TempDir, AppError> {
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let p = std::env::temp_dir().join(format!("graphvcr-demo-{}-{stamp}", std::process::id()));
-        std::fs::create_dir_all(&p).map_err(|e| AppError::Runtime(format!("cannot create {}: {e}", p.display())))?;
-        Ok(TempDir(p))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -292,7 +271,8 @@ fn demo_replayer(
     cfg.pacing.max_gap = Duration::from_secs(2);
     let replayer = app::replayer(&cfg, deps).map_err(|e| match e {
         AppError::Cassette(CassetteError::Unknown(n)) => AppError::Usage(format!(
-            "no bundled cassette `{n}` under {} (run from the repository root, or pass --cassettes DIR)",
+            "no cassette `{n}`: not bundled ({}), and no {n}.json under {}",
+            crate::bundled::CASSETTES.map(|(name, _)| name).join(", "),
             dir.display()
         )),
         other => other,
@@ -303,10 +283,9 @@ fn demo_replayer(
 /// Runs the demo against `cassette` from the JSON files in `dir`.
 pub async fn run(cassette: &str, dir: &Path) -> Result<String, AppError> {
     crate::cassette::validate_name(cassette)?;
-    let tmp = TempDir::new()?;
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(&tmp.0.join("store"))?);
+    let opened = app::open_store(Path::new(app::MEMORY_STORE))?;
     let deps = Deps {
-        store,
+        store: opened.store.clone(),
         clock: Arc::new(SystemClock::new()),
     };
     let (stop_tx, stop_rx) = watch::channel(false);

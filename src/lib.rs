@@ -30,12 +30,14 @@
 //!   and `notify` (delivery). Replay and delivery never import record.
 //! - Cassettes: `cassette` (model, JSON interchange, sled store); `redact` (secrets).
 //! - Wiring: `app` (modes, faces, cassette files), `admin` (`/_graphvcr/`), `cli` and
-//!   `config` (command line into settings), `demo`.
+//!   `config` (command line into settings), `demo`, `bundled` (the seed's cassettes,
+//!   compiled in).
 //! - Small shared pieces: `clock` (injected time), `error` (who failed), `ring`
 //!   (bounded report tails), `sync` (poison-tolerant locking).
 
 pub mod admin;
 pub mod app;
+pub mod bundled;
 pub mod cassette;
 pub mod cli;
 pub mod clock;

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use graphvcr::app::{self, AppError, CassetteCmd, Deps};
-use graphvcr::cassette::{SledStore, Store};
 use graphvcr::cli::{CassetteCommand, Cli, Command};
 use graphvcr::clock::SystemClock;
 use std::sync::Arc;
@@ -48,10 +47,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn open_store(path: &std::path::Path) -> Result<Arc<dyn Store>, AppError> {
-    Ok(Arc::new(SledStore::open(path)?))
-}
-
 async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, AppError> {
     tokio::net::TcpListener::bind(addr)
         .await
@@ -60,8 +55,9 @@ async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, App
 
 /// `replay` and `serve`: the replay engine on the Graph face until stopped.
 async fn serve(cfg: graphvcr::config::ReplayConfig, a: &graphvcr::cli::ServeArgs) -> Result<String, AppError> {
+    let store = app::open_store(&a.store.store)?;
     let deps = Deps {
-        store: open_store(&a.store.store)?,
+        store: store.store.clone(),
         clock: Arc::new(SystemClock::new()),
     };
     let replayer = app::replayer(&cfg, &deps)?;
@@ -74,8 +70,9 @@ async fn run(cli: Cli) -> Result<String, AppError> {
     match cli.command {
         Command::Record(a) => {
             let cfg = a.config().map_err(AppError::Usage)?;
+            let store = app::open_store(&a.store.store)?;
             let deps = Deps {
-                store: open_store(&a.store.store)?,
+                store: store.store.clone(),
                 clock: Arc::new(SystemClock::new()),
             };
             let graph = bind(a.listen).await?;
@@ -95,8 +92,19 @@ async fn run(cli: Cli) -> Result<String, AppError> {
         }
         Command::Replay(a) => serve(a.config().map_err(AppError::Usage)?, &a.serve).await,
         Command::Serve(a) => serve(a.config().map_err(AppError::Usage)?, &a).await,
+        Command::Passthrough(a) => {
+            let cfg = a.config().map_err(AppError::Usage)?;
+            let store = app::open_store(&a.store.store)?;
+            let deps = Deps {
+                store: store.store.clone(),
+                clock: Arc::new(SystemClock::new()),
+            };
+            let graph = bind(a.listen).await?;
+            app::run_passthrough(cfg, deps, graph, app::stop_signal()).await?;
+            Ok("passthrough stopped".to_string())
+        }
         Command::Cassette(a) => {
-            let store = open_store(&a.store.store)?;
+            let store = app::open_store(&a.store.store)?;
             let cmd = match a.command {
                 CassetteCommand::List => CassetteCmd::List,
                 CassetteCommand::Show { name } => CassetteCmd::Show(name),
@@ -104,7 +112,7 @@ async fn run(cli: Cli) -> Result<String, AppError> {
                 CassetteCommand::Import { files } => CassetteCmd::Import(files),
                 CassetteCommand::Rm { name } => CassetteCmd::Rm(name),
             };
-            app::cassette_command(&*store, cmd)
+            app::cassette_command(&*store.store, cmd)
         }
         Command::Demo(a) => graphvcr::demo::run(&a.cassette, &a.cassettes).await,
     }

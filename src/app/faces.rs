@@ -9,6 +9,7 @@ use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::misses::Misses;
 use super::{say, AppError};
 use crate::admin::{self, Admin};
 use crate::clock::Clock;
@@ -17,7 +18,7 @@ use crate::error::ProxyError;
 use crate::http::server::{self, Handler, HandlerFuture};
 use crate::http::wire::{self, BodyError};
 use crate::record::{CallbackFace, RecordFace};
-use crate::replay::Replayer;
+use crate::replay::{Handled, Replayer};
 
 /// A face that wants the whole request body: reads it within the limit first.
 pub trait Endpoint: Send + Sync + 'static {
@@ -54,18 +55,22 @@ impl<E: Endpoint> Handler for BodyReader<E> {
 /// What the Graph face does with a Graph request.
 pub enum Mode {
     Record(Arc<RecordFace>),
-    Replay(Arc<Replayer>),
+    /// Replay; misses a session forwards go to `Misses` (when an upstream is set).
+    Replay(Arc<Replayer>, Option<Arc<Misses>>),
+    /// Forward everything, store nothing.
+    Passthrough(Arc<Misses>),
 }
 
 /// The Graph face: the admin API under `/_graphvcr/`, everything else by mode.
 pub struct GraphFace {
     admin: Admin,
     mode: Mode,
+    clock: Arc<dyn Clock>,
 }
 
 impl GraphFace {
-    pub fn new(admin: Admin, mode: Mode) -> GraphFace {
-        GraphFace { admin, mode }
+    pub fn new(admin: Admin, mode: Mode, clock: Arc<dyn Clock>) -> GraphFace {
+        GraphFace { admin, mode, clock }
     }
 }
 
@@ -77,7 +82,15 @@ impl Endpoint for GraphFace {
             }
             match &self.mode {
                 Mode::Record(r) => r.clone().handle(parts, body).await,
-                Mode::Replay(r) => r.handle(&parts, body),
+                Mode::Replay(r, misses) => match (r.handle(&parts, &body), misses) {
+                    (Handled::Answer(resp), _) => resp,
+                    (Handled::Forward(f), Some(m)) => m.forward(r, f, parts, body).await,
+                    (Handled::Forward(_), None) => {
+                        ProxyError::BadRequest("this session forwards misses, but graphvcr has no --upstream".into())
+                            .respond(&*self.clock, &parts.method, &parts.uri, &body)
+                    }
+                },
+                Mode::Passthrough(m) => m.pass_through(parts, body).await,
             }
         })
     }
@@ -110,6 +123,9 @@ pub fn spawn_face<E: Endpoint>(
     let task = tokio::spawn(server::serve(listener, handler, limits.server_options(), async move {
         let _ = stop.wait_for(|s| *s).await;
     }));
+    if !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "the {label} face listens beyond loopback: anyone who can reach {addr} can use it");
+    }
     say(&format!("listening on http://{addr} ({label})"));
     Ok(task)
 }

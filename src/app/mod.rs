@@ -6,6 +6,7 @@
 
 mod cassettes;
 mod faces;
+mod misses;
 mod replay;
 mod reports;
 
@@ -20,9 +21,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::admin::Admin;
-use crate::cassette::{Cassette, CassetteError, Meta, Store, StoreError};
+use crate::cassette::{Cassette, CassetteError, Meta, SledStore, Store, StoreError};
 use crate::clock::{self, Clock};
-use crate::config::RecordConfig;
+use crate::config::{PassthroughConfig, RecordConfig};
 use crate::http::client::HttpClient;
 use crate::record::{CallbackFace, RecordFace, Recorder};
 use faces::{spawn_face, GraphFace, Mode};
@@ -68,6 +69,45 @@ impl AppError {
 pub struct Deps {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
+}
+
+/// `--store memory`: a temporary store, removed on exit.
+pub const MEMORY_STORE: &str = "memory";
+
+/// An open store, and the temporary directory it lives in (`--store memory`),
+/// removed when this is dropped.
+pub struct OpenStore {
+    pub store: Arc<dyn Store>,
+    temp: Option<PathBuf>,
+}
+
+impl Drop for OpenStore {
+    fn drop(&mut self) {
+        if let Some(dir) = self.temp.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Opens the store at `path`, or a temporary one for `memory`.
+pub fn open_store(path: &std::path::Path) -> Result<OpenStore, AppError> {
+    if path.as_os_str() != MEMORY_STORE {
+        return Ok(OpenStore {
+            store: Arc::new(SledStore::open(path)?),
+            temp: None,
+        });
+    }
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!("graphvcr-{}-{stamp}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| AppError::Runtime(format!("cannot create {}: {e}", dir.display())))?;
+    let opened = OpenStore {
+        store: Arc::new(SledStore::open(&dir.join("store"))?),
+        temp: Some(dir),
+    };
+    Ok(opened)
 }
 
 /// Prints a line on stdout; a closed stdout is not an error worth dying for.
@@ -152,6 +192,7 @@ pub async fn run_record(
             cfg.upstream.clone(),
             deps.clock.clone(),
         ))),
+        deps.clock.clone(),
     );
     tasks.push(spawn_face(
         graph_listener,
@@ -184,6 +225,34 @@ pub async fn run_record(
         events,
         exported,
     })
+}
+
+/// `graphvcr passthrough`: forwards every request to the upstream and logs it,
+/// storing nothing; serves until `shutdown`.
+pub async fn run_passthrough(
+    cfg: PassthroughConfig,
+    deps: Deps,
+    graph_listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    let client = HttpClient::new(cfg.upstream_ca.as_deref(), cfg.upstream_timeout, cfg.limits.max_body)
+        .map_err(|e| AppError::Usage(e.to_string()))?;
+    let misses = misses::Misses::new(
+        client,
+        cfg.upstream.clone(),
+        deps.store.clone(),
+        deps.clock.clone(),
+        cfg.upstream_timeout,
+    );
+    let stop = fan_out(shutdown);
+    let face = GraphFace::new(
+        Admin::new("passthrough", deps.store.clone(), None, deps.clock.clone()),
+        Mode::Passthrough(Arc::new(misses)),
+        deps.clock.clone(),
+    );
+    let task = spawn_face(graph_listener, face, &cfg.limits, &deps.clock, "graph", &stop)?;
+    let _ = task.await;
+    Ok(())
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).

@@ -11,6 +11,7 @@ use http::header::HeaderValue;
 use tokio::net::TcpListener;
 
 use super::faces::{spawn_face, GraphFace, Mode};
+use super::misses::Misses;
 use super::{fan_out, import_changed, reports, AppError, Deps};
 use crate::admin::Admin;
 use crate::cassette::CassetteError;
@@ -87,12 +88,13 @@ pub fn replayer(cfg: &ReplayConfig, deps: &Deps) -> Result<Arc<Replayer>, AppErr
     if let Some(dir) = &cfg.cassettes_dir {
         import_changed(&*deps.store, dir)?;
     }
+
     let default = match &cfg.cassette {
         Some(name) => {
-            let c = deps
-                .store
-                .load(name)?
-                .ok_or_else(|| CassetteError::Unknown(name.clone()))?;
+            let c = match deps.store.load(name)? {
+                Some(c) => c,
+                None => crate::bundled::cassette(name).ok_or_else(|| CassetteError::Unknown(name.clone()))??,
+            };
             Some(Arc::new(Prepared::new(c)))
         }
         None => None,
@@ -150,9 +152,24 @@ pub async fn serve_replay(
         }
     });
     let mode = if cfg.cassette.is_some() { "replay" } else { "serve" };
+    let misses = match &cfg.upstream {
+        Some(up) => {
+            let client = HttpClient::new(cfg.upstream_ca.as_deref(), cfg.upstream_timeout, cfg.limits.max_body)
+                .map_err(|e| AppError::Usage(e.to_string()))?;
+            Some(Arc::new(Misses::new(
+                client,
+                up.clone(),
+                deps.store.clone(),
+                deps.clock.clone(),
+                cfg.upstream_timeout,
+            )))
+        }
+        None => None,
+    };
     let face = GraphFace::new(
         Admin::new(mode, deps.store.clone(), Some(replayer.clone()), deps.clock.clone()),
-        Mode::Replay(replayer.clone()),
+        Mode::Replay(replayer.clone(), misses.clone()),
+        deps.clock.clone(),
     );
     let task = spawn_face(graph_listener, face, &cfg.limits, &deps.clock, "graph", &stop)?;
     if let (true, Some(c)) = (cfg.ring_at_start, &cfg.cassette) {
@@ -174,7 +191,29 @@ pub async fn serve_replay(
     let _ = task.await;
     let _ = sweeper.await;
     drain(&replayer, &cfg).await;
+    if let Some(m) = &misses {
+        write_back(&deps, m, cfg.upstream_timeout).await?;
+    }
     finish(&cfg, &replayer)
+}
+
+/// Capture-on-miss: once the recorders settle, every cassette that came from a JSON
+/// file and gained events is written back to that file, so nothing appended is lost.
+async fn write_back(deps: &Deps, misses: &Misses, patience: Duration) -> Result<(), AppError> {
+    for rec in misses.recorders() {
+        let _ = tokio::time::timeout(patience, rec.drain()).await;
+    }
+    deps.store.flush()?;
+    for name in misses.cassettes() {
+        let Some(source) = deps.store.info(&name)?.and_then(|s| s.source) else {
+            tracing::info!(cassette = %name, "gained events; no JSON file to write back (export it to keep them)");
+            continue;
+        };
+        let path = std::path::PathBuf::from(&source.path);
+        super::export(&*deps.store, &name, Some(&path))?;
+        tracing::info!(cassette = %name, file = %path.display(), "appended events written back");
+    }
+    Ok(())
 }
 
 /// Lets queued notifications go out before reporting: waits while deliveries make

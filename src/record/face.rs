@@ -36,24 +36,35 @@ impl RecordFace {
         }
     }
 
+    /// The recorder this face stores into.
+    pub fn recorder(&self) -> &Arc<Recorder> {
+        &self.recorder
+    }
+
     /// Forwards one request and records it; every failure becomes a Graph error. The
     /// work runs in its own task: a bot that hangs up after Graph acted on its request
     /// does not keep the exchange out of the cassette.
     pub async fn handle(self: Arc<Self>, parts: http::request::Parts, body: Bytes) -> Resp {
+        self.handle_recorded(parts, body).await.0
+    }
+
+    /// As `handle`, also saying which seq the exchange was stored as.
+    pub async fn handle_recorded(self: Arc<Self>, parts: http::request::Parts, body: Bytes) -> (Resp, Option<u64>) {
         let face = self.clone();
         let (method, uri) = (parts.method.clone(), parts.uri.clone());
         let task = tokio::spawn(async move {
             match face.forward(&parts, body.clone()).await {
-                Ok(r) => r,
-                Err(e) => e.respond(&*face.clock, &parts.method, &parts.uri, &body),
+                Ok((r, seq)) => (r, Some(seq)),
+                Err(e) => (e.respond(&*face.clock, &parts.method, &parts.uri, &body), None),
             }
         });
         task.await.unwrap_or_else(|e| {
-            ProxyError::Internal(format!("the exchange task failed: {e}")).respond(&*self.clock, &method, &uri, b"")
+            let err = ProxyError::Internal(format!("the exchange task failed: {e}"));
+            (err.respond(&*self.clock, &method, &uri, b""), None)
         })
     }
 
-    async fn forward(&self, parts: &http::request::Parts, body: Bytes) -> Result<Resp, ProxyError> {
+    async fn forward(&self, parts: &http::request::Parts, body: Bytes) -> Result<(Resp, u64), ProxyError> {
         let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
         let headers = forward_headers(&parts.headers);
         let at_ms = self.recorder.now_ms();
@@ -75,6 +86,6 @@ impl RecordFace {
         let seq = self.recorder.store_exchange(ev, in_flight.ticket()).await?;
         drop(in_flight);
         tracing::info!(seq, method = %parts.method, uri = %parts.uri, status = reply.status, duration_ms, "exchange recorded");
-        Ok(wire::response(reply.status, resp_headers, reply.body))
+        Ok((wire::response(reply.status, resp_headers, reply.body), seq))
     }
 }

@@ -75,6 +75,8 @@ pub struct Recorder {
     committer: Committer,
     clock: Arc<dyn Clock>,
     t0: u64,
+    /// Offset of `t0` from the cassette's start (appending to an existing cassette).
+    base_ms: u64,
     state: Mutex<State>,
     changed: Notify,
     pending_notes: AtomicUsize,
@@ -149,6 +151,7 @@ impl Recorder {
             committer,
             clock,
             t0,
+            base_ms: 0,
             state: Mutex::new(State::default()),
             changed: Notify::new(),
             pending_notes: AtomicUsize::new(0),
@@ -157,9 +160,27 @@ impl Recorder {
         }
     }
 
+    /// Appends to `cassette` as it is in the store: seqs continue after its last event,
+    /// and offsets after its last offset (capture-on-miss).
+    pub fn appending(
+        cassette: &str,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        settle_timeout: Duration,
+    ) -> Result<Recorder, StoreError> {
+        let existing = store.load(cassette)?.map(|c| c.events).unwrap_or_default();
+        let last_ms = existing.iter().map(Event::done_ms).max().unwrap_or(0);
+        let mut r = Recorder::new(cassette, store, clock, settle_timeout);
+        r.base_ms = last_ms.saturating_add(1);
+        if let Ok(mut st) = r.state.lock() {
+            st.next_seq = existing.len() as u64;
+        }
+        Ok(r)
+    }
+
     /// Milliseconds since the recording started.
     pub fn now_ms(&self) -> u64 {
-        self.clock.mono_ms().saturating_sub(self.t0)
+        self.base_ms + self.clock.mono_ms().saturating_sub(self.t0)
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, StoreError> {
@@ -314,7 +335,7 @@ impl Recorder {
 }
 
 /// Headers as they go upstream: what a proxy forwards, minus graphvcr's own.
-fn forward_headers(h: &HeaderMap) -> HeaderMap {
+pub fn forward_headers(h: &HeaderMap) -> HeaderMap {
     let mut out = wire::proxy_headers(h);
     out.remove("x-graphvcr-session");
     out.remove("x-graphvcr-cassette");
@@ -322,7 +343,7 @@ fn forward_headers(h: &HeaderMap) -> HeaderMap {
 }
 
 /// A peer's reply as the caller gets it back, and as it is stored.
-fn recorded_reply(reply: &Reply) -> (HeaderMap, Response) {
+pub fn recorded_reply(reply: &Reply) -> (HeaderMap, Response) {
     let mut h = reply.headers.clone();
     h.remove(header::CONTENT_LENGTH);
     let stored = Response {

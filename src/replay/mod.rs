@@ -6,6 +6,7 @@ mod callbacks;
 mod headers;
 mod live;
 mod prepared;
+mod run;
 mod session;
 mod sessions;
 mod settings;
@@ -13,7 +14,7 @@ mod start;
 mod verdict;
 
 pub use prepared::{Prepared, RecordedExchange};
-pub use session::{Missed, Outcome, Report, Served, REPORT_TAIL};
+pub use session::{Forwarded, Missed, Outcome, Report, Served, REPORT_TAIL};
 pub use settings::{validate_session_name, OnMiss, SessionSettings};
 pub use start::{Start, Started};
 pub use verdict::{Problem, Verdict};
@@ -21,7 +22,6 @@ pub use verdict::{Problem, Verdict};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
@@ -81,6 +81,33 @@ pub struct Replayer {
     misses: AtomicU64,
 }
 
+/// What the replayer made of a request.
+pub enum Handled {
+    /// The answer, from the cassette (or an error).
+    Answer(Resp),
+    /// A miss its session forwards upstream (the caller does the forwarding).
+    Forward(Forward),
+}
+
+/// A miss to forward upstream.
+#[derive(Debug, Clone)]
+pub struct Forward {
+    pub session: String,
+    pub cassette: String,
+    /// Also store it in the cassette (`on_miss: record`), else only forward.
+    pub record: bool,
+}
+
+/// What matching decided.
+enum Choice {
+    Serve {
+        entry: usize,
+        repeated: bool,
+    },
+    /// Forward the miss; `true` = record it too.
+    Forward(bool),
+}
+
 /// Counts over a whole replay run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReplayTotals {
@@ -127,10 +154,12 @@ impl Replayer {
             return Ok(c);
         }
         crate::cassette::validate_name(name).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
-        let c = self
-            .store
-            .load(name)?
-            .ok_or_else(|| ProxyError::NotFound(format!("no cassette named `{name}` in the store")))?;
+        let c = match self.store.load(name)? {
+            Some(c) => c,
+            None => crate::bundled::cassette(name)
+                .ok_or_else(|| ProxyError::NotFound(format!("no cassette named `{name}` in the store")))?
+                .map_err(|e| ProxyError::Internal(e.to_string()))?,
+        };
         let p = Arc::new(Prepared::new(c));
         if let Ok(mut m) = self.cassettes.write() {
             m.insert(name.to_string(), p.clone());
@@ -159,16 +188,16 @@ impl Replayer {
         }
     }
 
-    /// Answers one bot request from the cassette.
-    pub fn handle(&self, parts: &http::request::Parts, body: Bytes) -> Resp {
+    /// Answers one bot request from the cassette, or says to forward it.
+    pub fn handle(&self, parts: &http::request::Parts, body: &Bytes) -> Handled {
         self.last_request_ms.store(self.clock.mono_ms(), Ordering::Relaxed);
-        match self.serve(parts, &body) {
-            Ok(r) => r,
-            Err(e) => e.respond(&*self.clock, &parts.method, &parts.uri, &body),
+        match self.serve(parts, body) {
+            Ok(h) => h,
+            Err(e) => Handled::Answer(e.respond(&*self.clock, &parts.method, &parts.uri, body)),
         }
     }
 
-    fn serve(&self, parts: &http::request::Parts, body: &Bytes) -> Result<Resp, ProxyError> {
+    fn serve(&self, parts: &http::request::Parts, body: &Bytes) -> Result<Handled, ProxyError> {
         let live = Live::parse(parts, body)?;
         let path_ids: Vec<Canon> = live
             .path
@@ -204,8 +233,8 @@ impl Replayer {
                 }
             };
             let mut s = lock(&shared);
-            if let Some(resp) = self.serve_in(&shared, &mut s, &live)? {
-                return Ok(resp);
+            if let Some(handled) = self.serve_in(&shared, &mut s, &live)? {
+                return Ok(handled);
             }
         }
         Err(ProxyError::Busy("replay sessions are churning; retry".into()))
@@ -213,22 +242,40 @@ impl Replayer {
 
     /// Serves `live` inside its (locked) session; `None` when the session ended
     /// before the request could claim its ids (the caller looks it up again).
-    fn serve_in(&self, shared: &Shared, s: &mut Session, live: &Live<'_>) -> Result<Option<Resp>, ProxyError> {
+    fn serve_in(&self, shared: &Shared, s: &mut Session, live: &Live<'_>) -> Result<Option<Handled>, ProxyError> {
         let cassette = s.cassette().clone();
-        let (entry, repeated) = self.choose(s, &cassette, live)?;
+        let (entry, repeated) = match self.choose(s, &cassette, live)? {
+            Choice::Serve { entry, repeated } => (entry, repeated),
+            Choice::Forward(record) => {
+                return Ok(Some(Handled::Forward(Forward {
+                    session: s.id().to_string(),
+                    cassette: cassette.name().to_string(),
+                    record,
+                })))
+            }
+        };
         let Some(bound) = self.bind(shared, s, &cassette, entry, live)? else {
             return Ok(None);
         };
-        Ok(Some(self.respond(s, &cassette, entry, repeated, bound, live)))
+        Ok(Some(Handled::Answer(
+            self.respond(s, &cassette, entry, repeated, bound, live),
+        )))
     }
 
-    /// Matches the request: the entry to serve and whether it repeats, or a miss.
-    fn choose(&self, s: &mut Session, cassette: &Prepared, live: &Live<'_>) -> Result<(usize, bool), ProxyError> {
+    /// Matches the request: the entry to serve and whether it repeats; a miss the
+    /// session forwards; or a miss.
+    fn choose(&self, s: &mut Session, cassette: &Prepared, live: &Live<'_>) -> Result<Choice, ProxyError> {
         let probe = Probe::from_parts(live.method, &live.path, live.query, &live.body);
         let mode = s.settings().match_mode;
         let fits = cassette.index().fits(&probe, mode);
         if !fits.is_empty() {
-            return Ok(s.pick(&fits));
+            let (entry, repeated) = s.pick(&fits);
+            return Ok(Choice::Serve { entry, repeated });
+        }
+        match s.settings().on_miss {
+            OnMiss::Error => {}
+            OnMiss::Record => return Ok(Choice::Forward(true)),
+            OnMiss::Passthrough => return Ok(Choice::Forward(false)),
         }
         let (nearest, reason) = cassette.index().explain_miss(&probe, mode);
         let nearest_seq = nearest.map(|e| cassette.exchange_event(e).seq);
@@ -372,74 +419,5 @@ impl Replayer {
         let (outbox, created) = s.outbox(&self.notifier);
         outbox.push_batch(jobs);
         created
-    }
-
-    /// Totals over every session ever (they outlive the ring of ended reports).
-    pub fn totals(&self) -> ReplayTotals {
-        let n = self.notifier.totals();
-        ReplayTotals {
-            misses: self.misses.load(Ordering::Relaxed),
-            delivered: n.delivered.load(Ordering::Relaxed),
-            failed: n.failed.load(Ordering::Relaxed),
-            pending: n.pending.load(Ordering::SeqCst),
-        }
-    }
-
-    /// Resolves once every exchange of the default cassette was served and every
-    /// notification delivered, or once no request came for `idle`.
-    pub async fn done(&self, idle: Duration) {
-        let mut tick = tokio::time::interval(Duration::from_millis(50));
-        loop {
-            tick.tick().await;
-            let all_served = self
-                .default_cassette
-                .as_deref()
-                .and_then(|n| self.cassette(n).ok())
-                .is_some_and(|c| c.unused().is_empty());
-            if all_served && self.totals().pending == 0 {
-                return;
-            }
-            let quiet = self
-                .clock
-                .mono_ms()
-                .saturating_sub(self.last_request_ms.load(Ordering::Relaxed));
-            if Duration::from_millis(quiet) >= idle {
-                return;
-            }
-        }
-    }
-
-    /// Exchanges of the default cassette that no session used.
-    pub fn unused_everywhere(&self) -> Vec<u64> {
-        self.default_cassette
-            .as_deref()
-            .and_then(|n| self.cassette(n).ok())
-            .map(|c| c.unused())
-            .unwrap_or_default()
-    }
-
-    /// Every session of the run with its verdict (see `Sessions::outcomes`).
-    pub fn outcomes(&self) -> (Vec<Outcome>, u64) {
-        self.sessions.outcomes()
-    }
-
-    /// Reports of live and ended sessions, by session id.
-    pub fn reports(&self) -> Vec<Report> {
-        self.sessions.reports()
-    }
-
-    /// One session's report, live or ended.
-    pub fn report(&self, id: &str) -> Option<Report> {
-        self.sessions.report(id)
-    }
-
-    /// Ends a live session now and returns its final report.
-    pub fn end(&self, id: &str) -> Option<Report> {
-        self.sessions.end(id)
-    }
-
-    /// Ends the sessions idle for too long.
-    pub fn sweep(&self) {
-        self.sessions.sweep(self.clock.mono_ms());
     }
 }

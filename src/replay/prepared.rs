@@ -171,6 +171,11 @@ impl Prepared {
         }
     }
 
+    /// The index entry of the exchange recorded as `seq`.
+    pub fn entry_of(&self, seq: u64) -> Option<usize> {
+        self.exchanges.iter().position(|x| self.events[x.event].seq == seq)
+    }
+
     /// The ids index entry `entry`'s action creates (see `created`).
     pub fn created(&self, entry: usize) -> &HashSet<Canon> {
         &self.created[entry]

@@ -42,6 +42,17 @@ pub struct Missed {
     pub expected: bool,
 }
 
+/// A miss the session forwarded upstream (`on_miss: record|passthrough`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Forwarded {
+    pub request: String,
+    /// The upstream's status, or why there was none.
+    pub outcome: String,
+    /// The seq it was recorded as (`on_miss: record`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded_seq: Option<u64>,
+}
+
 /// A session's report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -57,6 +68,9 @@ pub struct Report {
     pub served: Vec<Served>,
     pub missed_total: u64,
     pub missed: Vec<Missed>,
+    /// Misses forwarded upstream (they are no problems).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub forwarded: Vec<Forwarded>,
     /// The latest deliveries (at most `REPORT_TAIL`).
     pub notifications: Vec<Delivery>,
     pub notifications_delivered: u64,
@@ -139,6 +153,7 @@ pub struct Session {
     callback_uri: Option<String>,
     served: Ring<Served>,
     missed: Ring<Missed>,
+    forwarded: Ring<Forwarded>,
     outbox: Option<Outbox>,
     /// Notification batches scheduled so far (message ids derive from it).
     batches: u64,
@@ -160,6 +175,7 @@ impl Session {
             callback_uri: None,
             served: Ring::new(REPORT_TAIL),
             missed: Ring::new(REPORT_TAIL),
+            forwarded: Ring::new(REPORT_TAIL),
             outbox: None,
             batches: 0,
             announced: false,
@@ -277,11 +293,28 @@ impl Session {
         Rewriter::new(scoped, &mut self.table, self.cassette.stable(), &self.seed)
     }
 
+    /// Serves from `newer`, a later version of this session's cassette with events
+    /// appended (capture-on-miss); the exchange `seq` counts as served.
+    pub fn adopt(&mut self, newer: Arc<Prepared>, seq: u64) {
+        if newer.name() != self.cassette.name() || newer.exchanges().len() < self.served_count.len() {
+            return;
+        }
+        self.served_count.resize(newer.exchanges().len(), 0);
+        if let Some(entry) = newer.entry_of(seq) {
+            self.served_count[entry] += 1;
+        }
+        self.cassette = newer;
+    }
+
     /// Records that index entry `entry` was served (and scheduled a batch).
     pub fn note_served(&mut self, entry: usize, s: Served) {
         self.served_count[entry] += 1;
         self.batches += 1;
         self.served.push(s);
+    }
+
+    pub fn note_forwarded(&mut self, f: Forwarded) {
+        self.forwarded.push(f);
     }
 
     pub fn note_missed(&mut self, m: Missed) {
@@ -359,6 +392,7 @@ impl Session {
             served: self.served.to_vec(),
             missed_total: self.missed.total(),
             missed: self.missed.to_vec(),
+            forwarded: self.forwarded.to_vec(),
             notifications: log.recent,
             notifications_delivered: log.delivered,
             notifications_failed: log.failed,

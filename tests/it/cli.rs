@@ -210,3 +210,86 @@ fn an_unreadable_store_exits_3_with_how_to_recover() {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("move it aside"), "{err}");
 }
+
+#[test]
+fn the_demo_runs_from_an_empty_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = graphvcr().arg("demo").current_dir(dir.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("demo ok"), "{stdout}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "the demo leaves nothing behind"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_a_memory_store_serves_bundled_cassettes_and_leaves_nothing_on_disk() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = graphvcr()
+        .args([
+            "serve",
+            "--store",
+            "memory",
+            "--listen",
+            "127.0.0.1:0",
+            "--timing",
+            "fast",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut l = String::new();
+        BufReader::new(stdout).read_line(&mut l).map(|_| l)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .and_then(|s| s.strip_suffix(" (graph)"))
+        .unwrap();
+    let r = send(
+        "POST",
+        &format!("http://{addr}/_graphvcr/sessions"),
+        &[("content-type", "application/json")],
+        r#"{"cassette": "invite-one-participant", "session": "mem"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing in the working directory"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("graphvcr-{pid}-")))
+        .collect();
+    assert!(leftovers.is_empty(), "the temporary store is removed: {leftovers:?}");
+}

@@ -1,6 +1,7 @@
 //! graphvcr's integration tests: one binary (faster to link), talking only to 127.0.0.1.
 
 mod admin;
+mod capture;
 mod cli;
 mod common;
 mod delivery;

@@ -187,6 +187,11 @@ impl Sessions {
         self.inner().find(route, now_ms)
     }
 
+    /// A live session by name.
+    pub fn get(&self, id: &str) -> Option<Shared> {
+        self.inner().by_id.get(id).map(|e| e.session.clone())
+    }
+
     /// Finds the session a request belongs to, or creates it: by header, else by a
     /// live id in the path, else in the body, else new.
     pub fn find_or_create(
