@@ -44,6 +44,7 @@ pub mod demo;
 pub mod error;
 pub mod graph;
 pub mod http;
+pub mod identity;
 pub mod ids;
 pub mod matching;
 pub mod notify;
