@@ -285,9 +285,11 @@ fn demo_replayer(
     dir: &Path,
     bot: SocketAddr,
     deps: &Deps,
+    tmp_ca: std::path::PathBuf,
 ) -> Result<(ReplayConfig, Arc<Replayer>), AppError> {
     let mut cfg = ReplayConfig::new(cassette).map_err(|e| AppError::Usage(e.to_string()))?;
     cfg.cassettes_dir = Some(dir.to_path_buf());
+    cfg.tls.ca_dir = tmp_ca;
     cfg.bot_url = Some(BotUrl::parse(&format!("http://{bot}")).map_err(AppError::Runtime)?);
     cfg.pacing.max_gap = Duration::from_secs(2);
     let replayer = app::replayer(&cfg, deps).map_err(|e| match e {
@@ -321,7 +323,7 @@ pub async fn run(cassette: &str, dir: &Path) -> Result<String, AppError> {
         Limits::default().server_options(),
         stopped(stop_rx.clone()),
     ));
-    let (cfg, replayer) = demo_replayer(cassette, dir, bot_addr, &deps)?;
+    let (cfg, replayer) = demo_replayer(cassette, dir, bot_addr, &deps, tmp.0.join("ca"))?;
     let prepared = replayer
         .cassette(cassette)
         .map_err(|e| AppError::Runtime(e.to_string()))?;

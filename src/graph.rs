@@ -245,6 +245,7 @@ pub fn error_body(code: &str, message: &str, request_id: &str, date: &str, extra
 pub fn error_code(status: u16) -> &'static str {
     match status {
         400 => "invalidRequest",
+        403 => "forbidden",
         404 => "itemNotFound",
         405 => "notSupported",
         409 => "conflict",

@@ -1,11 +1,12 @@
 //! Wiring per mode: builds the store-facing pieces and the faces on their listeners,
 //! runs them until the shutdown signal, then drains and flushes. Everything is passed
 //! in (listeners, shutdown, clock, store), so tests run the real thing in-process.
-//! `faces` routes each listener's requests; `cassettes` syncs cassette files and runs
-//! the `cassette` subcommands.
+//! `faces` routes each listener's requests; `proxy` adds TLS and the proxy face;
+//! `cassettes` syncs cassette files and runs the `cassette` subcommands.
 
 mod cassettes;
 mod faces;
+mod proxy;
 
 pub use cassettes::{cassette_command, export, import_changed, CassetteCmd};
 
@@ -23,10 +24,20 @@ use crate::cassette::{Cassette, CassetteError, Meta, Store, StoreError};
 use crate::clock::{self, Clock};
 use crate::config::{RecordConfig, ReplayConfig};
 use crate::http::client::HttpClient;
+use crate::identity::{CallbackAuth, Identity, IdentityFace, NotifyAuth};
 use crate::notify::Notifier;
 use crate::record::{CallbackFace, RecordFace, Recorder};
 use crate::replay::{Prepared, ReplayTotals, Replayer, Report, SessionLimits};
-use faces::{spawn_face, GraphFace, Mode};
+use faces::{handler, spawn_handler, GraphFace, Mode};
+use proxy::{needs_ca, spawn_proxy, IdentityRoute, ProxyFace, Secure};
+
+/// The listeners a run serves: the Graph face, and optionally the callback face
+/// (record) and the proxy face.
+pub struct Faces {
+    pub graph: TcpListener,
+    pub callbacks: Option<TcpListener>,
+    pub proxy: Option<TcpListener>,
+}
 
 /// A failure of a whole command, with its exit code.
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +131,7 @@ fn start_cassette(cfg: &RecordConfig, deps: &Deps) -> Result<(), AppError> {
     Ok(())
 }
 
-/// `graphvcr record`: serves until `shutdown`, then flushes (and exports if asked).
+/// `graphvcr record` on the Graph and callback faces.
 pub async fn run_record(
     cfg: RecordConfig,
     deps: Deps,
@@ -128,7 +139,23 @@ pub async fn run_record(
     callback_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<RecordOutcome, AppError> {
+    let faces = Faces {
+        graph: graph_listener,
+        callbacks: callback_listener,
+        proxy: None,
+    };
+    run_record_faces(cfg, deps, faces, shutdown).await
+}
+
+/// `graphvcr record`: serves until `shutdown`, then flushes (and exports if asked).
+pub async fn run_record_faces(
+    cfg: RecordConfig,
+    deps: Deps,
+    faces: Faces,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<RecordOutcome, AppError> {
     let store = deps.store.clone();
+    let (graph_listener, callback_listener) = (faces.graph, faces.callbacks);
     if callback_listener.is_some() && cfg.bot_url.is_none() {
         return Err(AppError::Usage(
             "--callback-listen needs --bot-url (where notifications are forwarded)".into(),
@@ -136,6 +163,12 @@ pub async fn run_record(
     }
     let upstream = HttpClient::new(cfg.upstream_ca.as_deref(), cfg.upstream_timeout, cfg.limits.max_body)
         .map_err(|e| AppError::Usage(e.to_string()))?;
+    let secure = Secure::load(
+        &cfg.tls,
+        &cfg.proxy,
+        needs_ca(&cfg.tls, faces.proxy.is_some()),
+        &deps.clock,
+    )?;
     start_cassette(&cfg, &deps)?;
     let recorder = Arc::new(Recorder::new(
         &cfg.cassette,
@@ -145,7 +178,7 @@ pub async fn run_record(
     ));
     let stop = fan_out(shutdown);
     let mut tasks = Vec::new();
-    let face = GraphFace::new(
+    let face = Arc::new(GraphFace::new(
         Admin::new("record", store.clone(), None, deps.clock.clone()),
         Mode::Record(Arc::new(RecordFace::new(
             recorder.clone(),
@@ -153,18 +186,32 @@ pub async fn run_record(
             cfg.upstream.clone(),
             deps.clock.clone(),
         ))),
-    );
-    tasks.push(spawn_face(
-        graph_listener,
-        face,
-        &cfg.limits,
-        &deps.clock,
-        "graph",
-        &stop,
-    )?);
+    ));
+    let opts = secure.options(&cfg.limits, &cfg.tls, cfg.tls.graph)?;
+    let h = handler(face.clone(), &cfg.limits, &deps.clock);
+    tasks.push(spawn_handler(graph_listener, h, opts, "graph", &stop)?);
     if let (Some(l), Some(bot)) = (callback_listener, &cfg.bot_url) {
         let face = CallbackFace::new(recorder.clone(), upstream.clone(), bot.clone(), deps.clock.clone());
-        tasks.push(spawn_face(l, face, &cfg.limits, &deps.clock, "callbacks", &stop)?);
+        let opts = secure.options(&cfg.limits, &cfg.tls, cfg.tls.callbacks)?;
+        let h = handler(Arc::new(face), &cfg.limits, &deps.clock);
+        tasks.push(spawn_handler(l, h, opts, "callbacks", &stop)?);
+    }
+    if let Some(l) = faces.proxy {
+        let face = ProxyFace {
+            graph: face,
+            identity: IdentityRoute::Forward(Box::new((upstream.clone(), cfg.proxy.clone()))),
+            client: upstream.clone(),
+            refuse_others: false,
+        };
+        tasks.push(spawn_proxy(
+            l,
+            face,
+            &cfg.proxy,
+            &secure,
+            &cfg.limits,
+            &deps.clock,
+            &stop,
+        )?);
     }
     for t in tasks {
         let _ = t.await;
@@ -224,6 +271,19 @@ impl ReplayOutcome {
     }
 }
 
+/// `--notify-auth none`: notifications carry no `Authorization`.
+pub const NOTIFY_AUTH_NONE: &str = "none";
+
+/// The identity whose key signs replayed notifications: none when `--notify-auth`
+/// gives a fixed value (or `none`).
+fn signing_identity(cfg: &ReplayConfig, clock: &Arc<dyn Clock>) -> Result<Option<Arc<Identity>>, AppError> {
+    if cfg.notify_auth.is_some() {
+        return Ok(None);
+    }
+    let id = Identity::load_or_create(&cfg.tls.ca_dir, &**clock).map_err(|e| AppError::Usage(e.to_string()))?;
+    Ok(Some(Arc::new(id)))
+}
+
 /// Builds the replay engine for `cfg` (imports changed cassette files first).
 pub fn replayer(cfg: &ReplayConfig, deps: &Deps) -> Result<Arc<Replayer>, AppError> {
     if let Some(dir) = &cfg.cassettes_dir {
@@ -235,14 +295,19 @@ pub fn replayer(cfg: &ReplayConfig, deps: &Deps) -> Result<Arc<Replayer>, AppErr
         .ok_or_else(|| CassetteError::Unknown(cfg.cassette.clone()))?;
     let client =
         HttpClient::new(None, cfg.notify_timeout, cfg.limits.max_body).map_err(|e| AppError::Runtime(e.to_string()))?;
-    let auth = match &cfg.notify_auth {
-        Some(a) => Some(
+    let auth = match cfg.notify_auth.as_deref() {
+        Some(a) if a != NOTIFY_AUTH_NONE => Some(
             HeaderValue::from_str(a)
                 .map_err(|_| AppError::Usage("--notify-auth is not a valid header value".into()))?,
         ),
-        None => None,
+        _ => None,
     };
-    let notifier = Arc::new(Notifier::new(client, cfg.bot_url.clone(), auth, cfg.retry));
+    let mode = match signing_identity(cfg, &deps.clock)? {
+        Some(id) => NotifyAuth::Sign(id.signer().clone()),
+        None => NotifyAuth::Fixed,
+    };
+    let authorizer = Arc::new(CallbackAuth::new(mode, deps.clock.clone()));
+    let notifier = Arc::new(Notifier::new(client, cfg.bot_url.clone(), auth, cfg.retry).with_authorizer(authorizer));
     let limits = SessionLimits {
         idle_ms: u64::try_from(cfg.session_idle.as_millis()).unwrap_or(u64::MAX),
         max: cfg.max_sessions,
@@ -265,12 +330,71 @@ pub async fn serve_replay(
     graph_listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<ReplayOutcome, AppError> {
+    let faces = Faces {
+        graph: graph_listener,
+        callbacks: None,
+        proxy: None,
+    };
+    serve_replay_faces(cfg, deps, replayer, faces, shutdown).await
+}
+
+/// Serves an already built replay engine on the Graph face and, if given, the proxy.
+pub async fn serve_replay_faces(
+    cfg: ReplayConfig,
+    deps: Deps,
+    replayer: Arc<Replayer>,
+    faces: Faces,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<ReplayOutcome, AppError> {
     let stop = fan_out(shutdown);
-    let face = GraphFace::new(
-        Admin::new("replay", deps.store.clone(), Some(replayer.clone()), deps.clock.clone()),
-        Mode::Replay(replayer.clone()),
+    let secure = Secure::load(
+        &cfg.tls,
+        &cfg.proxy,
+        needs_ca(&cfg.tls, faces.proxy.is_some()),
+        &deps.clock,
+    )?;
+    let identity = match secure.identity() {
+        Some(id) => Some(id.clone()),
+        None => signing_identity(&cfg, &deps.clock)?,
+    };
+    let identity_face = identity.map(|id| Arc::new(IdentityFace::new(id.signer().clone(), deps.clock.clone())));
+    let face = Arc::new(
+        GraphFace::new(
+            Admin::new("replay", deps.store.clone(), Some(replayer.clone()), deps.clock.clone()),
+            Mode::Replay(replayer.clone()),
+        )
+        .with_identity(identity_face.clone()),
     );
-    let task = spawn_face(graph_listener, face, &cfg.limits, &deps.clock, "graph", &stop)?;
+    let opts = secure.options(&cfg.limits, &cfg.tls, cfg.tls.graph)?;
+    let task = spawn_handler(
+        faces.graph,
+        handler(face.clone(), &cfg.limits, &deps.clock),
+        opts,
+        "graph",
+        &stop,
+    )?;
+    let proxy_task = match (faces.proxy, identity_face) {
+        (Some(l), Some(idf)) => {
+            let client = HttpClient::new(None, cfg.notify_timeout, cfg.limits.max_body)
+                .map_err(|e| AppError::Runtime(e.to_string()))?;
+            let face = ProxyFace {
+                graph: face,
+                identity: IdentityRoute::Answer(idf),
+                client,
+                refuse_others: true,
+            };
+            Some(spawn_proxy(
+                l,
+                face,
+                &cfg.proxy,
+                &secure,
+                &cfg.limits,
+                &deps.clock,
+                &stop,
+            )?)
+        }
+        _ => None,
+    };
     if replayer
         .cassette(&cfg.cassette)
         .is_ok_and(|c| !c.unattached().is_empty())
@@ -293,6 +417,9 @@ pub async fn serve_replay(
         })
     };
     let _ = task.await;
+    if let Some(t) = proxy_task {
+        let _ = t.await;
+    }
     let _ = sweeper.await;
     // let queued notifications go out before reporting: wait while deliveries make
     // progress; give up after one delivery's worst case passes without any

@@ -7,7 +7,9 @@ use crate::common::*;
 
 fn graphvcr() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_graphvcr"));
-    c.env_remove("GRAPHVCR_STORE").env("GRAPHVCR_LOG", "warn");
+    c.env_remove("GRAPHVCR_STORE")
+        .env("GRAPHVCR_LOG", "warn")
+        .env("GRAPHVCR_CA_DIR", test_ca_dir());
     c
 }
 

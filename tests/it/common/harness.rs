@@ -134,8 +134,20 @@ impl Recording {
     }
 }
 
+/// One `--ca-dir` for every test (and every run): its RSA key is generated once.
+pub fn test_ca_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("graphvcr-test-ca");
+        graphvcr::identity::Identity::load_or_create(&dir, &*clock()).expect("test CA");
+        dir
+    })
+    .clone()
+}
+
 pub fn record_config(name: &str, graph: &FakeGraph) -> RecordConfig {
     let mut cfg = RecordConfig::new(name, &graph.url()).expect("record config");
+    cfg.tls.ca_dir = test_ca_dir();
     cfg.upstream_ca = Some(graph.pki.ca_pem.clone());
     cfg.upstream_timeout = Duration::from_secs(5);
     cfg
@@ -187,6 +199,7 @@ impl Replaying {
 
 pub fn replay_config(name: &str, bot: Option<&FakeBot>) -> ReplayConfig {
     let mut cfg = ReplayConfig::new(name).expect("replay config");
+    cfg.tls.ca_dir = test_ca_dir();
     cfg.bot_url = bot.map(|b| BotUrl::parse(&b.url()).expect("bot url"));
     cfg
 }
