@@ -5,4 +5,6 @@ mod cli;
 mod common;
 mod delivery;
 mod notifications;
+mod proxy;
 mod rest;
+mod tls;
