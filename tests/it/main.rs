@@ -4,6 +4,7 @@ mod admin;
 mod cli;
 mod common;
 mod delivery;
+mod identity;
 mod notifications;
 mod proxy;
 mod rest;

@@ -8,6 +8,7 @@ pub mod doubles;
 pub mod fake_bot;
 pub mod fake_graph;
 pub mod harness;
+pub mod jwks;
 pub mod pki;
 pub mod tls_client;
 
