@@ -108,3 +108,37 @@ impl Authorizer for CallbackAuth {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use base64::Engine as _;
+
+    #[test]
+    fn only_the_listed_claims_are_kept_and_none_mode_sends_no_token() {
+        let payload = r#"{"iss":"https://api.botframework.com","aud":"app-id","tid":"t","nonce":"n","exp":9}"#;
+        let token = format!("eyJhbGciOiJSUzI1NiJ9.{}.c2lnbmF0dXJl", B64.encode(payload));
+        let mut incoming = HeaderMap::new();
+        incoming.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
+        let mut recorded = HeaderMap::new();
+        keep_callback_claims(&incoming, &mut recorded);
+        let kept = recorded[CALLBACK_CLAIMS_HEADER].to_str().unwrap().to_string();
+        assert_eq!(
+            kept,
+            r#"{"iss":"https://api.botframework.com","aud":"app-id","tid":"t"}"#
+        );
+        let none = CallbackAuth::new(NotifyAuth::Fixed, Arc::new(FixedClock::new(1_000_000)));
+        none.authorize(&mut recorded);
+        assert!(recorded.is_empty(), "claims removed, no token added");
+        let c = none.claims(Some(&kept));
+        assert_eq!(
+            (c["iat"].as_u64(), c["exp"].as_u64()),
+            (Some(1000), Some(1000 + CALLBACK_TOKEN_SECS))
+        );
+    }
+}

@@ -212,3 +212,26 @@ fn an_unreadable_store_exits_3_with_how_to_recover() {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("move it aside"), "{err}");
 }
+
+#[test]
+fn ca_path_creates_the_ca_once_with_a_private_key_only_its_owner_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_dir = dir.path().join("ca");
+    let (code, out, err) = run(&["ca", "path", "--ca-dir", ca_dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let path = std::path::PathBuf::from(out.trim());
+    assert_eq!(path, ca_dir.join("graphvcr-ca.pem"));
+    assert!(std::fs::read_to_string(&path)
+        .unwrap()
+        .starts_with("-----BEGIN CERTIFICATE-----"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        for key in ["graphvcr-ca-key.pem", "graphvcr-signing-key.pem"] {
+            let mode = std::fs::metadata(ca_dir.join(key)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{key}");
+        }
+    }
+    let again = run(&["ca", "path", "--ca-dir", ca_dir.to_str().unwrap()]);
+    assert_eq!(again.1, out, "the same CA the second time");
+}
