@@ -29,7 +29,7 @@ use crate::notify::Notifier;
 use crate::record::{CallbackFace, RecordFace, Recorder};
 use crate::replay::{Prepared, ReplayTotals, Replayer, Report, SessionLimits};
 use faces::{handler, spawn_handler, GraphFace, Mode};
-use proxy::{needs_ca, spawn_proxy, IdentityRoute, ProxyFace, Secure};
+use proxy::{spawn_proxy, IdentityRoute, ProxyFace, Secure};
 
 /// The listeners a run serves: the Graph face, and optionally the callback face
 /// (record) and the proxy face.
@@ -163,12 +163,7 @@ pub async fn run_record_faces(
     }
     let upstream = HttpClient::new(cfg.upstream_ca.as_deref(), cfg.upstream_timeout, cfg.limits.max_body)
         .map_err(|e| AppError::Usage(e.to_string()))?;
-    let secure = Secure::load(
-        &cfg.tls,
-        &cfg.proxy,
-        needs_ca(&cfg.tls, faces.proxy.is_some()),
-        &deps.clock,
-    )?;
+    let secure = Secure::load(&cfg.tls, &cfg.proxy, faces.proxy.is_some(), &deps.clock)?;
     start_cassette(&cfg, &deps)?;
     let recorder = Arc::new(Recorder::new(
         &cfg.cassette,
@@ -347,12 +342,7 @@ pub async fn serve_replay_faces(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<ReplayOutcome, AppError> {
     let stop = fan_out(shutdown);
-    let secure = Secure::load(
-        &cfg.tls,
-        &cfg.proxy,
-        needs_ca(&cfg.tls, faces.proxy.is_some()),
-        &deps.clock,
-    )?;
+    let secure = Secure::load(&cfg.tls, &cfg.proxy, faces.proxy.is_some(), &deps.clock)?;
     let identity = match secure.identity() {
         Some(id) => Some(id.clone()),
         None => signing_identity(&cfg, &deps.clock)?,

@@ -42,13 +42,15 @@ fn face_names(tls: &TlsSettings) -> Vec<String> {
 }
 
 impl Secure {
-    /// Loads (or creates) `--ca-dir` when `needed`; prints how to trust the CA.
+    /// Loads (or creates) `--ca-dir` when a face needs it (a TLS face without its own
+    /// certificate, or the proxy face); prints how to trust the CA.
     pub fn load(
         tls: &TlsSettings,
         proxy: &ProxySettings,
-        needed: bool,
+        proxy_face: bool,
         clock: &Arc<dyn Clock>,
     ) -> Result<Secure, AppError> {
+        let needed = proxy_face || ((tls.graph || tls.callbacks) && tls.cert.is_none());
         if !needed {
             return Ok(Secure {
                 identity: None,
@@ -101,11 +103,6 @@ impl Secure {
         }
         Ok(o)
     }
-}
-
-/// Whether a run needs `--ca-dir`: a TLS face without its own certificate, or the proxy.
-pub fn needs_ca(tls: &TlsSettings, proxy_face: bool) -> bool {
-    proxy_face || ((tls.graph || tls.callbacks) && tls.cert.is_none())
 }
 
 /// What the proxy face does per host.

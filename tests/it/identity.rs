@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::tls_client::request;
+use crate::common::tls_client::{request, Answer};
 use crate::common::*;
 use crate::notifications::record_invite_flow;
 
@@ -20,6 +20,12 @@ fn token_form(grant: &str) -> String {
     format!(
         "grant_type={grant}&client_id={CLIENT}&client_secret={SECRET}&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"
     )
+}
+
+/// A client-credentials token request (with `grant`) to `path` on the login host.
+async fn token_request(via: Via, path: &str, grant: &str) -> Answer {
+    let ca = graphvcr::identity::ca_cert_path(&test_ca_dir());
+    request(&ca, via, LOGIN, true, "POST", path, &[FORM], token_form(grant)).await
 }
 
 async fn get(via: Via, url: &str) -> Value {
@@ -46,7 +52,6 @@ async fn an_offline_token_through_the_proxy_verifies_against_graphvcrs_jwks() {
     let st = store();
     let rp = start_replay_with(bundled_config("invite-one-participant", None), &st.store, true).await;
     let via = Via::Proxy(rp.proxy.unwrap());
-    let ca = graphvcr::identity::ca_cert_path(&test_ca_dir());
     let config = get(
         via,
         &format!("https://{LOGIN}/{TENANT}/v2.0/.well-known/openid-configuration"),
@@ -68,17 +73,7 @@ async fn an_offline_token_through_the_proxy_verifies_against_graphvcrs_jwks() {
     );
     let mut tokens = Vec::new();
     for _ in 0..2 {
-        let r = request(
-            &ca,
-            via,
-            LOGIN,
-            false,
-            "POST",
-            token_url.path(),
-            &[FORM],
-            token_form("client_credentials"),
-        )
-        .await;
+        let r = token_request(via, token_url.path(), "client_credentials").await;
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         assert_eq!(r.json()["token_type"], "Bearer");
         tokens.push(r.json()["access_token"].as_str().unwrap().to_string());
@@ -91,17 +86,7 @@ async fn an_offline_token_through_the_proxy_verifies_against_graphvcrs_jwks() {
     assert_eq!(claims["appid"], CLIENT);
     assert!(claims["exp"].as_u64().unwrap() > NOW_MS / 1000);
     // another flow: a clear OAuth error
-    let r = request(
-        &ca,
-        via,
-        LOGIN,
-        true,
-        "POST",
-        token_url.path(),
-        &[FORM],
-        token_form("password"),
-    )
-    .await;
+    let r = token_request(via, token_url.path(), "password").await;
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"], "unsupported_grant_type");
     rp.stop().await.unwrap();
@@ -118,20 +103,9 @@ async fn in_record_identity_requests_are_forwarded_and_never_stored() {
         graphvcr::config::UpstreamUrl::parse(&graph.url()).unwrap(),
     )];
     let rec = start_record_with(cfg, &st.store, false, true).await;
-    let ca = graphvcr::identity::ca_cert_path(&test_ca_dir());
     let path = format!("/{TENANT}/oauth2/v2.0/token");
     let via = Via::Proxy(rec.proxy.unwrap());
-    let r = request(
-        &ca,
-        via,
-        LOGIN,
-        true,
-        "POST",
-        &path,
-        &[FORM],
-        token_form("client_credentials"),
-    )
-    .await;
+    let r = token_request(via, &path, "client_credentials").await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(
         r.json()["access_token"],

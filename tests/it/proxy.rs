@@ -5,19 +5,10 @@
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::tls_client::{connect, request};
+use crate::common::tls_client::{connect, invite_over};
 use crate::common::*;
 
-const JSON: (&str, &str) = ("content-type", "application/json");
 const GRAPH: &str = "graph.microsoft.com";
-
-fn invite_path(n: u64) -> String {
-    format!("/v1.0/communications/calls/{}/participants/invite", guid(0xca11, n))
-}
-
-fn invite_json(n: u64) -> Vec<u8> {
-    serde_json::to_vec(&invite_body(&guid(0xc0c0, n), &guid(0x05e7, n), None)).unwrap()
-}
 
 /// A plain HTTP/1.1 GET through an established tunnel; returns the status line.
 async fn get_through(mut tunnel: tokio::net::TcpStream, host: &str) -> String {
@@ -38,17 +29,7 @@ async fn graph_through_the_proxy_is_recorded_then_replayed_other_hosts_tunnelled
     let rec = start_record_with(record_config("via-proxy", &graph), &st.store, false, true).await;
     let proxy = Via::Proxy(rec.proxy.unwrap());
     let auth = ("authorization", "Bearer bot-token");
-    let r = request(
-        &ca,
-        proxy,
-        GRAPH,
-        true,
-        "POST",
-        &invite_path(1),
-        &[JSON, auth],
-        invite_json(1),
-    )
-    .await;
+    let r = invite_over(&ca, proxy, GRAPH, true, 1, Some(auth.1)).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(graph.seen().len(), 1, "recorded against the fake Graph (--upstream)");
     // another host is tunnelled untouched in record
@@ -61,17 +42,7 @@ async fn graph_through_the_proxy_is_recorded_then_replayed_other_hosts_tunnelled
 
     let rp = start_replay_with(replay_config("via-proxy", None), &st.store, true).await;
     let p = rp.proxy.unwrap();
-    let r = request(
-        &ca,
-        Via::Proxy(p),
-        GRAPH,
-        false,
-        "POST",
-        &invite_path(2),
-        &[JSON],
-        invite_json(2),
-    )
-    .await;
+    let r = invite_over(&ca, Via::Proxy(p), GRAPH, false, 2, None).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let body = r.json();
     assert_eq!(body["clientContext"], guid(0xc0c0, 2).as_str());
@@ -92,17 +63,7 @@ async fn graph_through_the_proxy_is_recorded_then_replayed_other_hosts_tunnelled
     assert!(head.contains(r#""code":"forbidden""#), "Graph-shaped: {head}");
     let (status, head, _) = connect(p, "no-port-here").await;
     assert_eq!(status, 400, "{head}");
-    let r = request(
-        &ca,
-        Via::Proxy(p),
-        GRAPH,
-        true,
-        "POST",
-        &invite_path(3),
-        &[JSON],
-        invite_json(3),
-    )
-    .await;
+    let r = invite_over(&ca, Via::Proxy(p), GRAPH, true, 3, None).await;
     assert_eq!(r.status, 200);
     assert_eq!(
         bot.received().len(),

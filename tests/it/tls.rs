@@ -6,19 +6,10 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::tls_client::{request, tls_stream};
+use crate::common::tls_client::{invite_over, request, tls_stream};
 use crate::common::*;
 
-const JSON: (&str, &str) = ("content-type", "application/json");
 const BOT_TOKEN: &str = "Bearer bot-secret-token-5b1f";
-
-fn invite_path(n: u64) -> String {
-    format!("/v1.0/communications/calls/{}/participants/invite", guid(0xca11, n))
-}
-
-fn invite_json(n: u64) -> Vec<u8> {
-    serde_json::to_vec(&invite_body(&guid(0xc0c0, n), &guid(0x05e7, n), None)).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invite_recorded_over_tls_replays_over_h2_and_http1() {
@@ -30,17 +21,7 @@ async fn an_invite_recorded_over_tls_replays_over_h2_and_http1() {
     cfg.tls.graph = true;
     let rec = start_record(cfg, &st.store, false).await;
     let auth = ("authorization", BOT_TOKEN);
-    let r = request(
-        &ca,
-        Via::Direct(rec.graph),
-        "127.0.0.1",
-        false,
-        "POST",
-        &invite_path(1),
-        &[JSON, auth],
-        invite_json(1),
-    )
-    .await;
+    let r = invite_over(&ca, Via::Direct(rec.graph), "127.0.0.1", false, 1, Some(auth.1)).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let seen = graph.seen();
     assert_eq!(
@@ -71,17 +52,7 @@ async fn an_invite_recorded_over_tls_replays_over_h2_and_http1() {
     cfg.tls.graph = true;
     let rp = start_replay(cfg, &st.store).await;
     for (n, h2) in [(2, true), (3, false)] {
-        let r = request(
-            &ca,
-            Via::Direct(rp.addr),
-            "127.0.0.1",
-            h2,
-            "POST",
-            &invite_path(n),
-            &[JSON],
-            invite_json(n),
-        )
-        .await;
+        let r = invite_over(&ca, Via::Direct(rp.addr), "127.0.0.1", h2, n, None).await;
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         assert_eq!(
             r.version,

@@ -171,3 +171,20 @@ pub async fn request(
         body: body.collect().await.expect("body").to_bytes(),
     }
 }
+
+/// The bot's invite for test call `n` (as `harness::invite`) over TLS.
+pub async fn invite_over(ca: &Path, via: Via, host: &str, h2: bool, n: u64, auth: Option<&str>) -> Answer {
+    let path = format!(
+        "/v1.0/communications/calls/{}/participants/invite",
+        super::harness::guid(0xca11, n)
+    );
+    let body = serde_json::to_vec(&super::harness::invite_body(
+        &super::harness::guid(0xc0c0, n),
+        &super::harness::guid(0x05e7, n),
+        None,
+    ))
+    .expect("json");
+    let mut headers = vec![("content-type", "application/json")];
+    headers.extend(auth.map(|a| ("authorization", a)));
+    request(ca, via, host, h2, "POST", &path, &headers, body).await
+}
