@@ -333,19 +333,19 @@ pub async fn serve_replay(
     serve_replay_faces(cfg, deps, replayer, faces, shutdown).await
 }
 
-/// Serves an already built replay engine on the Graph face and, if given, the proxy.
-pub async fn serve_replay_faces(
-    cfg: ReplayConfig,
-    deps: Deps,
-    replayer: Arc<Replayer>,
+/// Starts replay's faces: the Graph face (with the callback-token metadata when
+/// notifications are signed) and, if given, the proxy face.
+fn spawn_replay_faces(
+    cfg: &ReplayConfig,
+    deps: &Deps,
+    replayer: &Arc<Replayer>,
     faces: Faces,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<ReplayOutcome, AppError> {
-    let stop = fan_out(shutdown);
+    stop: &watch::Receiver<bool>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, AppError> {
     let secure = Secure::load(&cfg.tls, &cfg.proxy, faces.proxy.is_some(), &deps.clock)?;
     let identity = match secure.identity() {
         Some(id) => Some(id.clone()),
-        None => signing_identity(&cfg, &deps.clock)?,
+        None => signing_identity(cfg, &deps.clock)?,
     };
     let identity_face = identity.map(|id| Arc::new(IdentityFace::new(id.signer().clone(), deps.clock.clone())));
     let face = Arc::new(
@@ -361,7 +361,7 @@ pub async fn serve_replay_faces(
         handler(face.clone(), &cfg.limits, &deps.clock),
         opts,
         "graph",
-        &stop,
+        stop,
     )?;
     let proxy_task = match (faces.proxy, identity_face) {
         (Some(l), Some(idf)) => {
@@ -380,11 +380,24 @@ pub async fn serve_replay_faces(
                 &secure,
                 &cfg.limits,
                 &deps.clock,
-                &stop,
+                stop,
             )?)
         }
         _ => None,
     };
+    Ok([Some(task), proxy_task].into_iter().flatten().collect())
+}
+
+/// Serves an already built replay engine on the Graph face and, if given, the proxy.
+pub async fn serve_replay_faces(
+    cfg: ReplayConfig,
+    deps: Deps,
+    replayer: Arc<Replayer>,
+    faces: Faces,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<ReplayOutcome, AppError> {
+    let stop = fan_out(shutdown);
+    let tasks = spawn_replay_faces(&cfg, &deps, &replayer, faces, &stop)?;
     if replayer
         .cassette(&cfg.cassette)
         .is_ok_and(|c| !c.unattached().is_empty())
@@ -406,8 +419,7 @@ pub async fn serve_replay_faces(
             }
         })
     };
-    let _ = task.await;
-    if let Some(t) = proxy_task {
+    for t in tasks {
         let _ = t.await;
     }
     let _ = sweeper.await;
