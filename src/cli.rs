@@ -7,7 +7,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{
-    self, defaults, BotUrl, Limits, OnMiss, Pacing, PassthroughConfig, RecordConfig, ReplayConfig, Size, UpstreamUrl,
+    self, defaults, BotUrl, Limits, OnMiss, Pacing, PassthroughConfig, ProxySettings, RecordConfig, ReplayConfig, Size,
+    TlsSettings, UpstreamUrl,
 };
 use crate::matching::MatchMode;
 
@@ -53,6 +54,9 @@ pub enum Command {
     /// Forward every request to Graph and log it; store nothing.
     #[command(after_help = "Example:\n  graphvcr passthrough --upstream https://graph.microsoft.com")]
     Passthrough(PassthroughArgs),
+    /// graphvcr's local certificate authority (the CA your bot trusts for --tls and the proxy).
+    #[command(after_help = "Example:\n  export NODE_EXTRA_CA_CERTS=$(graphvcr ca path)")]
+    Ca(CaArgs),
     /// Replay a bundled invite cassette to a built-in bot and print the timeline.
     #[command(after_help = "Example:\n  graphvcr demo\n  graphvcr demo --cassette invite-pstn-participant")]
     Demo(DemoArgs),
@@ -88,6 +92,45 @@ impl LimitArgs {
     }
 }
 
+/// TLS on the faces and the forward-proxy face (record and replay).
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// Serve the Graph face over HTTPS (HTTP/2 and HTTP/1.1 by ALPN), with a leaf from
+    /// graphvcr's local CA (or --tls-cert/--tls-key).
+    #[arg(long, env = "GRAPHVCR_TLS")]
+    pub tls: bool,
+    /// Where graphvcr keeps its local CA and signing key (created on first use).
+    #[arg(long, env = "GRAPHVCR_CA_DIR", default_value = defaults::CA_DIR)]
+    pub ca_dir: PathBuf,
+    /// Another name (DNS name or IP) the faces' certificates are issued for; repeatable.
+    #[arg(long = "tls-name", env = "GRAPHVCR_TLS_NAME", value_delimiter = ',')]
+    pub tls_names: Vec<String>,
+    /// PEM certificate chain for the TLS faces (instead of a local-CA leaf).
+    #[arg(long, env = "GRAPHVCR_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "GRAPHVCR_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Forward-proxy face (point HTTPS_PROXY here): intercepts Graph and the identity hosts.
+    #[arg(long, env = "GRAPHVCR_PROXY_LISTEN", value_parser = config::parse_listen)]
+    pub proxy_listen: Option<std::net::SocketAddr>,
+    /// Another host the proxy terminates TLS for and handles as Graph; repeatable.
+    #[arg(long = "intercept", env = "GRAPHVCR_INTERCEPT", value_delimiter = ',')]
+    pub intercept: Vec<String>,
+}
+
+impl TlsArgs {
+    fn settings(&self, callbacks: bool) -> TlsSettings {
+        TlsSettings {
+            graph: self.tls,
+            callbacks,
+            ca_dir: self.ca_dir.clone(),
+            names: self.tls_names.clone(),
+            cert: self.tls_cert.clone().zip(self.tls_key.clone()),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct RecordArgs {
     /// Cassette to record into.
@@ -117,6 +160,15 @@ pub struct RecordArgs {
     /// Record over an existing cassette of the same name.
     #[arg(long, env = "GRAPHVCR_OVERWRITE", value_parser = boolish())]
     pub overwrite: bool,
+    /// Serve the callback face over HTTPS too.
+    #[arg(long, env = "GRAPHVCR_CALLBACK_TLS")]
+    pub callback_tls: bool,
+    /// Proxy face: send an intercepted identity host's requests to URL instead of
+    /// https://HOST (HOST=URL); repeatable.
+    #[arg(long = "upstream-for", env = "GRAPHVCR_UPSTREAM_FOR", value_parser = config::parse_host_upstream)]
+    pub upstream_for: Vec<(String, UpstreamUrl)>,
+    #[command(flatten)]
+    pub faces: TlsArgs,
     #[command(flatten)]
     pub store: StoreArg,
     #[command(flatten)]
@@ -240,9 +292,15 @@ pub struct ServeArgs {
     /// Longest wait between two notifications, in seconds.
     #[arg(long, env = "GRAPHVCR_MAX_GAP", default_value_t = defaults::MAX_GAP.as_secs_f64())]
     pub max_gap: f64,
-    /// Authorization header value sent with notifications (the recorded one never is).
+    /// Authorization header value sent with notifications instead of the token
+    /// graphvcr signs from the recorded claims; `none` sends none.
     #[arg(long, env = "GRAPHVCR_NOTIFY_AUTH")]
     pub notify_auth: Option<String>,
+    /// Proxy face: tunnel this host even in replay (others are refused); repeatable.
+    #[arg(long = "allow-host", env = "GRAPHVCR_ALLOW_HOST", value_delimiter = ',')]
+    pub allow_host: Vec<String>,
+    #[command(flatten)]
+    pub faces: TlsArgs,
     /// Seconds after which an idle session ends.
     #[arg(long, env = "GRAPHVCR_SESSION_IDLE", default_value_t = defaults::SESSION_IDLE.as_secs_f64())]
     pub session_idle: f64,
@@ -340,6 +398,22 @@ pub enum CassetteCommand {
 }
 
 #[derive(Debug, Args)]
+pub struct CaArgs {
+    /// Where graphvcr keeps its local CA and signing key (created on first use).
+    #[arg(long, env = "GRAPHVCR_CA_DIR", default_value = defaults::CA_DIR, global = true)]
+    pub ca_dir: PathBuf,
+    #[command(subcommand)]
+    pub command: CaCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Print the CA certificate's path (creating the CA if needed).
+    #[command(after_help = "Example:\n  SSL_CERT_FILE=$(graphvcr ca path) python bot.py")]
+    Path,
+}
+
+#[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Bundled cassette to replay.
     #[arg(long, env = "GRAPHVCR_CASSETTE", default_value = defaults::DEMO_CASSETTE)]
@@ -362,6 +436,12 @@ impl RecordArgs {
         c.bot_url = self.bot_url.as_deref().map(BotUrl::parse).transpose()?;
         c.overwrite = self.overwrite;
         c.limits = self.limits.limits()?;
+        c.tls = self.faces.settings(self.callback_tls);
+        c.proxy = ProxySettings {
+            intercept: self.faces.intercept.clone(),
+            allow: Vec::new(),
+            upstreams: self.upstream_for.clone(),
+        };
         Ok(c)
     }
 }
@@ -417,6 +497,12 @@ impl ServeArgs {
         c.report_junit = self.report_junit.clone();
         c.report_json = self.report_json.clone();
         c.limits = self.limits.limits()?;
+        c.tls = self.faces.settings(false);
+        c.proxy = ProxySettings {
+            intercept: self.faces.intercept.clone(),
+            allow: self.allow_host.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            upstreams: Vec::new(),
+        };
         Ok(())
     }
 }

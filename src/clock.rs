@@ -84,6 +84,11 @@ fn civil(days: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// The calendar date `days` days after the day of `unix_ms`: (year, month, day).
+pub fn civil_date(unix_ms: u64, days: i64) -> (i64, u32, u32) {
+    civil((unix_ms / 1000) as i64 / 86_400 + days)
+}
+
 /// `2026-11-27T10:00:00Z`
 pub fn rfc3339(unix_ms: u64) -> String {
     let secs = (unix_ms / 1000) as i64;

@@ -36,6 +36,9 @@ pub mod defaults {
     pub const RING_TIMEOUT: Duration = Duration::from_secs(30);
     /// `--exit-when-done`: stop after this long without a request.
     pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const CA_DIR: &str = ".graphvcr/ca";
+    /// Hosts the proxy face terminates TLS for: Graph and the identity hosts.
+    pub const INTERCEPTED: [&str; 3] = ["graph.microsoft.com", "login.microsoftonline.com", "api.aps.skype.com"];
 }
 
 /// A byte size as the command line writes it (`16MiB`, `64KiB`, `1000`).
@@ -174,6 +177,75 @@ impl UpstreamUrl {
     }
 }
 
+/// TLS on the faces (`--tls`, `--callback-tls`) and where certificates come from.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    /// The Graph face speaks HTTPS.
+    pub graph: bool,
+    /// The callback face speaks HTTPS (record).
+    pub callbacks: bool,
+    /// The local CA and signing key live here.
+    pub ca_dir: PathBuf,
+    /// More names the faces' leaves are issued for (`--tls-name`).
+    pub names: Vec<String>,
+    /// `--tls-cert` and `--tls-key`: the faces use these instead of a local-CA leaf.
+    pub cert: Option<(PathBuf, PathBuf)>,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings {
+            graph: false,
+            callbacks: false,
+            ca_dir: PathBuf::from(defaults::CA_DIR),
+            names: Vec::new(),
+            cert: None,
+        }
+    }
+}
+
+/// The proxy face's host rules.
+#[derive(Debug, Clone, Default)]
+pub struct ProxySettings {
+    /// Intercepted besides `defaults::INTERCEPTED` (`--intercept`).
+    pub intercept: Vec<String>,
+    /// Tunnelled even in replay (`--allow-host`).
+    pub allow: Vec<String>,
+    /// Record: where an intercepted identity host's requests go instead of
+    /// `https://HOST` (`--upstream-for HOST=URL`).
+    pub upstreams: Vec<(String, UpstreamUrl)>,
+}
+
+impl ProxySettings {
+    /// Every intercepted host, lowercase.
+    pub fn intercepted(&self) -> Vec<String> {
+        let mut v: Vec<String> = defaults::INTERCEPTED.iter().map(|h| h.to_string()).collect();
+        for h in &self.intercept {
+            let h = h.to_ascii_lowercase();
+            if !v.contains(&h) {
+                v.push(h);
+            }
+        }
+        v
+    }
+
+    /// Where `host`'s requests go in record.
+    pub fn upstream_for(&self, host: &str) -> UpstreamUrl {
+        self.upstreams
+            .iter()
+            .find(|(h, _)| h.eq_ignore_ascii_case(host))
+            .map_or_else(|| UpstreamUrl(format!("https://{host}")), |(_, u)| u.clone())
+    }
+}
+
+/// `HOST=URL` of `--upstream-for`.
+pub fn parse_host_upstream(s: &str) -> Result<(String, UpstreamUrl), String> {
+    let (host, url) = s
+        .split_once('=')
+        .ok_or_else(|| format!("--upstream-for `{s}` must be HOST=URL"))?;
+    Ok((host.trim().to_ascii_lowercase(), UpstreamUrl::parse(url.trim())?))
+}
+
 /// `record` settings.
 #[derive(Debug, Clone)]
 pub struct RecordConfig {
@@ -185,6 +257,8 @@ pub struct RecordConfig {
     pub bot_url: Option<BotUrl>,
     pub overwrite: bool,
     pub limits: Limits,
+    pub tls: TlsSettings,
+    pub proxy: ProxySettings,
 }
 
 impl RecordConfig {
@@ -199,6 +273,8 @@ impl RecordConfig {
             bot_url: None,
             overwrite: false,
             limits: Limits::default(),
+            tls: TlsSettings::default(),
+            proxy: ProxySettings::default(),
         })
     }
 }
@@ -318,6 +394,8 @@ pub struct ReplayConfig {
     /// or after this long without a request.
     pub exit_when_done: Option<Duration>,
     pub limits: Limits,
+    pub tls: TlsSettings,
+    pub proxy: ProxySettings,
 }
 
 /// What a request that matches no recording gets.
@@ -385,6 +463,8 @@ impl ReplayConfig {
             report_json: None,
             exit_when_done: None,
             limits: Limits::default(),
+            tls: TlsSettings::default(),
+            proxy: ProxySettings::default(),
         }
     }
 }

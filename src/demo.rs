@@ -264,9 +264,11 @@ fn demo_replayer(
     dir: &Path,
     bot: SocketAddr,
     deps: &Deps,
+    tmp_ca: std::path::PathBuf,
 ) -> Result<(ReplayConfig, Arc<Replayer>), AppError> {
     let mut cfg = ReplayConfig::new(cassette).map_err(|e| AppError::Usage(e.to_string()))?;
     cfg.cassettes_dir = Some(dir.to_path_buf());
+    cfg.tls.ca_dir = tmp_ca;
     cfg.bot_url = Some(BotUrl::parse(&format!("http://{bot}")).map_err(AppError::Runtime)?);
     cfg.pacing.max_gap = Duration::from_secs(2);
     let replayer = app::replayer(&cfg, deps).map_err(|e| match e {
@@ -284,6 +286,10 @@ fn demo_replayer(
 pub async fn run(cassette: &str, dir: &Path) -> Result<String, AppError> {
     crate::cassette::validate_name(cassette)?;
     let opened = app::open_store(Path::new(app::MEMORY_STORE))?;
+    let ca_dir = opened
+        .temp_dir()
+        .map(|d| d.join("ca"))
+        .unwrap_or_else(|| std::env::temp_dir().join("graphvcr-demo-ca"));
     let deps = Deps {
         store: opened.store.clone(),
         clock: Arc::new(SystemClock::new()),
@@ -300,7 +306,7 @@ pub async fn run(cassette: &str, dir: &Path) -> Result<String, AppError> {
         Limits::default().server_options(),
         stopped(stop_rx.clone()),
     ));
-    let (cfg, replayer) = demo_replayer(cassette, dir, bot_addr, &deps)?;
+    let (cfg, replayer) = demo_replayer(cassette, dir, bot_addr, &deps, ca_dir)?;
     let prepared = replayer
         .cassette(cassette)
         .map_err(|e| AppError::Runtime(e.to_string()))?;

@@ -31,6 +31,8 @@ pub enum ProxyError {
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
     Busy(String),
@@ -48,6 +50,7 @@ impl ProxyError {
             ProxyError::BadRequest(_) => 400,
             ProxyError::TooLarge(_) => 413,
             ProxyError::Miss { .. } | ProxyError::NotFound(_) => 404,
+            ProxyError::Refused(_) => 403,
             ProxyError::Conflict(_) => 409,
             ProxyError::Busy(_) => 503,
             ProxyError::Upstream(ClientError::Timeout { .. }) => 504,
@@ -62,6 +65,7 @@ impl ProxyError {
             | ProxyError::TooLarge(_)
             | ProxyError::Miss { .. }
             | ProxyError::NotFound(_)
+            | ProxyError::Refused(_)
             | ProxyError::Conflict(_) => Blame::Bot,
             ProxyError::Upstream(_) => Blame::Upstream,
             ProxyError::Store(_) => Blame::Store,

@@ -120,6 +120,16 @@ pub enum NotificationHeader {
     Rewrite,
 }
 
+/// The recorded notification header that keeps the non-secret claims of Graph's
+/// callback token (JSON), from which replay signs a token of its own.
+pub const CALLBACK_CLAIMS_HEADER: &str = "x-graphvcr-callback-claims";
+
+/// Whether a recorded header holds identities (app and tenant ids) that stay as
+/// recorded unless the bot sends them.
+pub fn is_identity_header(name: &str) -> bool {
+    name.eq_ignore_ascii_case(CALLBACK_CLAIMS_HEADER)
+}
+
 pub fn notification_header(name: &str) -> NotificationHeader {
     match name.to_ascii_lowercase().as_str() {
         "authorization" => NotificationHeader::Drop,
@@ -304,6 +314,7 @@ pub fn error_body(code: &str, message: &str, request_id: &str, date: &str, extra
 pub fn error_code(status: u16) -> &'static str {
     match status {
         400 => "invalidRequest",
+        403 => "forbidden",
         404 => "itemNotFound",
         405 => "notSupported",
         409 => "conflict",

@@ -24,7 +24,9 @@
 //!
 //! - Graph knowledge: `graph` (paths, header policy, member rules, error bodies) and
 //!   `ids` (`token` lexing, `mint`, `table` binding, `rewrite`, `walk`).
-//! - HTTP plumbing, knowing no Graph: `http` (`server`, `client`, `wire`).
+//! - HTTP plumbing, knowing no Graph: `http` (`server`, `tls`, `proxy`, `client`, `wire`).
+//! - Identity: `identity` (local CA and signing key, offline tokens, OpenID/JWKS
+//!   documents, the callback-token claims policy).
 //! - The two modes: `record` (recorder, Graph face, callback face) and `replay`
 //!   (replayer, sessions, prepared cassettes, notification building), with `matching`
 //!   and `notify` (delivery). Replay and delivery never import record.
@@ -46,6 +48,7 @@ pub mod demo;
 pub mod error;
 pub mod graph;
 pub mod http;
+pub mod identity;
 pub mod ids;
 pub mod matching;
 pub mod notify;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use graphvcr::app::{self, AppError, CassetteCmd, Deps};
-use graphvcr::cli::{CassetteCommand, Cli, Command};
+use graphvcr::cli::{CaCommand, CassetteCommand, Cli, Command};
 use graphvcr::clock::SystemClock;
 use std::sync::Arc;
 
@@ -53,7 +53,8 @@ async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, App
         .map_err(|e| AppError::Runtime(format!("cannot listen on {addr}: {e}")))
 }
 
-/// `replay` and `serve`: the replay engine on the Graph face until stopped.
+/// `replay` and `serve`: the replay engine on the Graph face (and the proxy face)
+/// until stopped.
 async fn serve(cfg: graphvcr::config::ReplayConfig, a: &graphvcr::cli::ServeArgs) -> Result<String, AppError> {
     let store = app::open_store(&a.store.store)?;
     let deps = Deps {
@@ -61,9 +62,20 @@ async fn serve(cfg: graphvcr::config::ReplayConfig, a: &graphvcr::cli::ServeArgs
         clock: Arc::new(SystemClock::new()),
     };
     let replayer = app::replayer(&cfg, &deps)?;
-    let graph = bind(a.listen).await?;
-    let out = app::serve_replay(cfg, deps, replayer, graph, app::stop_signal()).await?;
+    let faces = app::Faces {
+        graph: bind(a.listen).await?,
+        callbacks: None,
+        proxy: bind_opt(a.faces.proxy_listen).await?,
+    };
+    let out = app::serve_replay_faces(cfg, deps, replayer, faces, app::stop_signal()).await?;
     Ok(out.summary())
+}
+
+async fn bind_opt(addr: Option<std::net::SocketAddr>) -> Result<Option<tokio::net::TcpListener>, AppError> {
+    match addr {
+        Some(a) => Ok(Some(bind(a).await?)),
+        None => Ok(None),
+    }
 }
 
 async fn run(cli: Cli) -> Result<String, AppError> {
@@ -75,12 +87,12 @@ async fn run(cli: Cli) -> Result<String, AppError> {
                 store: store.store.clone(),
                 clock: Arc::new(SystemClock::new()),
             };
-            let graph = bind(a.listen).await?;
-            let callbacks = match a.callback_listen {
-                Some(addr) => Some(bind(addr).await?),
-                None => None,
+            let faces = app::Faces {
+                graph: bind(a.listen).await?,
+                callbacks: bind_opt(a.callback_listen).await?,
+                proxy: bind_opt(a.faces.proxy_listen).await?,
             };
-            let out = app::run_record(cfg, deps, graph, callbacks, app::stop_signal()).await?;
+            let out = app::run_record_faces(cfg, deps, faces, app::stop_signal()).await?;
             Ok(format!(
                 "recorded {} events into `{}`{}",
                 out.events,
@@ -114,6 +126,13 @@ async fn run(cli: Cli) -> Result<String, AppError> {
             };
             app::cassette_command(&*store.store, cmd)
         }
+        Command::Ca(a) => match a.command {
+            CaCommand::Path => {
+                let id = graphvcr::identity::Identity::load_or_create(&a.ca_dir, &SystemClock::new())
+                    .map_err(|e| AppError::Usage(e.to_string()))?;
+                Ok(id.ca_path().display().to_string())
+            }
+        },
         Command::Demo(a) => graphvcr::demo::run(&a.cassette, &a.cassettes).await,
     }
 }

@@ -79,10 +79,17 @@ pub struct Totals {
     pub pending: AtomicUsize,
 }
 
+/// Sets a notification's credentials once, just before its first delivery attempt
+/// (e.g. signs a fresh callback token from claims the job's headers carry).
+pub trait Authorizer: Send + Sync + 'static {
+    fn authorize(&self, headers: &mut HeaderMap);
+}
+
 /// Replay-side delivery settings shared by every session.
 pub struct Notifier {
     client: HttpClient,
     auth: Option<HeaderValue>,
+    authorizer: Option<Arc<dyn Authorizer>>,
     retry: Retry,
     totals: Totals,
 }
@@ -92,9 +99,16 @@ impl Notifier {
         Notifier {
             client,
             auth,
+            authorizer: None,
             retry,
             totals: Totals::default(),
         }
+    }
+
+    /// Runs `a` on every notification before it goes out; a fixed `auth` still wins.
+    pub fn with_authorizer(mut self, a: Arc<dyn Authorizer>) -> Notifier {
+        self.authorizer = Some(a);
+        self
     }
 }
 
@@ -123,6 +137,9 @@ impl Notifier {
             }
         };
         let mut headers = job.headers;
+        if let Some(z) = &self.authorizer {
+            z.authorize(&mut headers);
+        }
         if let Some(a) = &self.auth {
             headers.insert(header::AUTHORIZATION, a.clone());
         }

@@ -1,6 +1,8 @@
 //! Face routing: each listener's handler (the Graph face, with the admin API under
-//! `/_graphvcr/`, and the record-mode callback face), the body-limit adapter that
-//! reads a whole request within `--max-body`, and spawning a face on its listener.
+//! `/_graphvcr/` and, in replay, the callback-token metadata under
+//! `/_graphvcr/.well-known/`, and the record-mode callback face), the body-limit
+//! adapter that reads a whole request within `--max-body`, and spawning a face on its
+//! listener.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,8 +17,9 @@ use crate::admin::{self, Admin};
 use crate::clock::Clock;
 use crate::config::Limits;
 use crate::error::ProxyError;
-use crate::http::server::{self, Handler, HandlerFuture};
+use crate::http::server::{self, Handler, HandlerFuture, ServerOptions};
 use crate::http::wire::{self, BodyError};
+use crate::identity::IdentityFace;
 use crate::record::{CallbackFace, RecordFace};
 use crate::replay::{Handled, Replayer};
 
@@ -65,18 +68,33 @@ pub enum Mode {
 pub struct GraphFace {
     admin: Admin,
     mode: Mode,
+    identity: Option<Arc<IdentityFace>>,
     clock: Arc<dyn Clock>,
 }
 
 impl GraphFace {
     pub fn new(admin: Admin, mode: Mode, clock: Arc<dyn Clock>) -> GraphFace {
-        GraphFace { admin, mode, clock }
+        GraphFace {
+            admin,
+            mode,
+            identity: None,
+            clock,
+        }
+    }
+
+    /// Also serves the callback-token metadata at `/_graphvcr/.well-known/`.
+    pub fn with_identity(mut self, identity: Option<Arc<IdentityFace>>) -> GraphFace {
+        self.identity = identity;
+        self
     }
 }
 
 impl Endpoint for GraphFace {
     fn call(self: Arc<Self>, parts: http::request::Parts, body: Bytes) -> HandlerFuture {
         Box::pin(async move {
+            if let Some(r) = self.identity.as_ref().and_then(|i| i.local_metadata(&parts)) {
+                return r;
+            }
             if admin::owns(parts.uri.path()) {
                 return self.admin.handle(&parts, &body);
             }
@@ -102,30 +120,35 @@ impl Endpoint for CallbackFace {
     }
 }
 
-/// Starts serving `listener` in the background; prints the `listening on` line.
-pub fn spawn_face<E: Endpoint>(
+/// A face as a listener's handler: its requests read within `--max-body` first.
+pub fn handler<E: Endpoint>(face: Arc<E>, limits: &Limits, clock: &Arc<dyn Clock>) -> Arc<dyn Handler> {
+    Arc::new(BodyReader {
+        inner: face,
+        max_body: limits.max_body,
+        clock: clock.clone(),
+    })
+}
+
+/// Starts serving `handler` on `listener` (TLS when `opts` has it); prints the
+/// `listening on http(s)://ADDR (label)` line.
+pub fn spawn_handler(
     listener: TcpListener,
-    face: E,
-    limits: &Limits,
-    clock: &Arc<dyn Clock>,
+    handler: Arc<dyn Handler>,
+    opts: ServerOptions,
     label: &str,
     stop: &watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, AppError> {
     let addr = listener
         .local_addr()
         .map_err(|e| AppError::Runtime(format!("listener has no address: {e}")))?;
-    let handler: Arc<dyn Handler> = Arc::new(BodyReader {
-        inner: Arc::new(face),
-        max_body: limits.max_body,
-        clock: clock.clone(),
-    });
+    let scheme = if opts.tls.is_some() { "https" } else { "http" };
     let mut stop = stop.clone();
-    let task = tokio::spawn(server::serve(listener, handler, limits.server_options(), async move {
+    let task = tokio::spawn(server::serve(listener, handler, opts, async move {
         let _ = stop.wait_for(|s| *s).await;
     }));
     if !addr.ip().is_loopback() {
         tracing::warn!(%addr, "the {label} face listens beyond loopback: anyone who can reach {addr} can use it");
     }
-    say(&format!("listening on http://{addr} ({label})"));
+    say(&format!("listening on {scheme}://{addr} ({label})"));
     Ok(task)
 }

@@ -1,17 +1,18 @@
 //! Wiring per mode: builds the store-facing pieces and the faces on their listeners,
 //! runs them until the shutdown signal, then drains and flushes. Everything is passed
 //! in (listeners, shutdown, clock, store), so tests run the real thing in-process.
-//! `faces` routes each listener's requests; `cassettes` syncs cassette files and runs
-//! the `cassette` subcommands.
+//! `faces` routes each listener's requests; `proxy` adds TLS and the proxy face;
+//! `cassettes` syncs cassette files and runs the `cassette` subcommands.
 
 mod cassettes;
 mod faces;
 mod misses;
+mod proxy;
 mod replay;
 mod reports;
 
 pub use cassettes::{cassette_command, export, import_changed, CassetteCmd};
-pub use replay::{replayer, serve_replay, ReplayOutcome};
+pub use replay::{replayer, serve_replay, serve_replay_faces, ReplayOutcome, NOTIFY_AUTH_NONE};
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -26,7 +27,16 @@ use crate::clock::{self, Clock};
 use crate::config::{PassthroughConfig, RecordConfig};
 use crate::http::client::HttpClient;
 use crate::record::{CallbackFace, RecordFace, Recorder};
-use faces::{spawn_face, GraphFace, Mode};
+use faces::{handler, spawn_handler, GraphFace, Mode};
+use proxy::{spawn_proxy, IdentityRoute, ProxyFace, Secure};
+
+/// The listeners a run serves: the Graph face, and optionally the callback face
+/// (record) and the proxy face.
+pub struct Faces {
+    pub graph: TcpListener,
+    pub callbacks: Option<TcpListener>,
+    pub proxy: Option<TcpListener>,
+}
 
 /// A failure of a whole command, with its exit code.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +89,13 @@ pub const MEMORY_STORE: &str = "memory";
 pub struct OpenStore {
     pub store: Arc<dyn Store>,
     temp: Option<PathBuf>,
+}
+
+impl OpenStore {
+    /// The temporary directory of a `memory` store (removed with it).
+    pub fn temp_dir(&self) -> Option<&std::path::Path> {
+        self.temp.as_deref()
+    }
 }
 
 impl Drop for OpenStore {
@@ -159,7 +176,7 @@ fn start_cassette(cfg: &RecordConfig, deps: &Deps) -> Result<(), AppError> {
     Ok(())
 }
 
-/// `graphvcr record`: serves until `shutdown`, then flushes (and exports if asked).
+/// `graphvcr record` on the Graph and callback faces.
 pub async fn run_record(
     cfg: RecordConfig,
     deps: Deps,
@@ -167,7 +184,23 @@ pub async fn run_record(
     callback_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<RecordOutcome, AppError> {
+    let faces = Faces {
+        graph: graph_listener,
+        callbacks: callback_listener,
+        proxy: None,
+    };
+    run_record_faces(cfg, deps, faces, shutdown).await
+}
+
+/// `graphvcr record`: serves until `shutdown`, then flushes (and exports if asked).
+pub async fn run_record_faces(
+    cfg: RecordConfig,
+    deps: Deps,
+    faces: Faces,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<RecordOutcome, AppError> {
     let store = deps.store.clone();
+    let (graph_listener, callback_listener) = (faces.graph, faces.callbacks);
     if callback_listener.is_some() && cfg.bot_url.is_none() {
         return Err(AppError::Usage(
             "--callback-listen needs --bot-url (where notifications are forwarded)".into(),
@@ -175,6 +208,7 @@ pub async fn run_record(
     }
     let upstream = HttpClient::new(cfg.upstream_ca.as_deref(), cfg.upstream_timeout, cfg.limits.max_body)
         .map_err(|e| AppError::Usage(e.to_string()))?;
+    let secure = Secure::load(&cfg.tls, &cfg.proxy, faces.proxy.is_some(), &deps.clock)?;
     start_cassette(&cfg, &deps)?;
     let recorder = Arc::new(Recorder::new(
         &cfg.cassette,
@@ -184,7 +218,7 @@ pub async fn run_record(
     ));
     let stop = fan_out(shutdown);
     let mut tasks = Vec::new();
-    let face = GraphFace::new(
+    let face = Arc::new(GraphFace::new(
         Admin::new("record", store.clone(), None, deps.clock.clone()),
         Mode::Record(Arc::new(RecordFace::new(
             recorder.clone(),
@@ -193,18 +227,32 @@ pub async fn run_record(
             deps.clock.clone(),
         ))),
         deps.clock.clone(),
-    );
-    tasks.push(spawn_face(
-        graph_listener,
-        face,
-        &cfg.limits,
-        &deps.clock,
-        "graph",
-        &stop,
-    )?);
+    ));
+    let opts = secure.options(&cfg.limits, &cfg.tls, cfg.tls.graph)?;
+    let h = handler(face.clone(), &cfg.limits, &deps.clock);
+    tasks.push(spawn_handler(graph_listener, h, opts, "graph", &stop)?);
     if let (Some(l), Some(bot)) = (callback_listener, &cfg.bot_url) {
         let face = CallbackFace::new(recorder.clone(), upstream.clone(), bot.clone(), deps.clock.clone());
-        tasks.push(spawn_face(l, face, &cfg.limits, &deps.clock, "callbacks", &stop)?);
+        let opts = secure.options(&cfg.limits, &cfg.tls, cfg.tls.callbacks)?;
+        let h = handler(Arc::new(face), &cfg.limits, &deps.clock);
+        tasks.push(spawn_handler(l, h, opts, "callbacks", &stop)?);
+    }
+    if let Some(l) = faces.proxy {
+        let face = ProxyFace {
+            graph: face,
+            identity: IdentityRoute::Forward(Box::new((upstream.clone(), cfg.proxy.clone()))),
+            client: upstream.clone(),
+            refuse_others: false,
+        };
+        tasks.push(spawn_proxy(
+            l,
+            face,
+            &cfg.proxy,
+            &secure,
+            &cfg.limits,
+            &deps.clock,
+            &stop,
+        )?);
     }
     for t in tasks {
         let _ = t.await;
@@ -250,7 +298,8 @@ pub async fn run_passthrough(
         Mode::Passthrough(Arc::new(misses)),
         deps.clock.clone(),
     );
-    let task = spawn_face(graph_listener, face, &cfg.limits, &deps.clock, "graph", &stop)?;
+    let h = handler(Arc::new(face), &cfg.limits, &deps.clock);
+    let task = spawn_handler(graph_listener, h, cfg.limits.server_options(), "graph", &stop)?;
     let _ = task.await;
     Ok(())
 }

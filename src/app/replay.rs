@@ -10,13 +10,18 @@ use std::time::Duration;
 use http::header::HeaderValue;
 use tokio::net::TcpListener;
 
-use super::faces::{spawn_face, GraphFace, Mode};
+use tokio::sync::watch;
+
+use super::faces::{handler, spawn_handler, GraphFace, Mode};
 use super::misses::Misses;
-use super::{fan_out, import_changed, reports, AppError, Deps};
+use super::proxy::{spawn_proxy, IdentityRoute, ProxyFace, Secure};
+use super::{fan_out, import_changed, reports, AppError, Deps, Faces};
 use crate::admin::Admin;
 use crate::cassette::CassetteError;
+use crate::clock::Clock;
 use crate::config::ReplayConfig;
 use crate::http::client::HttpClient;
+use crate::identity::{CallbackAuth, Identity, IdentityFace, NotifyAuth};
 use crate::notify::Notifier;
 use crate::replay::{
     Outcome, Prepared, ReplayOptions, ReplayTotals, Replayer, Report, SessionLimits, SessionSettings, Start,
@@ -83,6 +88,19 @@ fn session_defaults(cfg: &ReplayConfig) -> SessionSettings {
     }
 }
 
+/// `--notify-auth none`: notifications carry no `Authorization`.
+pub const NOTIFY_AUTH_NONE: &str = "none";
+
+/// The identity whose key signs replayed notifications: none when `--notify-auth`
+/// gives a fixed value (or `none`).
+fn signing_identity(cfg: &ReplayConfig, clock: &Arc<dyn Clock>) -> Result<Option<Arc<Identity>>, AppError> {
+    if cfg.notify_auth.is_some() {
+        return Ok(None);
+    }
+    let id = Identity::load_or_create(&cfg.tls.ca_dir, &**clock).map_err(|e| AppError::Usage(e.to_string()))?;
+    Ok(Some(Arc::new(id)))
+}
+
 /// Builds the replay engine for `cfg` (imports changed cassette files first).
 pub fn replayer(cfg: &ReplayConfig, deps: &Deps) -> Result<Arc<Replayer>, AppError> {
     if let Some(dir) = &cfg.cassettes_dir {
@@ -101,14 +119,19 @@ pub fn replayer(cfg: &ReplayConfig, deps: &Deps) -> Result<Arc<Replayer>, AppErr
     };
     let client =
         HttpClient::new(None, cfg.notify_timeout, cfg.limits.max_body).map_err(|e| AppError::Runtime(e.to_string()))?;
-    let auth = match &cfg.notify_auth {
-        Some(a) => Some(
+    let auth = match cfg.notify_auth.as_deref() {
+        Some(a) if a != NOTIFY_AUTH_NONE => Some(
             HeaderValue::from_str(a)
                 .map_err(|_| AppError::Usage("--notify-auth is not a valid header value".into()))?,
         ),
-        None => None,
+        _ => None,
     };
-    let notifier = Arc::new(Notifier::new(client, auth, cfg.retry));
+    let mode = match signing_identity(cfg, &deps.clock)? {
+        Some(id) => NotifyAuth::Sign(id.signer().clone()),
+        None => NotifyAuth::Fixed,
+    };
+    let authorizer = Arc::new(CallbackAuth::new(mode, deps.clock.clone()));
+    let notifier = Arc::new(Notifier::new(client, auth, cfg.retry).with_authorizer(authorizer));
     let options = ReplayOptions {
         defaults: session_defaults(cfg),
         limits: SessionLimits {
@@ -126,13 +149,96 @@ pub fn replayer(cfg: &ReplayConfig, deps: &Deps) -> Result<Arc<Replayer>, AppErr
     )))
 }
 
-/// Serves an already built replay engine (the demo shares it) until `shutdown`, or
-/// until done with `--exit-when-done`.
+/// Serves an already built replay engine (the demo shares it) on the Graph face.
 pub async fn serve_replay(
     cfg: ReplayConfig,
     deps: Deps,
     replayer: Arc<Replayer>,
     graph_listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<ReplayOutcome, AppError> {
+    let faces = Faces {
+        graph: graph_listener,
+        callbacks: None,
+        proxy: None,
+    };
+    serve_replay_faces(cfg, deps, replayer, faces, shutdown).await
+}
+
+/// The forwarder of misses, when an upstream is set.
+fn misses(cfg: &ReplayConfig, deps: &Deps) -> Result<Option<Arc<Misses>>, AppError> {
+    let Some(up) = &cfg.upstream else { return Ok(None) };
+    let client = HttpClient::new(cfg.upstream_ca.as_deref(), cfg.upstream_timeout, cfg.limits.max_body)
+        .map_err(|e| AppError::Usage(e.to_string()))?;
+    Ok(Some(Arc::new(Misses::new(
+        client,
+        up.clone(),
+        deps.store.clone(),
+        deps.clock.clone(),
+        cfg.upstream_timeout,
+    ))))
+}
+
+/// Starts replay's faces: the Graph face (with the callback-token metadata when
+/// notifications are signed) and, if given, the proxy face.
+fn spawn_replay_faces(
+    cfg: &ReplayConfig,
+    deps: &Deps,
+    replayer: &Arc<Replayer>,
+    misses: Option<Arc<Misses>>,
+    faces: Faces,
+    stop: &watch::Receiver<bool>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, AppError> {
+    let secure = Secure::load(&cfg.tls, &cfg.proxy, faces.proxy.is_some(), &deps.clock)?;
+    let identity = match secure.identity() {
+        Some(id) => Some(id.clone()),
+        None => signing_identity(cfg, &deps.clock)?,
+    };
+    let identity_face = identity.map(|id| Arc::new(IdentityFace::new(id.signer().clone(), deps.clock.clone())));
+    let mode = if cfg.cassette.is_some() { "replay" } else { "serve" };
+    let face = Arc::new(
+        GraphFace::new(
+            Admin::new(mode, deps.store.clone(), Some(replayer.clone()), deps.clock.clone()),
+            Mode::Replay(replayer.clone(), misses),
+            deps.clock.clone(),
+        )
+        .with_identity(identity_face.clone()),
+    );
+    let opts = secure.options(&cfg.limits, &cfg.tls, cfg.tls.graph)?;
+    let h = handler(face.clone(), &cfg.limits, &deps.clock);
+    let task = spawn_handler(faces.graph, h, opts, "graph", stop)?;
+    let proxy_task = match (faces.proxy, identity_face) {
+        (Some(l), Some(idf)) => {
+            let client = HttpClient::new(None, cfg.notify_timeout, cfg.limits.max_body)
+                .map_err(|e| AppError::Runtime(e.to_string()))?;
+            let face = ProxyFace {
+                graph: face,
+                identity: IdentityRoute::Answer(idf),
+                client,
+                refuse_others: true,
+            };
+            Some(spawn_proxy(
+                l,
+                face,
+                &cfg.proxy,
+                &secure,
+                &cfg.limits,
+                &deps.clock,
+                stop,
+            )?)
+        }
+        _ => None,
+    };
+    Ok([Some(task), proxy_task].into_iter().flatten().collect())
+}
+
+/// Serves an already built replay engine on the Graph face and, if given, the proxy
+/// face, until `shutdown`, or until done with `--exit-when-done`.
+pub async fn serve_replay_faces(
+    cfg: ReplayConfig,
+    deps: Deps,
+    replayer: Arc<Replayer>,
+    faces: Faces,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<ReplayOutcome, AppError> {
     let done = match cfg.exit_when_done {
@@ -151,27 +257,8 @@ pub async fn serve_replay(
             None => shutdown.await,
         }
     });
-    let mode = if cfg.cassette.is_some() { "replay" } else { "serve" };
-    let misses = match &cfg.upstream {
-        Some(up) => {
-            let client = HttpClient::new(cfg.upstream_ca.as_deref(), cfg.upstream_timeout, cfg.limits.max_body)
-                .map_err(|e| AppError::Usage(e.to_string()))?;
-            Some(Arc::new(Misses::new(
-                client,
-                up.clone(),
-                deps.store.clone(),
-                deps.clock.clone(),
-                cfg.upstream_timeout,
-            )))
-        }
-        None => None,
-    };
-    let face = GraphFace::new(
-        Admin::new(mode, deps.store.clone(), Some(replayer.clone()), deps.clock.clone()),
-        Mode::Replay(replayer.clone(), misses.clone()),
-        deps.clock.clone(),
-    );
-    let task = spawn_face(graph_listener, face, &cfg.limits, &deps.clock, "graph", &stop)?;
+    let misses = misses(&cfg, &deps)?;
+    let tasks = spawn_replay_faces(&cfg, &deps, &replayer, misses.clone(), faces, &stop)?;
     if let (true, Some(c)) = (cfg.ring_at_start, &cfg.cassette) {
         ring_at_start(&replayer, c);
     }
@@ -188,7 +275,9 @@ pub async fn serve_replay(
             }
         })
     };
-    let _ = task.await;
+    for t in tasks {
+        let _ = t.await;
+    }
     let _ = sweeper.await;
     drain(&replayer, &cfg).await;
     if let Some(m) = &misses {

@@ -1,7 +1,11 @@
-//! HTTP plumbing that knows nothing about Graph: the accept loop (`server`), the
-//! outgoing pooled client that reaches Graph and the bot (`client`), and shared wire
-//! helpers (`wire`: bodies, limits, hop-by-hop headers).
+//! HTTP plumbing that knows nothing about Graph: the accept loop (`server`), server
+//! TLS with a local CA's leaves per SNI name (`tls`), the forward proxy (`proxy`:
+//! CONNECT, interception, tunnels), the outgoing pooled client that reaches Graph and
+//! the bot (`client`), and shared wire helpers (`wire`: bodies, limits, hop-by-hop
+//! headers).
 
 pub mod client;
+pub mod proxy;
 pub mod server;
+pub mod tls;
 pub mod wire;

@@ -161,6 +161,39 @@ pub fn request_origin(h: &HeaderMap, uri: &http::Uri) -> Option<String> {
     Some(format!("{scheme}://{host}"))
 }
 
+/// `a=1&b=x%20y` (a query or an `application/x-www-form-urlencoded` body) as decoded
+/// pairs; `+` is a space, bad escapes stay as written.
+pub fn form_pairs(s: &str) -> Vec<(String, String)> {
+    fn decode(t: &str) -> String {
+        let b = t.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            let hex = |c: u8| (c as char).to_digit(16);
+            match b[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                },
+                c => out.push(c),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
 /// Header pairs in order, values that are not UTF-8 replaced lossily.
 pub fn to_pairs(h: &HeaderMap) -> Vec<(String, String)> {
     h.iter()
@@ -218,6 +251,16 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, BodyError::TooLarge { limit: 5 }));
+    }
+
+    #[test]
+    fn forms_decode() {
+        let p = form_pairs(
+            "grant_type=client_credentials&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default&x=a+b&bad=%zz%4",
+        );
+        assert_eq!(p[1].1, "https://graph.microsoft.com/.default");
+        assert_eq!(p[2].1, "a b");
+        assert_eq!(p[3].1, "%zz%4");
     }
 
     #[test]

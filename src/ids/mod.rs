@@ -12,4 +12,4 @@ pub use mint::{mint, Seed};
 pub use rewrite::Rewriter;
 pub use table::{BindOutcome, Bound, IdTable, Pair, Pairing};
 pub use token::{map_tokens, natural_form, render, scan, Canon, Form, Token};
-pub use walk::{call_scoped, collect, collect_appids, collect_stable, visit_strings};
+pub use walk::{call_scoped, collect, collect_appids, collect_stable, collect_stable_headers, visit_strings};

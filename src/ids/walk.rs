@@ -56,6 +56,16 @@ pub fn collect_stable(v: &Value, out: &mut HashSet<Canon>) {
     });
 }
 
+/// Collects the ids of recorded headers that hold identities (Graph's callback-token
+/// claims): like `collect_stable`, they stay as recorded unless the bot sends them.
+pub fn collect_stable_headers(headers: &[(String, String)], out: &mut HashSet<Canon>) {
+    for (n, v) in headers {
+        if graph::is_identity_header(n) {
+            out.extend(scan(v).into_iter().map(|t| t.canon));
+        }
+    }
+}
+
 /// Ids written as `appid:<guid>` inside free text.
 pub fn collect_appids(s: &str, out: &mut HashSet<Canon>) {
     if !s.contains("appid:") {

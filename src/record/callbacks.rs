@@ -1,5 +1,6 @@
 //! Record mode, callback face: take Graph's notification POSTs, forward each to the
-//! bot, answer Graph with the bot's answer, and hand the notification to the recorder.
+//! bot, answer Graph with the bot's answer, and hand the notification (with the
+//! non-secret claims of Graph's callback token) to the recorder.
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use crate::config::BotUrl;
 use crate::error::ProxyError;
 use crate::http::client::HttpClient;
 use crate::http::wire::{self, Resp};
+use crate::identity;
 
 /// Record mode, callback face: forward to the bot, answer Graph with the bot's answer,
 /// record the notification.
@@ -75,12 +77,15 @@ impl CallbackFace {
             }
         };
         let _ = answer.send(resp);
+        // Graph's token itself is redacted; its non-secret claims are kept for replay
+        let mut kept = headers;
+        identity::keep_callback_claims(&parts.headers, &mut kept);
         let ev = recorded_event(
             Kind::Notification,
             arrival.at_ms,
             &parts.method,
             pq,
-            &headers,
+            &kept,
             &body,
             recorded,
         );

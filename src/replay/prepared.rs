@@ -120,6 +120,7 @@ impl Prepared {
                 }
             }
             recorded_ids.extend(ids::scan(&e.request.uri).into_iter().map(|t| t.canon));
+            ids::collect_stable_headers(&e.request.headers, &mut stable);
             if e.kind != Kind::Exchange {
                 continue;
             }

@@ -7,7 +7,9 @@ use crate::common::*;
 
 fn graphvcr() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_graphvcr"));
-    c.env_remove("GRAPHVCR_STORE").env("GRAPHVCR_LOG", "warn");
+    c.env_remove("GRAPHVCR_STORE")
+        .env("GRAPHVCR_LOG", "warn")
+        .env("GRAPHVCR_CA_DIR", test_ca_dir());
     c
 }
 
@@ -292,4 +294,27 @@ async fn serve_with_a_memory_store_serves_bundled_cassettes_and_leaves_nothing_o
         .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("graphvcr-{pid}-")))
         .collect();
     assert!(leftovers.is_empty(), "the temporary store is removed: {leftovers:?}");
+}
+
+#[test]
+fn ca_path_creates_the_ca_once_with_a_private_key_only_its_owner_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_dir = dir.path().join("ca");
+    let (code, out, err) = run(&["ca", "path", "--ca-dir", ca_dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let path = std::path::PathBuf::from(out.trim());
+    assert_eq!(path, ca_dir.join("graphvcr-ca.pem"));
+    assert!(std::fs::read_to_string(&path)
+        .unwrap()
+        .starts_with("-----BEGIN CERTIFICATE-----"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        for key in ["graphvcr-ca-key.pem", "graphvcr-signing-key.pem"] {
+            let mode = std::fs::metadata(ca_dir.join(key)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{key}");
+        }
+    }
+    let again = run(&["ca", "path", "--ca-dir", ca_dir.to_str().unwrap()]);
+    assert_eq!(again.1, out, "the same CA the second time");
 }

@@ -14,7 +14,7 @@ const JSON: (&str, &str) = ("content-type", "application/json");
 
 /// Records one invite with its two notifications through both faces; checks what the
 /// bot got and what was stored. Returns the recorded call, context, user and op ids.
-async fn record_invite_flow(graph: &FakeGraph, bot: &FakeBot, st: &TestStore) -> [String; 4] {
+pub(crate) async fn record_invite_flow(graph: &FakeGraph, bot: &FakeBot, st: &TestStore) -> [String; 4] {
     let mut cfg = record_config("flow", graph);
     cfg.bot_url = Some(BotUrl::parse(&bot.url()).unwrap());
     let rec = start_record(cfg, &st.store, true).await;

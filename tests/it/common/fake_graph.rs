@@ -40,6 +40,8 @@ pub struct GraphBehaviour {
 
 pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 pub const GRAPH_JWT_TAG: &str = "graph-callback";
+/// The access token the fake Azure AD hands out in record runs.
+pub const UPSTREAM_TOKEN: &str = "upstream-issued-token-7f3e91";
 
 /// What the fake Graph's routes share.
 #[derive(Default)]
@@ -277,6 +279,14 @@ async fn graph_route(parts: http::request::Parts, body: Bytes, state: &State) ->
         version: parts.version,
         headers: parts.headers.clone(),
     });
+    if parts.method == Method::POST && parts.uri.path().ends_with("/oauth2/v2.0/token") {
+        // stands in for Azure AD in record runs (`--upstream-for login.microsoftonline.com=...`)
+        return json_resp(
+            200,
+            &[],
+            &json!({"token_type": "Bearer", "expires_in": 3599, "access_token": UPSTREAM_TOKEN}),
+        );
+    }
     let delay = state.behaviour.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;

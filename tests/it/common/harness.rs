@@ -34,6 +34,9 @@ pub fn init() {
         .try_init();
 }
 
+/// The bot's app id: the audience of Graph's callback tokens.
+pub const BOT_APP_ID: &str = "b07ab07a-1d2e-4f3a-9b8c-7d6e5f4a3b2c";
+
 /// A JWT-looking bearer token whose signature part is easy to search for.
 pub fn jwt(tag: &str) -> String {
     let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
@@ -41,7 +44,7 @@ pub fn jwt(tag: &str) -> String {
         "{}.{}.{}",
         b64(r#"{"alg":"RS256","typ":"JWT"}"#),
         b64(&format!(
-            r#"{{"aud":"app","tid":"72f988bf-86f1-41af-91ab-2d7cd011db47","tag":"{tag}"}}"#
+            r#"{{"iss":"https://api.botframework.com","aud":"{BOT_APP_ID}","tid":"72f988bf-86f1-41af-91ab-2d7cd011db47","iat":1,"tag":"{tag}"}}"#
         )),
         b64(&format!("signature-{tag}-not-real"))
     )
@@ -113,6 +116,7 @@ pub fn clock() -> Arc<dyn Clock> {
 pub struct Recording {
     pub graph: SocketAddr,
     pub callbacks: Option<SocketAddr>,
+    pub proxy: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<RecordOutcome, app::AppError>>,
 }
@@ -134,33 +138,70 @@ impl Recording {
     }
 }
 
+/// One `--ca-dir` for every test (and every run): its RSA key is generated once.
+pub fn test_ca_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("graphvcr-test-ca");
+        graphvcr::identity::Identity::load_or_create(&dir, &*clock()).expect("test CA");
+        dir
+    })
+    .clone()
+}
+
 pub fn record_config(name: &str, graph: &FakeGraph) -> RecordConfig {
     let mut cfg = RecordConfig::new(name, &graph.url()).expect("record config");
+    cfg.tls.ca_dir = test_ca_dir();
     cfg.upstream_ca = Some(graph.pki.ca_pem.clone());
     cfg.upstream_timeout = Duration::from_secs(5);
     cfg
 }
 
 pub async fn start_record(cfg: RecordConfig, store: &Arc<dyn Store>, with_callbacks: bool) -> Recording {
-    let graph = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = graph.local_addr().expect("addr");
-    let cb = if with_callbacks {
-        Some(TcpListener::bind("127.0.0.1:0").await.expect("bind"))
-    } else {
-        None
-    };
-    let cb_addr = cb.as_ref().map(|l| l.local_addr().expect("addr"));
+    start_record_with(cfg, store, with_callbacks, false).await
+}
+
+async fn bind_local() -> (TcpListener, SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let a = l.local_addr().expect("addr");
+    (l, a)
+}
+
+async fn bind_if(on: bool) -> (Option<TcpListener>, Option<SocketAddr>) {
+    if !on {
+        return (None, None);
+    }
+    let (l, a) = bind_local().await;
+    (Some(l), Some(a))
+}
+
+/// Records on the Graph face, and on the callback and proxy faces when asked.
+pub async fn start_record_with(
+    cfg: RecordConfig,
+    store: &Arc<dyn Store>,
+    with_callbacks: bool,
+    with_proxy: bool,
+) -> Recording {
+    let (graph, addr) = bind_local().await;
+    let (cb, cb_addr) = bind_if(with_callbacks).await;
+    let (proxy, proxy_addr) = bind_if(with_proxy).await;
     let (tx, rx) = oneshot::channel::<()>();
     let deps = Deps {
         store: store.clone(),
         clock: clock(),
     };
-    let task = tokio::spawn(app::run_record(cfg, deps, graph, cb, async move {
+    let faces = app::Faces {
+        graph,
+        callbacks: cb,
+        proxy,
+    };
+    let task = tokio::spawn(app::run_record_faces(cfg, deps, faces, async move {
         let _ = rx.await;
     }));
     Recording {
         graph: addr,
         callbacks: cb_addr,
+        proxy: proxy_addr,
         stop: Some(tx),
         task,
     }
@@ -168,6 +209,7 @@ pub async fn start_record(cfg: RecordConfig, store: &Arc<dyn Store>, with_callba
 
 pub struct Replaying {
     pub addr: SocketAddr,
+    pub proxy: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<ReplayOutcome, app::AppError>>,
 }
@@ -187,6 +229,7 @@ impl Replaying {
 
 pub fn replay_config(name: &str, bot: Option<&FakeBot>) -> ReplayConfig {
     let mut cfg = ReplayConfig::new(name).expect("replay config");
+    cfg.tls.ca_dir = test_ca_dir();
     cfg.bot_url = bot.map(|b| BotUrl::parse(&b.url()).expect("bot url"));
     cfg
 }
@@ -199,19 +242,30 @@ pub fn bundled_config(name: &str, bot: Option<&FakeBot>) -> ReplayConfig {
 }
 
 pub async fn start_replay(cfg: ReplayConfig, store: &Arc<dyn Store>) -> Replaying {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = l.local_addr().expect("addr");
+    start_replay_with(cfg, store, false).await
+}
+
+/// Replays on the Graph face, and on the proxy face when asked.
+pub async fn start_replay_with(cfg: ReplayConfig, store: &Arc<dyn Store>, with_proxy: bool) -> Replaying {
+    let (l, addr) = bind_local().await;
+    let (proxy, proxy_addr) = bind_if(with_proxy).await;
     let (tx, rx) = oneshot::channel::<()>();
     let deps = Deps {
         store: store.clone(),
         clock: clock(),
     };
     let replayer = app::replayer(&cfg, &deps).expect("replayer builds");
-    let task = tokio::spawn(app::serve_replay(cfg, deps, replayer, l, async move {
+    let faces = app::Faces {
+        graph: l,
+        callbacks: None,
+        proxy,
+    };
+    let task = tokio::spawn(app::serve_replay_faces(cfg, deps, replayer, faces, async move {
         let _ = rx.await;
     }));
     Replaying {
         addr,
+        proxy: proxy_addr,
         stop: Some(tx),
         task,
     }
