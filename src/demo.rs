@@ -282,6 +282,27 @@ fn demo_replayer(
     Ok((cfg, replayer))
 }
 
+/// The demo's outcome: ok when the bot got its response and every notification.
+fn verdict(reply: &Reply, got: usize, expected: usize) -> Result<String, AppError> {
+    if reply.status >= 400 {
+        return Err(AppError::Runtime(format!(
+            "graphvcr answered {}: {}",
+            reply.status,
+            String::from_utf8_lossy(&reply.body)
+        )));
+    }
+    if got < expected {
+        return Err(AppError::Runtime(format!(
+            "the bot received {} of {expected} notifications",
+            got
+        )));
+    }
+    Ok(format!(
+        "\ndemo ok: the bot got its response and {} notification(s), all carrying its own call's ids",
+        got
+    ))
+}
+
 /// Runs the demo against `cassette` from the JSON files in `dir`.
 pub async fn run(cassette: &str, dir: &Path) -> Result<String, AppError> {
     crate::cassette::validate_name(cassette)?;
@@ -347,21 +368,5 @@ pub async fn run(cassette: &str, dir: &Path) -> Result<String, AppError> {
     let _ = replay_task.await;
     let _ = bot_task.await;
     print_bindings(report.as_ref(), &prepared, &hl);
-    if reply.status >= 400 {
-        return Err(AppError::Runtime(format!(
-            "graphvcr answered {}: {}",
-            reply.status,
-            String::from_utf8_lossy(&reply.body)
-        )));
-    }
-    if got.len() < expected {
-        return Err(AppError::Runtime(format!(
-            "the bot received {} of {expected} notifications",
-            got.len()
-        )));
-    }
-    Ok(format!(
-        "\ndemo ok: the bot got its response and {} notification(s), all carrying its own call's ids",
-        got.len()
-    ))
+    verdict(&reply, got.len(), expected)
 }

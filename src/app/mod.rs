@@ -8,10 +8,12 @@ mod cassettes;
 mod faces;
 mod misses;
 mod proxy;
+mod record;
 mod replay;
 mod reports;
 
 pub use cassettes::{cassette_command, export, import_changed, CassetteCmd};
+pub use record::{run_record, run_record_faces, RecordOutcome};
 pub use replay::{replayer, serve_replay, serve_replay_faces, ReplayOutcome, NOTIFY_AUTH_NONE};
 
 use std::future::Future;
@@ -22,13 +24,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::admin::Admin;
-use crate::cassette::{Cassette, CassetteError, Meta, SledStore, Store, StoreError};
-use crate::clock::{self, Clock};
-use crate::config::{PassthroughConfig, RecordConfig};
+use crate::cassette::{CassetteError, SledStore, Store, StoreError};
+use crate::clock::Clock;
+use crate::config::PassthroughConfig;
 use crate::http::client::HttpClient;
-use crate::record::{CallbackFace, RecordFace, Recorder};
 use faces::{handler, spawn_handler, GraphFace, Mode};
-use proxy::{spawn_proxy, IdentityRoute, ProxyFace, Secure};
 
 /// The listeners a run serves: the Graph face, and optionally the callback face
 /// (record) and the proxy face.
@@ -143,136 +143,6 @@ fn fan_out(shutdown: impl Future<Output = ()> + Send + 'static) -> watch::Receiv
         let _ = tx.send(true);
     });
     rx
-}
-
-/// What a record run left behind.
-#[derive(Debug, Clone)]
-pub struct RecordOutcome {
-    pub cassette: String,
-    pub events: u64,
-    pub exported: Option<PathBuf>,
-}
-
-/// Creates the (empty) cassette a recording goes into; an existing one needs
-/// `--overwrite`.
-fn start_cassette(cfg: &RecordConfig, deps: &Deps) -> Result<(), AppError> {
-    if deps.store.info(&cfg.cassette)?.is_some() && !cfg.overwrite {
-        return Err(AppError::Usage(format!(
-            "cassette `{}` already exists; pass --overwrite to record over it, or choose another name",
-            cfg.cassette
-        )));
-    }
-    let meta = Meta {
-        name: cfg.cassette.clone(),
-        recorded_at: clock::rfc3339(deps.clock.unix_ms()),
-        upstream: cfg.upstream.0.clone(),
-    };
-    let empty = Cassette {
-        meta,
-        events: Vec::new(),
-    };
-    deps.store.replace(&empty, None)?;
-    deps.store.flush()?;
-    Ok(())
-}
-
-/// `graphvcr record` on the Graph and callback faces.
-pub async fn run_record(
-    cfg: RecordConfig,
-    deps: Deps,
-    graph_listener: TcpListener,
-    callback_listener: Option<TcpListener>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<RecordOutcome, AppError> {
-    let faces = Faces {
-        graph: graph_listener,
-        callbacks: callback_listener,
-        proxy: None,
-    };
-    run_record_faces(cfg, deps, faces, shutdown).await
-}
-
-/// `graphvcr record`: serves until `shutdown`, then flushes (and exports if asked).
-pub async fn run_record_faces(
-    cfg: RecordConfig,
-    deps: Deps,
-    faces: Faces,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<RecordOutcome, AppError> {
-    let store = deps.store.clone();
-    let (graph_listener, callback_listener) = (faces.graph, faces.callbacks);
-    if callback_listener.is_some() && cfg.bot_url.is_none() {
-        return Err(AppError::Usage(
-            "--callback-listen needs --bot-url (where notifications are forwarded)".into(),
-        ));
-    }
-    let upstream = HttpClient::new(cfg.upstream_ca.as_deref(), cfg.upstream_timeout, cfg.limits.max_body)
-        .map_err(|e| AppError::Usage(e.to_string()))?;
-    let secure = Secure::load(&cfg.tls, &cfg.proxy, faces.proxy.is_some(), &deps.clock)?;
-    start_cassette(&cfg, &deps)?;
-    let recorder = Arc::new(Recorder::new(
-        &cfg.cassette,
-        store.clone(),
-        deps.clock.clone(),
-        cfg.upstream_timeout,
-    ));
-    let stop = fan_out(shutdown);
-    let mut tasks = Vec::new();
-    let face = Arc::new(GraphFace::new(
-        Admin::new("record", store.clone(), None, deps.clock.clone()),
-        Mode::Record(Arc::new(RecordFace::new(
-            recorder.clone(),
-            upstream.clone(),
-            cfg.upstream.clone(),
-            deps.clock.clone(),
-        ))),
-        deps.clock.clone(),
-    ));
-    let opts = secure.options(&cfg.limits, &cfg.tls, cfg.tls.graph)?;
-    let h = handler(face.clone(), &cfg.limits, &deps.clock);
-    tasks.push(spawn_handler(graph_listener, h, opts, "graph", &stop)?);
-    if let (Some(l), Some(bot)) = (callback_listener, &cfg.bot_url) {
-        let face = CallbackFace::new(recorder.clone(), upstream.clone(), bot.clone(), deps.clock.clone());
-        let opts = secure.options(&cfg.limits, &cfg.tls, cfg.tls.callbacks)?;
-        let h = handler(Arc::new(face), &cfg.limits, &deps.clock);
-        tasks.push(spawn_handler(l, h, opts, "callbacks", &stop)?);
-    }
-    if let Some(l) = faces.proxy {
-        let face = ProxyFace {
-            graph: face,
-            identity: IdentityRoute::Forward(Box::new((upstream.clone(), cfg.proxy.clone()))),
-            client: upstream.clone(),
-            refuse_others: false,
-        };
-        tasks.push(spawn_proxy(
-            l,
-            face,
-            &cfg.proxy,
-            &secure,
-            &cfg.limits,
-            &deps.clock,
-            &stop,
-        )?);
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    let _ = tokio::time::timeout(cfg.upstream_timeout, recorder.drain()).await;
-    store.flush()?;
-    let events = store.info(&cfg.cassette)?.map_or(0, |s| s.events);
-    tracing::info!(cassette = %cfg.cassette, events, "recording stopped");
-    let exported = match &cfg.export {
-        Some(path) => {
-            export(&*store, &cfg.cassette, Some(path))?;
-            Some(path.clone())
-        }
-        None => None,
-    };
-    Ok(RecordOutcome {
-        cassette: cfg.cassette,
-        events,
-        exported,
-    })
 }
 
 /// `graphvcr passthrough`: forwards every request to the upstream and logs it,
