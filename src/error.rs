@@ -33,6 +33,8 @@ pub enum ProxyError {
     #[error("{0}")]
     Refused(String),
     #[error("{0}")]
+    UnsupportedMedia(String),
+    #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
     Busy(String),
@@ -51,6 +53,7 @@ impl ProxyError {
             ProxyError::TooLarge(_) => 413,
             ProxyError::Miss { .. } | ProxyError::NotFound(_) => 404,
             ProxyError::Refused(_) => 403,
+            ProxyError::UnsupportedMedia(_) => 415,
             ProxyError::Conflict(_) => 409,
             ProxyError::Busy(_) => 503,
             ProxyError::Upstream(ClientError::Timeout { .. }) => 504,
@@ -66,6 +69,7 @@ impl ProxyError {
             | ProxyError::Miss { .. }
             | ProxyError::NotFound(_)
             | ProxyError::Refused(_)
+            | ProxyError::UnsupportedMedia(_)
             | ProxyError::Conflict(_) => Blame::Bot,
             ProxyError::Upstream(_) => Blame::Upstream,
             ProxyError::Store(_) => Blame::Store,

@@ -319,6 +319,7 @@ pub fn error_code(status: u16) -> &'static str {
         405 => "notSupported",
         409 => "conflict",
         413 => "requestEntityTooLarge",
+        415 => "unsupportedMediaType",
         431 => "requestHeaderFieldsTooLarge",
         502 => "badGateway",
         503 => "serviceNotAvailable",

@@ -92,7 +92,12 @@ pub struct Notifier {
     authorizer: Option<Arc<dyn Authorizer>>,
     retry: Retry,
     totals: Totals,
+    /// Deliveries in flight at once, over every session (one pooled client).
+    in_flight: tokio::sync::Semaphore,
 }
+
+/// The most notification deliveries in flight at once, over every session.
+pub const MAX_IN_FLIGHT: usize = 256;
 
 impl Notifier {
     pub fn new(client: HttpClient, auth: Option<HeaderValue>, retry: Retry) -> Notifier {
@@ -102,6 +107,7 @@ impl Notifier {
             authorizer: None,
             retry,
             totals: Totals::default(),
+            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
         }
     }
 
@@ -147,10 +153,13 @@ impl Notifier {
         let mut n: u32 = 0;
         loop {
             n += 1;
-            let r = self
-                .client
-                .send(job.method.clone(), &url, headers.clone(), job.body.clone())
-                .await;
+            let r = {
+                // a closed semaphore never happens (it lives as long as the notifier)
+                let _permit = self.in_flight.acquire().await.ok();
+                self.client
+                    .send(job.method.clone(), &url, headers.clone(), job.body.clone())
+                    .await
+            };
             if d.attempts.len() >= ATTEMPTS_KEPT {
                 d.attempts.remove(0);
             }

@@ -26,6 +26,11 @@ use crate::replay::{Handled, Replayer};
 /// A face that wants the whole request body: reads it within the limit first.
 pub trait Endpoint: Send + Sync + 'static {
     fn call(self: Arc<Self>, parts: http::request::Parts, body: Bytes) -> HandlerFuture;
+
+    /// The largest body this face reads for a request (default: `--max-body`).
+    fn body_limit(&self, _parts: &http::request::Parts, max_body: usize) -> usize {
+        max_body
+    }
 }
 
 struct BodyReader<E> {
@@ -41,6 +46,7 @@ impl<E: Endpoint> Handler for BodyReader<E> {
         let clock = self.clock.clone();
         Box::pin(async move {
             let (parts, body) = req.into_parts();
+            let max = inner.body_limit(&parts, max);
             match wire::read_body(&parts.headers, body, max).await {
                 Ok(b) => inner.call(parts, b).await,
                 Err(e) => {
@@ -90,6 +96,14 @@ impl GraphFace {
 }
 
 impl Endpoint for GraphFace {
+    fn body_limit(&self, parts: &http::request::Parts, max_body: usize) -> usize {
+        if admin::owns(parts.uri.path()) {
+            max_body.min(admin::MAX_BODY)
+        } else {
+            max_body
+        }
+    }
+
     fn call(self: Arc<Self>, parts: http::request::Parts, body: Bytes) -> HandlerFuture {
         Box::pin(async move {
             if let Some(r) = self.identity.as_ref().and_then(|i| i.local_metadata(&parts)) {

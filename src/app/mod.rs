@@ -23,7 +23,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::admin::Admin;
+use crate::admin::{Admin, Guard};
 use crate::cassette::{CassetteError, SledStore, Store, StoreError};
 use crate::clock::Clock;
 use crate::config::PassthroughConfig;
@@ -164,7 +164,8 @@ pub async fn run_passthrough(
     );
     let stop = fan_out(shutdown);
     let face = GraphFace::new(
-        Admin::new("passthrough", deps.store.clone(), None, deps.clock.clone()),
+        Admin::new("passthrough", deps.store.clone(), None, deps.clock.clone())
+            .with_guard(Guard::new(graph_listener.local_addr().ok(), &cfg.limits.admin_hosts)),
         Mode::Passthrough(Arc::new(misses)),
         deps.clock.clone(),
     );

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use super::faces::{handler, spawn_handler, GraphFace, Mode};
 use super::proxy::{spawn_proxy, IdentityRoute, ProxyFace, Secure};
 use super::{export, fan_out, AppError, Deps, Faces};
-use crate::admin::Admin;
+use crate::admin::{Admin, Guard};
 use crate::cassette::{Cassette, Meta, Store};
 use crate::clock;
 use crate::config::RecordConfig;
@@ -92,7 +92,8 @@ pub async fn run_record_faces(
     let stop = fan_out(shutdown);
     let mut tasks = Vec::new();
     let face = Arc::new(GraphFace::new(
-        Admin::new("record", store.clone(), None, deps.clock.clone()),
+        Admin::new("record", store.clone(), None, deps.clock.clone())
+            .with_guard(Guard::new(graph_listener.local_addr().ok(), &cfg.limits.admin_hosts)),
         Mode::Record(Arc::new(RecordFace::new(
             recorder.clone(),
             upstream.clone(),

@@ -16,7 +16,7 @@ use super::faces::{handler, spawn_handler, GraphFace, Mode};
 use super::misses::Misses;
 use super::proxy::{spawn_proxy, IdentityRoute, ProxyFace, Secure};
 use super::{fan_out, import_changed, reports, AppError, Deps, Faces};
-use crate::admin::Admin;
+use crate::admin::{Admin, Guard};
 use crate::cassette::CassetteError;
 use crate::clock::Clock;
 use crate::config::ReplayConfig;
@@ -198,7 +198,8 @@ fn spawn_replay_faces(
     let mode = if cfg.cassette.is_some() { "replay" } else { "serve" };
     let face = Arc::new(
         GraphFace::new(
-            Admin::new(mode, deps.store.clone(), Some(replayer.clone()), deps.clock.clone()),
+            Admin::new(mode, deps.store.clone(), Some(replayer.clone()), deps.clock.clone())
+                .with_guard(Guard::new(faces.graph.local_addr().ok(), &cfg.limits.admin_hosts)),
             Mode::Replay(replayer.clone(), misses),
             deps.clock.clone(),
         )

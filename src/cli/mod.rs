@@ -82,6 +82,10 @@ pub struct LimitArgs {
     /// Seconds a client gets to send its request head.
     #[arg(long, env = "GRAPHVCR_HEADER_TIMEOUT", default_value_t = defaults::HEADER_TIMEOUT.as_secs_f64())]
     pub header_timeout: f64,
+    /// A host name the admin API answers besides loopback names and the listener's
+    /// own address (e.g. a sidecar's service name); repeatable.
+    #[arg(long = "admin-host", env = "GRAPHVCR_ADMIN_HOST", value_delimiter = ',')]
+    pub admin_hosts: Vec<String>,
 }
 
 impl LimitArgs {
@@ -90,6 +94,7 @@ impl LimitArgs {
             max_body: self.max_body.0,
             max_header_bytes: self.max_header.0,
             header_timeout: seconds(self.header_timeout, "--header-timeout")?,
+            admin_hosts: self.admin_hosts.clone(),
         })
     }
 }

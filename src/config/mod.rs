@@ -93,6 +93,8 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// A client must send its request head within this time.
     pub header_timeout: Duration,
+    /// Host names the admin API answers besides loopback and the listener's address.
+    pub admin_hosts: Vec<String>,
 }
 
 impl Default for Limits {
@@ -101,6 +103,7 @@ impl Default for Limits {
             max_body: defaults::MAX_BODY,
             max_header_bytes: defaults::MAX_HEADER,
             header_timeout: defaults::HEADER_TIMEOUT,
+            admin_hosts: Vec::new(),
         }
     }
 }

@@ -46,13 +46,27 @@ impl Probe {
 
     /// The index key: method, version, template and sorted query.
     pub fn key(&self) -> String {
-        let mut k = format!("{} {} {}", self.method, self.version, self.template);
-        if !self.query.is_empty() {
-            k.push('?');
-            k.push_str(&self.query);
-        }
-        k
+        key_string(&self.method, &self.version, &self.template, &self.query)
     }
+}
+
+/// The index key of a request, from its method and target alone (no body).
+pub fn key_of(method: &str, gp: &GraphPath, query: Option<&str>) -> String {
+    key_string(
+        &method.to_ascii_uppercase(),
+        &gp.version,
+        &gp.template(),
+        &normalise_query(query),
+    )
+}
+
+fn key_string(method: &str, version: &str, template: &str, query: &str) -> String {
+    let mut k = format!("{method} {version} {template}");
+    if !query.is_empty() {
+        k.push('?');
+        k.push_str(query);
+    }
+    k
 }
 
 fn normalise_query(q: Option<&str>) -> String {

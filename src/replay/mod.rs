@@ -34,7 +34,7 @@ use crate::error::ProxyError;
 use crate::graph;
 use crate::http::wire::{self, header_str, Resp};
 use crate::ids::{self, Canon};
-use crate::matching::Probe;
+use crate::matching::{self, Probe};
 use crate::notify::{Job, Notifier};
 use crate::sync::lock;
 use callbacks::Batch;
@@ -80,6 +80,10 @@ pub struct Replayer {
     /// Requests that matched nothing, in all sessions ever.
     misses: AtomicU64,
 }
+
+/// Bodies larger than this are first checked against the largest recording of
+/// their request (see `Replayer::refuse_oversized`).
+const OVERSIZE_CHECK: usize = 64 * 1024;
 
 /// What the replayer made of a request.
 pub enum Handled {
@@ -198,6 +202,9 @@ impl Replayer {
     }
 
     fn serve(&self, parts: &http::request::Parts, body: &Bytes) -> Result<Handled, ProxyError> {
+        if body.len() > OVERSIZE_CHECK {
+            self.refuse_oversized(parts, body.len())?;
+        }
         let live = Live::parse(parts, body)?;
         let path_ids: Vec<Canon> = live
             .path
@@ -238,6 +245,67 @@ impl Replayer {
             }
         }
         Err(ProxyError::Busy("replay sessions are churning; retry".into()))
+    }
+
+    /// A body far larger than any recording of its request cannot match: it misses
+    /// before it is parsed (a 16 MiB JSON body parses into far more memory), unless
+    /// its session forwards misses.
+    fn refuse_oversized(&self, parts: &http::request::Parts, len: usize) -> Result<(), ProxyError> {
+        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let (path, query) = graph::split_uri(pq);
+        let Some(gp) = graph::GraphPath::parse(path) else {
+            return Ok(());
+        };
+        let header = header_str(&parts.headers, "x-graphvcr-session");
+        let path_ids: Vec<Canon> = gp
+            .id_segments()
+            .flat_map(|s| ids::scan(s).into_iter().map(|t| t.canon))
+            .collect();
+        let route = Route {
+            settings: &self.defaults,
+            header,
+            path_ids: &path_ids,
+            body_ids: &[],
+            seed_material: &Vec::new,
+        };
+        let session = self.sessions.find(&route, self.clock.mono_ms())?;
+        let cassette = match &session {
+            Some(s) => lock(s).cassette().clone(),
+            None => match self.cassette_for(header_str(&parts.headers, "x-graphvcr-cassette")) {
+                Ok(c) => c,
+                Err(_) => return Ok(()),
+            },
+        };
+        let key = matching::key_of(parts.method.as_str(), &gp, query);
+        let Some(largest) = cassette.body_too_large(&key, len) else {
+            return Ok(());
+        };
+        let reason = format!(
+            "no recorded exchange matches {}: its {len}-byte body is far larger than any recording of it \
+             (the largest is {largest} bytes)",
+            matching::clip(&key, 300)
+        );
+        let shared = match session {
+            Some(s) => s,
+            None => self.sessions.create_new(&cassette, &route, self.clock.mono_ms())?,
+        };
+        {
+            let mut s = lock(&shared);
+            if s.settings().on_miss != OnMiss::Error {
+                return Ok(());
+            }
+            s.note_missed(Missed {
+                request: matching::clip(&key, 300),
+                nearest_seq: None,
+                reason: reason.clone(),
+                expected: false,
+            });
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        Err(ProxyError::Miss {
+            message: format!("cassette `{}`: {reason}", cassette.name()),
+            nearest: None,
+        })
     }
 
     /// Serves `live` inside its (locked) session; `None` when the session ended

@@ -38,6 +38,8 @@ pub struct Prepared {
     /// session, a state-changing exchange mints these afresh: a new action, a new
     /// resource.
     created: Vec<HashSet<Canon>>,
+    /// Per index key: the largest recorded request body, in bytes.
+    largest_body: HashMap<String, usize>,
     /// Per exchange: served by some session, ever.
     used: Vec<AtomicBool>,
 }
@@ -105,6 +107,7 @@ impl Prepared {
         let mut entry_of_seq = HashMap::new();
         let mut stable = HashSet::new();
         let mut recorded_ids = HashSet::new();
+        let mut largest_body: HashMap<String, usize> = HashMap::new();
         for (i, e) in c.events.iter().enumerate() {
             for b in [&e.request.body, &e.response.body] {
                 match b {
@@ -138,6 +141,9 @@ impl Prepared {
                 },
             };
             entry_of_seq.insert(e.seq, exchanges.len());
+            let size = e.request.body.to_bytes().len();
+            let largest = largest_body.entry(probe.key()).or_insert(0);
+            *largest = (*largest).max(size);
             probes.push((probe, e.seq));
             exchanges.push(RecordedExchange {
                 event: i,
@@ -163,6 +169,7 @@ impl Prepared {
             events: c.events,
             exchanges,
             created,
+            largest_body,
             index: Index::build(probes),
             follows,
             unattached,
@@ -170,6 +177,14 @@ impl Prepared {
             recorded_ids,
             used: (0..n).map(|_| AtomicBool::new(false)).collect(),
         }
+    }
+
+    /// Whether a live body of `len` bytes for index key `key` is too large to match
+    /// any recording (allowing generous room for SDK whitespace and escaping): such a
+    /// request misses without being parsed.
+    pub fn body_too_large(&self, key: &str, len: usize) -> Option<usize> {
+        let largest = self.largest_body.get(key).copied().unwrap_or(0);
+        (len > largest.saturating_mul(4).saturating_add(4096)).then_some(largest)
     }
 
     /// The index entry of the exchange recorded as `seq`.

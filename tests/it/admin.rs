@@ -117,3 +117,44 @@ async fn oversized_heads_get_431_and_slow_heads_are_cut_off() {
     assert!(closed.is_ok(), "a client that never finishes its head is disconnected");
     let _ = rp.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_refuses_foreign_hosts_non_json_posts_and_large_bodies() {
+    init();
+    let st = store();
+    let rp = start_replay(bundled_config("invite-one-participant", None), &st.store).await;
+    let url = format!("{}/_graphvcr/sessions", rp.url());
+    let r = send("GET", &url, &[("host", "attacker.example:8060")], Vec::new()).await;
+    assert_eq!(r.status, 403, "DNS rebinding: a foreign Host is refused");
+    assert!(body_json(&r)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("attacker.example"));
+    let r = send("POST", &url, &[("content-type", "text/plain")], r#"{"session":"csrf"}"#).await;
+    assert_eq!(r.status, 415, "a cross-site form post cannot start a session");
+    assert_eq!(admin(&rp.url(), "GET", "sessions/csrf").await.status, 404);
+    let big = format!(r#"{{"session":"{}"}}"#, "x".repeat(100 * 1024));
+    let r = send("POST", &url, &[JSON], big).await;
+    assert_eq!(r.status, 413);
+    let r = send("POST", &url, &[JSON], r#"{"cassette":123}"#).await;
+    assert_eq!(r.status, 400);
+    assert!(body_json(&r)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("`cassette`"));
+    let long = format!(r#"{{"session":"{}"}}"#, "s".repeat(200));
+    assert_eq!(
+        send("POST", &url, &[JSON], long).await.status,
+        400,
+        "session names are at most 128 characters"
+    );
+    let r = send(
+        "GET",
+        &format!("{}/_graphvcr/health", rp.url()),
+        &[("host", "localhost:1")],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "loopback names pass");
+    let _ = rp.stop().await;
+}

@@ -285,3 +285,20 @@ async fn expect_all_lists_each_failed_delivery_with_its_session_target_and_statu
     );
     assert!(err.contains("(last: 503)"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_far_larger_than_any_recording_misses_without_being_parsed() {
+    init();
+    let st = store();
+    let rp = start_replay(bundled_config("invite-one-participant", None), &st.store).await;
+    let mut body = user_invite(&guid(0xc0c0, 50), &guid(0x05e7, 50), None, true);
+    body["clientContext"] = Value::from("x".repeat(4 << 20));
+    let r = post_invite(&rp.url(), &guid(0xca11, 50), &body, Some("big")).await;
+    assert_eq!(r.status, 404);
+    let msg = body_json(&r)["error"]["message"].as_str().unwrap().to_string();
+    assert!(msg.contains("far larger than any recording"), "{msg}");
+    assert!(msg.len() < 1000, "the diff never echoes the body");
+    let rep = body_json(&admin(&rp.url(), "GET", "sessions/big").await);
+    assert_eq!(rep["missed_total"], 1, "{rep}");
+    let _ = rp.stop().await;
+}
