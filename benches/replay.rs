@@ -16,7 +16,7 @@ const INVITE: &str = r##"{"clientContext":"0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
 
 fn status(h: Handled) -> u16 {
     match h {
-        Handled::Answer(r) => r.status().as_u16(),
+        Handled::Answer(r) | Handled::Delayed(_, r) => r.status().as_u16(),
         Handled::Forward(_) => 0,
     }
 }

@@ -34,6 +34,10 @@ pub enum ProxyError {
     Refused(String),
     #[error("{0}")]
     UnsupportedMedia(String),
+    /// A fault injected on purpose (`429@...`, `503@...`): Graph's answer to a
+    /// throttled or failing request.
+    #[error("fault injected by graphvcr: {status}")]
+    Injected { status: u16, retry_after: Option<u64> },
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -54,6 +58,7 @@ impl ProxyError {
             ProxyError::Miss { .. } | ProxyError::NotFound(_) => 404,
             ProxyError::Refused(_) => 403,
             ProxyError::UnsupportedMedia(_) => 415,
+            ProxyError::Injected { status, .. } => *status,
             ProxyError::Conflict(_) => 409,
             ProxyError::Busy(_) => 503,
             ProxyError::Upstream(ClientError::Timeout { .. }) => 504,
@@ -71,7 +76,7 @@ impl ProxyError {
             | ProxyError::Refused(_)
             | ProxyError::UnsupportedMedia(_)
             | ProxyError::Conflict(_) => Blame::Bot,
-            ProxyError::Upstream(_) => Blame::Upstream,
+            ProxyError::Upstream(_) | ProxyError::Injected { .. } => Blame::Upstream,
             ProxyError::Store(_) => Blame::Store,
             ProxyError::Busy(_) | ProxyError::Internal(_) => Blame::Proxy,
         }
@@ -84,6 +89,11 @@ impl ProxyError {
             Blame::Upstream => "upstream",
             Blame::Store => "store",
             Blame::Proxy => "graphvcr",
+        };
+        let blame = if matches!(self, ProxyError::Injected { .. }) {
+            "injected"
+        } else {
+            blame
         };
         let mut v = serde_json::json!({ "graphvcr-failed": blame });
         if let ProxyError::Miss { nearest: Some(seq), .. } = self {
@@ -114,6 +124,16 @@ impl ProxyError {
             date,
             Some(self.details()),
         );
-        wire::json_response(status, &body)
+        let mut resp = wire::json_response(status, &body);
+        if let ProxyError::Injected {
+            retry_after: Some(secs),
+            ..
+        } = self
+        {
+            if let Ok(v) = http::HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(http::header::RETRY_AFTER, v);
+            }
+        }
+        resp
     }
 }

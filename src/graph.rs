@@ -320,6 +320,7 @@ pub fn error_code(status: u16) -> &'static str {
         409 => "conflict",
         413 => "requestEntityTooLarge",
         415 => "unsupportedMediaType",
+        429 => "TooManyRequests",
         431 => "requestHeaderFieldsTooLarge",
         502 => "badGateway",
         503 => "serviceNotAvailable",

@@ -34,6 +34,8 @@
 //! - Wiring: `app` (modes, faces, cassette files), `admin` (`/_graphvcr/`), `cli` and
 //!   `config` (command line into settings), `demo`, `bundled` (the seed's cassettes,
 //!   compiled in).
+//! - Fault injection: `faults` (the spec language, seeded chaos); `replay::faults`
+//!   applies them in a session.
 //! - Small shared pieces: `clock` (injected time), `error` (who failed), `ring`
 //!   (bounded report tails), `sync` (poison-tolerant locking).
 
@@ -46,6 +48,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod faults;
 pub mod graph;
 pub mod http;
 pub mod identity;

@@ -6,7 +6,10 @@ use serde_json::Value;
 use crate::config::{BotUrl, OnMiss};
 use crate::error::ProxyError;
 use crate::matching::MatchMode;
-use crate::replay::SessionSettings;
+use std::sync::Arc;
+
+use crate::faults::{self, Fault};
+use crate::replay::{validate_fault, Prepared, SessionSettings};
 
 /// The members `POST /_graphvcr/sessions` takes.
 pub const SESSION_MEMBERS: &[&str] = &[
@@ -19,6 +22,7 @@ pub const SESSION_MEMBERS: &[&str] = &[
     "match",
     "on_miss",
     "expect_misses",
+    "faults",
 ];
 
 /// A session's settings from the request's members, the replayer's defaults otherwise.
@@ -42,7 +46,19 @@ pub fn session_settings(m: &Members, defaults: &SessionSettings) -> Result<Sessi
     if let Some(n) = m.u64("expect_misses")? {
         s.expect_misses = n;
     }
+    if let Some(specs) = m.strings("faults")? {
+        let parsed: Result<Vec<Fault>, _> = specs.iter().map(|spec| faults::parse(spec)).collect();
+        s.faults = Arc::from(parsed.map_err(|e| ProxyError::BadRequest(format!("member `faults`: {e}")))?);
+    }
     Ok(s)
+}
+
+/// Refuses faults that name nothing `cassette` recorded.
+pub fn check_faults(s: &SessionSettings, cassette: &Prepared) -> Result<(), ProxyError> {
+    for f in s.faults.iter() {
+        validate_fault(f, cassette).map_err(|e| ProxyError::BadRequest(format!("member `faults`: {e}")))?;
+    }
+    Ok(())
 }
 
 /// A JSON object body whose members are known and typed: anything else is a `400`
@@ -108,6 +124,20 @@ impl Members {
                     "member `{key}` must be a positive number"
                 ))),
             },
+        }
+    }
+
+    /// A member holding a list of strings.
+    pub fn strings(&self, key: &str) -> Result<Option<Vec<&str>>, ProxyError> {
+        let wrong = || ProxyError::BadRequest(format!("member `{key}` must be a list of strings"));
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| v.as_str().ok_or_else(wrong))
+                .collect::<Result<_, _>>()
+                .map(Some),
+            Some(_) => Err(wrong()),
         }
     }
 

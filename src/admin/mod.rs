@@ -25,7 +25,7 @@ use crate::clock::Clock;
 use crate::error::ProxyError;
 use crate::http::wire::{self, Resp};
 use crate::replay::{Replayer, Start};
-use members::{session_settings, Members, SESSION_MEMBERS};
+use members::{check_faults, session_settings, Members, SESSION_MEMBERS};
 
 /// The path prefix the admin API owns.
 pub const PREFIX: &str = "/_graphvcr";
@@ -98,11 +98,15 @@ impl Admin {
                 "session request: member `cassette` is required (this graphvcr serves many cassettes)".into(),
             ));
         }
+        let settings = session_settings(&m, r.defaults())?;
+        if let Some(name) = cassette.or(r.default_cassette()) {
+            check_faults(&settings, &*r.cassette(name)?)?;
+        }
         let start = Start {
             cassette,
             session,
             ring_again: m.bool("ring")?.unwrap_or(false),
-            settings: Some(session_settings(&m, r.defaults())?),
+            settings: Some(settings),
         };
         let started = r.start(&start)?;
         let status = if started.created { 201 } else { 200 };

@@ -116,6 +116,10 @@ impl Endpoint for GraphFace {
                 Mode::Record(r) => r.clone().handle(parts, body).await,
                 Mode::Replay(r, misses) => match (r.handle(&parts, &body), misses) {
                     (Handled::Answer(resp), _) => resp,
+                    (Handled::Delayed(d, resp), _) => {
+                        tokio::time::sleep(d).await;
+                        resp
+                    }
                     (Handled::Forward(f), Some(m)) => m.forward(r, f, parts, body).await,
                     (Handled::Forward(_), None) => {
                         ProxyError::BadRequest("this session forwards misses, but graphvcr has no --upstream".into())

@@ -85,6 +85,8 @@ fn session_defaults(cfg: &ReplayConfig) -> SessionSettings {
         match_mode: cfg.match_mode,
         on_miss: cfg.on_miss,
         expect_misses: cfg.expect_misses,
+        faults: Arc::from(cfg.faults.clone()),
+        chaos: cfg.chaos,
     }
 }
 
@@ -113,10 +115,20 @@ pub fn replayer(cfg: &ReplayConfig, deps: &Deps) -> Result<Arc<Replayer>, AppErr
                 Some(c) => c,
                 None => crate::bundled::cassette(name).ok_or_else(|| CassetteError::Unknown(name.clone()))??,
             };
-            Some(Arc::new(Prepared::new(c)))
+            let p = Prepared::new(c);
+            for f in &cfg.faults {
+                crate::replay::validate_fault(f, &p).map_err(|e| AppError::Usage(e.to_string()))?;
+            }
+            Some(Arc::new(p))
         }
         None => None,
     };
+    if let Some(c) = cfg.chaos {
+        super::say(&format!(
+            "chaos: seed {} at rate {} (run again with --chaos {} for the same faults)",
+            c.seed, c.rate, c.seed
+        ));
+    }
     let client =
         HttpClient::new(None, cfg.notify_timeout, cfg.limits.max_body).map_err(|e| AppError::Runtime(e.to_string()))?;
     let auth = match cfg.notify_auth.as_deref() {

@@ -136,6 +136,17 @@ pub struct ServeArgs {
     /// expected, an exchange of its cassette never used, a notification not delivered).
     #[arg(long, env = "GRAPHVCR_EXPECT_ALL", value_parser = boolish())]
     pub expect_all: bool,
+    /// Inject a fault into every session that sets none: KIND@TARGET[,param=value...],
+    /// e.g. drop@2, fail@1,code=500, 429@POST /communications/calls/{id}/participants/invite,nth=1,retry-after=1;
+    /// repeatable.
+    #[arg(long = "fault", env = "GRAPHVCR_FAULT", value_delimiter = ';')]
+    pub faults: Vec<String>,
+    /// Seeded chaos: random faults, the same for the same seed (printed at start).
+    #[arg(long, env = "GRAPHVCR_CHAOS")]
+    pub chaos: Option<u64>,
+    /// With --chaos: the share of notifications and requests that get a fault.
+    #[arg(long, env = "GRAPHVCR_CHAOS_RATE", default_value_t = 0.1)]
+    pub chaos_rate: f64,
     /// Write a JUnit XML report on stop (one testcase per session).
     #[arg(long, env = "GRAPHVCR_REPORT_JUNIT")]
     pub report_junit: Option<PathBuf>,
@@ -207,6 +218,20 @@ impl ServeArgs {
         }
         c.retry.attempts = self.delivery_attempts;
         c.retry.max_backoff = seconds(self.delivery_backoff_max, "--delivery-backoff-max")?;
+        c.faults = self
+            .faults
+            .iter()
+            .map(|f| crate::faults::parse(f).map_err(|e| e.to_string()))
+            .collect::<Result<_, _>>()?;
+        if let Some(seed) = self.chaos {
+            if !(self.chaos_rate > 0.0 && self.chaos_rate <= 1.0) {
+                return Err("--chaos-rate must be in (0, 1]".into());
+            }
+            c.chaos = Some(crate::faults::chaos::Chaos {
+                seed,
+                rate: self.chaos_rate,
+            });
+        }
         c.report_junit = self.report_junit.clone();
         c.report_json = self.report_json.clone();
         c.limits = self.limits.limits()?;

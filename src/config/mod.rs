@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cassette::{validate_name, CassetteError};
+use crate::faults::chaos::Chaos;
+use crate::faults::Fault;
 use crate::http::server::ServerOptions;
 use crate::matching::MatchMode;
 
@@ -264,6 +266,10 @@ pub struct ReplayConfig {
     pub report_junit: Option<PathBuf>,
     /// Write every session's report as JSON on stop.
     pub report_json: Option<PathBuf>,
+    /// Faults injected into every session that sets none (`--fault`).
+    pub faults: Vec<Fault>,
+    /// Random faults from a seed (`--chaos SEED --chaos-rate R`).
+    pub chaos: Option<Chaos>,
     /// Stop once every recorded exchange was served and every notification delivered,
     /// or after this long without a request.
     pub exit_when_done: Option<Duration>,
@@ -336,6 +342,8 @@ impl ReplayConfig {
             report_junit: None,
             report_json: None,
             exit_when_done: None,
+            faults: Vec::new(),
+            chaos: None,
             limits: Limits::default(),
             tls: TlsSettings::default(),
             proxy: ProxySettings::default(),

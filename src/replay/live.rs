@@ -1,16 +1,25 @@
 //! The live request as replay sees it: parsed into its Graph path, shown in reports,
-//! reduced to a new session's seed material, and paired with a recorded request.
+//! reduced to a new session's seed material, paired with a recorded request — and a
+//! body far too large to match refused before it is parsed.
 
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
 
+use std::sync::atomic::Ordering;
+
 use super::prepared::Prepared;
+use super::session::Missed;
+use super::sessions::Route;
+use super::{OnMiss, Replayer};
 use crate::cassette::Body;
 use crate::error::ProxyError;
 use crate::graph::{self, GraphPath};
+use crate::http::wire::header_str;
+use crate::ids::Canon;
 use crate::ids::{self, Pairing};
 use crate::matching;
+use crate::sync::lock;
 
 /// A parsed live request.
 pub struct Live<'a> {
@@ -107,4 +116,71 @@ pub fn pair(cassette: &Prepared, entry: usize, live: &Live<'_>) -> Pairing {
         _ => {}
     }
     pairing
+}
+
+/// Bodies larger than this are first checked against the largest recording of
+/// their request (see `Replayer::refuse_oversized`).
+pub const OVERSIZE_CHECK: usize = 64 * 1024;
+
+impl Replayer {
+    /// A body far larger than any recording of its request cannot match: it misses
+    /// before it is parsed (a 16 MiB JSON body parses into far more memory), unless
+    /// its session forwards misses.
+    pub(super) fn refuse_oversized(&self, parts: &http::request::Parts, len: usize) -> Result<(), ProxyError> {
+        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let (path, query) = graph::split_uri(pq);
+        let Some(gp) = graph::GraphPath::parse(path) else {
+            return Ok(());
+        };
+        let header = header_str(&parts.headers, "x-graphvcr-session");
+        let path_ids: Vec<Canon> = gp
+            .id_segments()
+            .flat_map(|s| ids::scan(s).into_iter().map(|t| t.canon))
+            .collect();
+        let route = Route {
+            settings: &self.defaults,
+            header,
+            path_ids: &path_ids,
+            body_ids: &[],
+            seed_material: &Vec::new,
+        };
+        let session = self.sessions.find(&route, self.clock.mono_ms())?;
+        let cassette = match &session {
+            Some(s) => lock(s).cassette().clone(),
+            None => match self.cassette_for(header_str(&parts.headers, "x-graphvcr-cassette")) {
+                Ok(c) => c,
+                Err(_) => return Ok(()),
+            },
+        };
+        let key = matching::key_of(parts.method.as_str(), &gp, query);
+        let Some(largest) = cassette.body_too_large(&key, len) else {
+            return Ok(());
+        };
+        let reason = format!(
+            "no recorded exchange matches {}: its {len}-byte body is far larger than any recording of it \
+             (the largest is {largest} bytes)",
+            matching::clip(&key, 300)
+        );
+        let shared = match session {
+            Some(s) => s,
+            None => self.sessions.create_new(&cassette, &route, self.clock.mono_ms())?,
+        };
+        {
+            let mut s = lock(&shared);
+            if s.settings().on_miss != OnMiss::Error {
+                return Ok(());
+            }
+            s.note_missed(Missed {
+                request: matching::clip(&key, 300),
+                nearest_seq: None,
+                reason: reason.clone(),
+                expected: false,
+            });
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        Err(ProxyError::Miss {
+            message: format!("cassette `{}`: {reason}", cassette.name()),
+            nearest: None,
+        })
+    }
 }

@@ -3,6 +3,7 @@
 //! schedules the notifications that follow it (respond). Never contacts Graph.
 
 mod callbacks;
+mod faults;
 mod headers;
 mod live;
 mod prepared;
@@ -13,6 +14,7 @@ mod settings;
 mod start;
 mod verdict;
 
+pub use faults::{validate as validate_fault, Applied};
 pub use prepared::{Prepared, RecordedExchange};
 pub use session::{Forwarded, Missed, Outcome, Report, Served, REPORT_TAIL};
 pub use settings::{validate_session_name, OnMiss, SessionSettings};
@@ -31,15 +33,16 @@ use tokio::sync::oneshot;
 use crate::cassette::Store;
 use crate::clock::Clock;
 use crate::error::ProxyError;
+use crate::faults::ResponseFault;
 use crate::graph;
 use crate::http::wire::{self, header_str, Resp};
 use crate::ids::{self, Canon};
-use crate::matching::{self, Probe};
+use crate::matching::Probe;
 use crate::notify::{Job, Notifier};
 use crate::sync::lock;
 use callbacks::Batch;
 use headers::LiveRequest;
-use live::{pair, seed_material, Live};
+use live::{pair, seed_material, Live, OVERSIZE_CHECK};
 use session::{Bound, Session};
 use sessions::{ClaimError, Route, Sessions, Shared};
 
@@ -81,14 +84,12 @@ pub struct Replayer {
     misses: AtomicU64,
 }
 
-/// Bodies larger than this are first checked against the largest recording of
-/// their request (see `Replayer::refuse_oversized`).
-const OVERSIZE_CHECK: usize = 64 * 1024;
-
 /// What the replayer made of a request.
 pub enum Handled {
     /// The answer, from the cassette (or an error).
     Answer(Resp),
+    /// The answer, to be sent after this long (an injected delay).
+    Delayed(std::time::Duration, Resp),
     /// A miss its session forwards upstream (the caller does the forwarding).
     Forward(Forward),
 }
@@ -247,71 +248,19 @@ impl Replayer {
         Err(ProxyError::Busy("replay sessions are churning; retry".into()))
     }
 
-    /// A body far larger than any recording of its request cannot match: it misses
-    /// before it is parsed (a 16 MiB JSON body parses into far more memory), unless
-    /// its session forwards misses.
-    fn refuse_oversized(&self, parts: &http::request::Parts, len: usize) -> Result<(), ProxyError> {
-        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let (path, query) = graph::split_uri(pq);
-        let Some(gp) = graph::GraphPath::parse(path) else {
-            return Ok(());
-        };
-        let header = header_str(&parts.headers, "x-graphvcr-session");
-        let path_ids: Vec<Canon> = gp
-            .id_segments()
-            .flat_map(|s| ids::scan(s).into_iter().map(|t| t.canon))
-            .collect();
-        let route = Route {
-            settings: &self.defaults,
-            header,
-            path_ids: &path_ids,
-            body_ids: &[],
-            seed_material: &Vec::new,
-        };
-        let session = self.sessions.find(&route, self.clock.mono_ms())?;
-        let cassette = match &session {
-            Some(s) => lock(s).cassette().clone(),
-            None => match self.cassette_for(header_str(&parts.headers, "x-graphvcr-cassette")) {
-                Ok(c) => c,
-                Err(_) => return Ok(()),
-            },
-        };
-        let key = matching::key_of(parts.method.as_str(), &gp, query);
-        let Some(largest) = cassette.body_too_large(&key, len) else {
-            return Ok(());
-        };
-        let reason = format!(
-            "no recorded exchange matches {}: its {len}-byte body is far larger than any recording of it \
-             (the largest is {largest} bytes)",
-            matching::clip(&key, 300)
-        );
-        let shared = match session {
-            Some(s) => s,
-            None => self.sessions.create_new(&cassette, &route, self.clock.mono_ms())?,
-        };
-        {
-            let mut s = lock(&shared);
-            if s.settings().on_miss != OnMiss::Error {
-                return Ok(());
-            }
-            s.note_missed(Missed {
-                request: matching::clip(&key, 300),
-                nearest_seq: None,
-                reason: reason.clone(),
-                expected: false,
-            });
-        }
-        self.misses.fetch_add(1, Ordering::Relaxed);
-        Err(ProxyError::Miss {
-            message: format!("cassette `{}`: {reason}", cassette.name()),
-            nearest: None,
-        })
-    }
-
     /// Serves `live` inside its (locked) session; `None` when the session ended
     /// before the request could claim its ids (the caller looks it up again).
     fn serve_in(&self, shared: &Shared, s: &mut Session, live: &Live<'_>) -> Result<Option<Handled>, ProxyError> {
         let cassette = s.cassette().clone();
+        let delay = match s.response_fault(live.method, &live.path.template()) {
+            Some(ResponseFault::Status { status, retry_after }) => {
+                let e = ProxyError::Injected { status, retry_after };
+                let resp = e.respond(&*self.clock, &live.parts.method, &live.parts.uri, live.pq.as_bytes());
+                return Ok(Some(Handled::Answer(resp)));
+            }
+            Some(ResponseFault::Delay(d)) => Some(d),
+            None => None,
+        };
         let (entry, repeated) = match self.choose(s, &cassette, live)? {
             Choice::Serve { entry, repeated } => (entry, repeated),
             Choice::Forward(record) => {
@@ -325,9 +274,11 @@ impl Replayer {
         let Some(bound) = self.bind(shared, s, &cassette, entry, live)? else {
             return Ok(None);
         };
-        Ok(Some(Handled::Answer(
-            self.respond(s, &cassette, entry, repeated, bound, live),
-        )))
+        let resp = self.respond(s, &cassette, entry, repeated, bound, live);
+        Ok(Some(match delay {
+            Some(d) => Handled::Delayed(d, resp),
+            None => Handled::Answer(resp),
+        }))
     }
 
     /// Matches the request: the entry to serve and whether it repeats; a miss the
@@ -449,6 +400,8 @@ impl Replayer {
             let jobs = callbacks::jobs(cassette, &batch, &mut rw);
             (resp, jobs, rw.into_minted())
         };
+        let mut jobs = jobs;
+        s.fault_batch(&mut jobs, cassette.follows(entry), number);
         let mut minted = minted;
         minted.extend(reminted.iter().map(|(_, l)| l.clone()));
         s.note_served(

@@ -7,11 +7,16 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use std::collections::HashMap;
+
+use super::faults::{self, Applied};
 use super::prepared::Prepared;
 use super::settings::SessionSettings;
 use super::verdict::{Problem, Verdict};
+use crate::faults::ResponseFault;
 use crate::ids::{self, Canon, IdTable, Pairing, Rewriter, Seed};
 use crate::matching::Fit;
+use crate::notify::Job;
 use crate::notify::{Delivery, DeliveryLog, Notifier, Outbox};
 use crate::ring::Ring;
 pub use crate::ring::REPORT_TAIL;
@@ -71,6 +76,9 @@ pub struct Report {
     /// Misses forwarded upstream (they are no problems).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub forwarded: Vec<Forwarded>,
+    /// Faults applied to this session's notifications and responses.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<Applied>,
     /// The latest deliveries (at most `REPORT_TAIL`).
     pub notifications: Vec<Delivery>,
     pub notifications_delivered: u64,
@@ -117,6 +125,10 @@ pub struct SettingsView {
     pub match_mode: &'static str,
     pub on_miss: &'static str,
     pub expect_misses: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chaos: Option<String>,
 }
 
 impl SettingsView {
@@ -128,6 +140,8 @@ impl SettingsView {
             match_mode: s.match_mode.as_str(),
             on_miss: s.on_miss.as_str(),
             expect_misses: s.expect_misses,
+            faults: s.faults.iter().map(|f| f.spec().to_string()).collect(),
+            chaos: s.chaos.map(|c| format!("seed {}, rate {}", c.seed, c.rate)),
         }
     }
 }
@@ -162,6 +176,9 @@ pub struct Session {
     settings: SessionSettings,
     /// Misses the requests did not declare.
     undeclared_misses: u64,
+    /// Requests seen so far, by `METHOD template` (response faults count them).
+    occurrences: HashMap<String, u64>,
+    faults: Ring<Applied>,
 }
 
 impl Session {
@@ -181,6 +198,25 @@ impl Session {
             announced: false,
             settings,
             undeclared_misses: 0,
+            occurrences: HashMap::new(),
+            faults: Ring::new(REPORT_TAIL),
+        }
+    }
+
+    /// The response fault this request gets instead of (or before) its recording.
+    pub fn response_fault(&mut self, method: &str, template: &str) -> Option<ResponseFault> {
+        let (fault, applied) =
+            faults::response_fault(&self.settings, &self.seed, &mut self.occurrences, method, template)?;
+        tracing::info!(session = %self.id, fault = %applied.fault, target = %applied.target, "fault applied");
+        self.faults.push(applied);
+        Some(fault)
+    }
+
+    /// Applies the session's notification faults to a batch about to be queued.
+    pub fn fault_batch(&mut self, jobs: &mut Vec<Job>, events: &[usize], number: u64) {
+        for a in faults::apply(jobs, events, &self.cassette, &self.settings, &self.seed, number) {
+            tracing::info!(session = %self.id, fault = %a.fault, target = %a.target, "fault applied");
+            self.faults.push(a);
         }
     }
 
@@ -393,6 +429,7 @@ impl Session {
             missed_total: self.missed.total(),
             missed: self.missed.to_vec(),
             forwarded: self.forwarded.to_vec(),
+            faults: self.faults.to_vec(),
             notifications: log.recent,
             notifications_delivered: log.delivered,
             notifications_failed: log.failed,

@@ -4,7 +4,11 @@
 
 pub use crate::config::OnMiss;
 use crate::config::{BotUrl, Pacing};
+use std::sync::Arc;
+
 use crate::error::ProxyError;
+use crate::faults::chaos::Chaos;
+use crate::faults::Fault;
 use crate::matching::{clip, MatchMode};
 
 /// A session name (`x-graphvcr-session`, the admin API): 1 to 128 printable ASCII
@@ -31,6 +35,10 @@ pub struct SessionSettings {
     pub on_miss: OnMiss,
     /// Misses that keep the verdict ok (besides requests that declare them).
     pub expect_misses: u64,
+    /// Faults injected into this session's notifications and responses.
+    pub faults: Arc<[Fault]>,
+    /// Random faults, from a seed.
+    pub chaos: Option<Chaos>,
 }
 
 impl Default for SessionSettings {
@@ -41,6 +49,8 @@ impl Default for SessionSettings {
             match_mode: MatchMode::Default,
             on_miss: OnMiss::Error,
             expect_misses: 0,
+            faults: Arc::from(Vec::new()),
+            chaos: None,
         }
     }
 }

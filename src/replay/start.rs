@@ -134,6 +134,8 @@ impl Replayer {
             let jobs = callbacks::jobs(cassette, &batch, &mut rw);
             (jobs, rw.into_minted())
         };
+        let mut jobs = jobs;
+        s.fault_batch(&mut jobs, &events, batch.number);
         let mut calls: Vec<String> = Vec::new();
         for j in &jobs {
             if let Ok(v) = serde_json::from_slice::<Value>(&j.body) {
