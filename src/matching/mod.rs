@@ -7,11 +7,11 @@
 //! differences only lower the score. Object key order, whitespace, unicode escaping,
 //! OData annotations and `null` members never matter; ids are compared as placeholders.
 
+mod index;
 mod shape;
 
+pub use index::{Candidates, Group, Index};
 pub use shape::{clip, compare, template_ids, Comparison, MatchMode, Rule, Shape};
-
-use std::collections::HashMap;
 
 use crate::cassette::Body;
 use crate::graph::{self, GraphPath};
@@ -76,131 +76,6 @@ fn normalise_query(q: Option<&str>) -> String {
     let mut parts: Vec<String> = q.split('&').filter(|p| !p.is_empty()).map(template_ids).collect();
     parts.sort();
     parts.join("&")
-}
-
-/// The recorded exchanges of one cassette, indexed by key.
-#[derive(Debug, Default)]
-pub struct Index {
-    probes: Vec<Probe>,
-    /// The recorded seq of each entry, for messages.
-    seqs: Vec<u64>,
-    by_key: HashMap<String, Vec<usize>>,
-}
-
-/// A candidate that fits, with its comparison.
-#[derive(Debug, Clone)]
-pub struct Fit {
-    pub entry: usize,
-    pub comparison: Comparison,
-}
-
-impl Index {
-    /// Builds the index; entry `i` is the `i`-th (probe, recorded seq) given.
-    pub fn build(entries: Vec<(Probe, u64)>) -> Index {
-        let mut by_key: HashMap<String, Vec<usize>> = HashMap::new();
-        let (probes, seqs): (Vec<Probe>, Vec<u64>) = entries.into_iter().unzip();
-        for (i, p) in probes.iter().enumerate() {
-            by_key.entry(p.key()).or_default().push(i);
-        }
-        Index { probes, seqs, by_key }
-    }
-
-    /// Compatible candidates for `live`, best first (lowest penalty, then earliest).
-    pub fn fits(&self, live: &Probe, mode: MatchMode) -> Vec<Fit> {
-        let Some(cands) = self.by_key.get(&live.key()) else {
-            return Vec::new();
-        };
-        let mut fits: Vec<Fit> = cands
-            .iter()
-            .map(|&i| Fit {
-                entry: i,
-                comparison: compare(&self.probes[i].shape, &live.shape, mode),
-            })
-            .filter(|f| f.comparison.compatible())
-            .collect();
-        fits.sort_by_key(|f| (f.comparison.penalty(), f.entry));
-        fits
-    }
-
-    /// The nearest recorded entry to a request that found no fit, and why it differs.
-    pub fn explain_miss(&self, live: &Probe, mode: MatchMode) -> (Option<usize>, String) {
-        let shown = |p: &Probe| clip(&format!("{} /{}{}", p.method, p.version, p.template), 300);
-        if let Some(cands) = self.by_key.get(&live.key()) {
-            let best = cands
-                .iter()
-                .map(|&i| (i, compare(&self.probes[i].shape, &live.shape, mode)))
-                .min_by_key(|(i, c)| (c.refused.len(), c.penalty(), *i));
-            if let Some((i, c)) = best {
-                return (
-                    Some(i),
-                    format!(
-                        "no recorded exchange matches {}; nearest is #{} with the same path, whose body differs: {}",
-                        shown(live),
-                        self.seqs[i],
-                        c.summary(4)
-                    ),
-                );
-            }
-        }
-        let nearest = self
-            .probes
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (i, key_distance(p, live)))
-            .min_by_key(|(i, d)| (*d, *i));
-        match nearest {
-            None => (
-                None,
-                format!(
-                    "no recorded exchange matches {}: the cassette has no exchanges",
-                    shown(live)
-                ),
-            ),
-            Some((i, _)) => {
-                let p = &self.probes[i];
-                let mut why = Vec::new();
-                if p.method != live.method {
-                    why.push(format!("method {} recorded, {} sent", p.method, live.method));
-                }
-                if p.version != live.version {
-                    why.push(format!("version {} recorded, {} sent", p.version, live.version));
-                }
-                if p.template != live.template {
-                    why.push(format!("path {} recorded, {} sent", p.template, live.template));
-                }
-                if p.query != live.query {
-                    why.push(format!("query {:?} recorded, {:?} sent", p.query, live.query));
-                }
-                (
-                    Some(i),
-                    format!(
-                        "no recorded exchange matches {}; nearest is #{} {}: {}",
-                        shown(live),
-                        self.seqs[i],
-                        shown(p),
-                        why.join("; ")
-                    ),
-                )
-            }
-        }
-    }
-}
-
-fn key_distance(a: &Probe, b: &Probe) -> usize {
-    let segs = |p: &Probe| p.template.split('/').map(str::to_string).collect::<Vec<_>>();
-    let (x, y) = (segs(a), segs(b));
-    // Levenshtein over path segments
-    let mut prev: Vec<usize> = (0..=y.len()).collect();
-    for (i, sx) in x.iter().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, sy) in y.iter().enumerate() {
-            let sub = prev[j] + usize::from(sx != sy);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    let path = prev[y.len()] * 4;
-    path + 3 * usize::from(a.method != b.method) + usize::from(a.version != b.version) + usize::from(a.query != b.query)
 }
 
 #[cfg(test)]
@@ -305,6 +180,24 @@ mod tests {
     }
 
     #[test]
+    fn identical_recordings_share_a_group_and_are_found_without_comparing() {
+        let poll = |n: u32| {
+            probe(&format!("/v1.0/communications/calls/ab6233a5-20b7-4c5e-bea2-ce56c9776429/operations/{n:08x}-f568-4b3e-b684-009193463064"), json!({}))
+        };
+        let mut entries: Vec<(Probe, u64)> = (0..1000).map(|n| (poll(n), u64::from(n))).collect();
+        entries.push((
+            probe("/v1.0/communications/calls/x/operations/y", json!({"a": "b"})),
+            1000,
+        ));
+        let idx = Index::build(entries);
+        let g = idx.exact(&poll(5000)).expect("the polls' group");
+        assert_eq!(g.entries.len(), 1000);
+        assert_eq!(g.entries[0], 0);
+        let c = idx.candidates(&poll(1), MatchMode::Default);
+        assert_eq!(c.groups.len(), 1, "one comparison per distinct shape");
+    }
+
+    #[test]
     fn diffs_never_quote_huge_values() {
         let big = "x".repeat(1 << 20);
         let c = compare(
@@ -329,7 +222,8 @@ mod tests {
             "/v1.0/communications/calls/ab6233a5-20b7-4c5e-bea2-ce56c9776429/participants/invite",
             json!({}),
         );
-        assert!(idx.fits(&live, MatchMode::Default).is_empty());
+        assert!(idx.candidates(&live, MatchMode::Default).groups.is_empty());
+        assert!(idx.exact(&live).is_none());
         let (n, msg) = idx.explain_miss(&live, MatchMode::Default);
         assert_eq!(n, Some(0));
         assert!(msg.contains("version beta recorded, v1.0 sent"), "{msg}");

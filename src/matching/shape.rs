@@ -45,7 +45,7 @@ impl MatchMode {
 }
 
 /// A body reduced for comparison.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Shape {
     Empty,
     Null,

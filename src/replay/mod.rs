@@ -286,9 +286,7 @@ impl Replayer {
     fn choose(&self, s: &mut Session, cassette: &Prepared, live: &Live<'_>) -> Result<Choice, ProxyError> {
         let probe = Probe::from_parts(live.method, &live.path, live.query, &live.body);
         let mode = s.settings().match_mode;
-        let fits = cassette.index().fits(&probe, mode);
-        if !fits.is_empty() {
-            let (entry, repeated) = s.pick(&fits);
+        if let Some((entry, repeated)) = s.pick(cassette.index(), &probe, mode) {
             return Ok(Choice::Serve { entry, repeated });
         }
         match s.settings().on_miss {

@@ -15,7 +15,7 @@ use super::settings::SessionSettings;
 use super::verdict::{Problem, Verdict};
 use crate::faults::ResponseFault;
 use crate::ids::{self, Canon, IdTable, Pairing, Rewriter, Seed};
-use crate::matching::Fit;
+use crate::matching::{Group, Index, MatchMode, Probe};
 use crate::notify::Job;
 use crate::notify::{Delivery, DeliveryLog, Notifier, Outbox};
 use crate::ring::Ring;
@@ -46,6 +46,9 @@ pub struct Missed {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub expected: bool,
 }
+
+/// How many unused exchanges a verdict names one by one (the rest are counted).
+const UNUSED_LISTED: usize = 100;
 
 /// A miss the session forwarded upstream (`on_miss: record|passthrough`).
 #[derive(Debug, Clone, Serialize)]
@@ -87,8 +90,9 @@ pub struct Report {
     /// The notification being retried now, with its attempts so far.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notification_retrying: Option<Delivery>,
-    /// Recorded exchanges this session never used.
+    /// Recorded exchanges this session never used (the first `REPORT_TAIL`).
     pub unused: Vec<u64>,
+    pub unused_total: usize,
     /// Recorded id -> live id.
     pub bindings: Vec<(String, String)>,
 }
@@ -161,8 +165,11 @@ pub struct Session {
     cassette: Arc<Prepared>,
     seed: Seed,
     table: IdTable,
-    /// Times each exchange (index entry) was served.
-    served_count: Vec<u32>,
+    /// Times each exchange (index entry) was served, for those served at all (a
+    /// session costs the same whatever the cassette's size).
+    served_count: HashMap<usize, u32>,
+    /// Per shape group: where its first unserved recording may be.
+    cursors: HashMap<usize, usize>,
     /// The `callbackUri` learned from a create-call or answer request.
     callback_uri: Option<String>,
     served: Ring<Served>,
@@ -185,7 +192,8 @@ impl Session {
     pub fn new(id: String, cassette: Arc<Prepared>, seed: Seed, settings: SessionSettings) -> Session {
         Session {
             id,
-            served_count: vec![0; cassette.exchanges().len()],
+            served_count: HashMap::new(),
+            cursors: HashMap::new(),
             cassette,
             seed,
             table: IdTable::default(),
@@ -274,16 +282,35 @@ impl Session {
 
     /// How often index entry `entry` was served.
     pub fn served_count(&self, entry: usize) -> u32 {
-        self.served_count[entry]
+        self.served_count.get(&entry).copied().unwrap_or(0)
     }
 
-    /// The candidate to serve: the best one not yet used, else the latest of them
-    /// again (polling repeats its last answer). `fits` is best first, never empty.
-    pub fn pick(&self, fits: &[Fit]) -> (usize, bool) {
-        match fits.iter().find(|f| self.served_count[f.entry] == 0) {
-            Some(f) => (f.entry, false),
-            None => (fits.iter().map(|f| f.entry).max().unwrap_or(fits[0].entry), true),
+    /// The recording to serve for `live`: the best one not yet used (its exact shape
+    /// first), else the latest of them again (polling repeats its last answer), with
+    /// whether it repeats; `None` when nothing recorded fits.
+    pub fn pick(&mut self, index: &Index, live: &Probe, mode: MatchMode) -> Option<(usize, bool)> {
+        if let Some(e) = index.exact(live).and_then(|g| self.next_in(g)) {
+            return Some((e, false));
         }
+        let candidates = index.candidates(live, mode);
+        for g in &candidates.groups {
+            if let Some(e) = self.next_in(g) {
+                return Some((e, false));
+            }
+        }
+        let last = candidates.groups.iter().filter_map(|g| g.entries.last()).max()?;
+        Some((*last, true))
+    }
+
+    /// The first recording of a group this session has not served (a group's
+    /// recordings are served in order, so its cursor only moves forward).
+    fn next_in(&mut self, g: &Group) -> Option<usize> {
+        let mut pos = self.cursors.get(&g.id).copied().unwrap_or(0);
+        while g.entries.get(pos).is_some_and(|e| self.served_count.contains_key(e)) {
+            pos += 1;
+        }
+        self.cursors.insert(g.id, pos);
+        g.entries.get(pos).copied()
     }
 
     /// Applies what pairing found; bindings that would break the bijection stay
@@ -310,7 +337,7 @@ impl Session {
     /// get fresh live ids for this serve (and its notifications), derived from the
     /// seed and how often it was served. Returns them, `(recorded, live)`.
     pub fn remint(&self, entry: usize, bound: &mut Bound) -> Vec<(Canon, Canon)> {
-        let count = self.served_count[entry].to_be_bytes();
+        let count = self.served_count(entry).to_be_bytes();
         let seed = Seed::derive([&self.seed.0[..], b"repeat", &(entry as u64).to_be_bytes(), &count]);
         let mut created: Vec<&Canon> = self.cassette.created(entry).iter().collect();
         created.sort();
@@ -332,19 +359,20 @@ impl Session {
     /// Serves from `newer`, a later version of this session's cassette with events
     /// appended (capture-on-miss); the exchange `seq` counts as served.
     pub fn adopt(&mut self, newer: Arc<Prepared>, seq: u64) {
-        if newer.name() != self.cassette.name() || newer.exchanges().len() < self.served_count.len() {
+        if newer.name() != self.cassette.name() || newer.exchanges().len() < self.cassette.exchanges().len() {
             return;
         }
-        self.served_count.resize(newer.exchanges().len(), 0);
+        // entries keep their numbers (events are appended); groups are renumbered
+        self.cursors.clear();
         if let Some(entry) = newer.entry_of(seq) {
-            self.served_count[entry] += 1;
+            *self.served_count.entry(entry).or_insert(0) += 1;
         }
         self.cassette = newer;
     }
 
     /// Records that index entry `entry` was served (and scheduled a batch).
     pub fn note_served(&mut self, entry: usize, s: Served) {
-        self.served_count[entry] += 1;
+        *self.served_count.entry(entry).or_insert(0) += 1;
         self.batches += 1;
         self.served.push(s);
     }
@@ -378,7 +406,12 @@ impl Session {
                 });
             }
         }
-        problems.extend(unused.iter().map(|&seq| Problem::Unused { seq }));
+        problems.extend(unused.iter().take(UNUSED_LISTED).map(|&seq| Problem::Unused { seq }));
+        if unused.len() > UNUSED_LISTED {
+            problems.push(Problem::MoreUnused {
+                count: unused.len() - UNUSED_LISTED,
+            });
+        }
         problems.extend(deliveries.iter().filter(|d| !d.delivered).map(Problem::undelivered));
         Verdict::of(problems)
     }
@@ -401,12 +434,9 @@ impl Session {
     }
 
     pub fn report(&self, active: bool) -> Report {
-        let unused: Vec<u64> = self
-            .served_count
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| **n == 0)
-            .map(|(i, _)| self.cassette.exchange_event(i).seq)
+        let unused: Vec<u64> = (0..self.cassette.exchanges().len())
+            .filter(|i| !self.served_count.contains_key(i))
+            .map(|i| self.cassette.exchange_event(i).seq)
             .collect();
         let mut bindings: Vec<(String, String)> = self
             .table
@@ -435,7 +465,8 @@ impl Session {
             notifications_failed: log.failed,
             notifications_pending: pending,
             notification_retrying: log.retrying,
-            unused,
+            unused_total: unused.len(),
+            unused: unused.into_iter().take(REPORT_TAIL).collect(),
             bindings,
         }
     }

@@ -16,6 +16,8 @@ pub enum Problem {
     Misses { count: u64, expected: u64 },
     /// A recorded exchange this session never used.
     Unused { seq: u64 },
+    /// More unused exchanges than a verdict names one by one.
+    MoreUnused { count: usize },
     /// A notification the bot never took.
     Undelivered {
         seq: u64,
@@ -50,6 +52,7 @@ impl Problem {
                 format!("{count} request(s) matched no recording ({expected} expected)")
             }
             Problem::Unused { seq } => format!("recorded exchange #{seq} never used"),
+            Problem::MoreUnused { count } => format!("and {count} more recorded exchanges never used"),
             Problem::Undelivered {
                 seq,
                 target,

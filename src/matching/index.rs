@@ -1,0 +1,189 @@
+//! The recorded exchanges of one cassette, indexed for matching in time that does not
+//! grow with the cassette: by key (method, version, template, query), then by body
+//! shape. Identical recordings (a long call's polls) share one shape group, so a live
+//! request with a recorded shape finds its candidates with two hash lookups; only a
+//! request whose exact shape was never recorded is compared, once per distinct shape.
+
+use std::collections::HashMap;
+
+use super::shape::{compare, Comparison, MatchMode, Shape};
+use super::{clip, Probe};
+
+/// A group of recordings with one key and one shape, in recorded order.
+#[derive(Debug)]
+pub struct Group {
+    /// Unique within the cassette.
+    pub id: usize,
+    /// Index entries, ascending.
+    pub entries: Vec<usize>,
+    shape: Shape,
+}
+
+/// Every recording of one key.
+#[derive(Debug)]
+struct Key {
+    /// The key's parts, for messages (method, version, template, query).
+    head: Probe,
+    groups: Vec<usize>,
+    by_shape: HashMap<Shape, usize>,
+}
+
+/// The recorded exchanges of one cassette.
+#[derive(Debug, Default)]
+pub struct Index {
+    /// The recorded seq of each entry, for messages.
+    seqs: Vec<u64>,
+    groups: Vec<Group>,
+    keys: Vec<Key>,
+    by_key: HashMap<String, usize>,
+}
+
+/// Candidate groups for a live request, best first; each holds compatible recordings.
+#[derive(Debug, Default)]
+pub struct Candidates<'a> {
+    pub groups: Vec<&'a Group>,
+}
+
+impl Index {
+    /// Builds the index; entry `i` is the `i`-th (probe, recorded seq) given.
+    pub fn build(entries: Vec<(Probe, u64)>) -> Index {
+        let mut idx = Index::default();
+        for (i, (mut p, seq)) in entries.into_iter().enumerate() {
+            idx.seqs.push(seq);
+            let k = *idx.by_key.entry(p.key()).or_insert_with(|| {
+                idx.keys.push(Key {
+                    head: Probe {
+                        shape: Shape::Empty,
+                        ..p.clone()
+                    },
+                    groups: Vec::new(),
+                    by_shape: HashMap::new(),
+                });
+                idx.keys.len() - 1
+            });
+            let shape = std::mem::replace(&mut p.shape, Shape::Empty);
+            let key = &mut idx.keys[k];
+            match key.by_shape.get(&shape) {
+                Some(&g) => idx.groups[g].entries.push(i),
+                None => {
+                    let g = idx.groups.len();
+                    key.by_shape.insert(shape.clone(), g);
+                    key.groups.push(g);
+                    idx.groups.push(Group {
+                        id: g,
+                        entries: vec![i],
+                        shape,
+                    });
+                }
+            }
+        }
+        idx
+    }
+
+    /// The group of recordings with the live request's exact key and shape, if any:
+    /// found without comparing anything.
+    pub fn exact(&self, live: &Probe) -> Option<&Group> {
+        let key = &self.keys[*self.by_key.get(&live.key())?];
+        key.by_shape.get(&live.shape).map(|&g| &self.groups[g])
+    }
+
+    /// Every group a live request may be served from, best first: by (penalty,
+    /// earliest entry), so its exact shape (penalty 0) comes before other spellings.
+    pub fn candidates(&self, live: &Probe, mode: MatchMode) -> Candidates<'_> {
+        let Some(key) = self.by_key.get(&live.key()).map(|&k| &self.keys[k]) else {
+            return Candidates::default();
+        };
+        let mut scored: Vec<(usize, &Group)> = key
+            .groups
+            .iter()
+            .map(|&g| &self.groups[g])
+            .filter_map(|g| {
+                let c = compare(&g.shape, &live.shape, mode);
+                c.compatible().then_some((c.penalty(), g))
+            })
+            .collect();
+        scored.sort_by_key(|(penalty, g)| (*penalty, g.entries[0]));
+        Candidates {
+            groups: scored.into_iter().map(|(_, g)| g).collect(),
+        }
+    }
+
+    /// The nearest recorded entry to a request that found no fit, and why it differs:
+    /// compared with each distinct shape of its key, else with each distinct key.
+    pub fn explain_miss(&self, live: &Probe, mode: MatchMode) -> (Option<usize>, String) {
+        let shown = |p: &Probe| clip(&format!("{} /{}{}", p.method, p.version, p.template), 300);
+        if let Some(key) = self.by_key.get(&live.key()).map(|&k| &self.keys[k]) {
+            let best: Option<(usize, Comparison)> = key
+                .groups
+                .iter()
+                .map(|&g| &self.groups[g])
+                .map(|g| (g.entries[0], compare(&g.shape, &live.shape, mode)))
+                .min_by_key(|(i, c)| (c.refused.len(), c.penalty(), *i));
+            if let Some((i, c)) = best {
+                return (
+                    Some(i),
+                    format!(
+                        "no recorded exchange matches {}; nearest is #{} with the same path, whose body differs: {}",
+                        shown(live),
+                        self.seqs[i],
+                        c.summary(4)
+                    ),
+                );
+            }
+        }
+        let nearest = self
+            .keys
+            .iter()
+            .map(|k| (self.groups[k.groups[0]].entries[0], &k.head))
+            .min_by_key(|(i, p)| (key_distance(p, live), *i));
+        match nearest {
+            None => (
+                None,
+                format!(
+                    "no recorded exchange matches {}: the cassette has no exchanges",
+                    shown(live)
+                ),
+            ),
+            Some((i, p)) => {
+                let mut why = Vec::new();
+                if p.method != live.method {
+                    why.push(format!("method {} recorded, {} sent", p.method, live.method));
+                }
+                if p.version != live.version {
+                    why.push(format!("version {} recorded, {} sent", p.version, live.version));
+                }
+                if p.template != live.template {
+                    why.push(format!("path {} recorded, {} sent", p.template, live.template));
+                }
+                if p.query != live.query {
+                    why.push(format!("query {:?} recorded, {:?} sent", p.query, live.query));
+                }
+                let msg = format!(
+                    "no recorded exchange matches {}; nearest is #{} {}: {}",
+                    shown(live),
+                    self.seqs[i],
+                    shown(p),
+                    why.join("; ")
+                );
+                (Some(i), msg)
+            }
+        }
+    }
+}
+
+fn key_distance(a: &Probe, b: &Probe) -> usize {
+    let segs = |p: &Probe| p.template.split('/').map(str::to_string).collect::<Vec<_>>();
+    let (x, y) = (segs(a), segs(b));
+    // Levenshtein over path segments
+    let mut prev: Vec<usize> = (0..=y.len()).collect();
+    for (i, sx) in x.iter().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, sy) in y.iter().enumerate() {
+            let sub = prev[j] + usize::from(sx != sy);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    let path = prev[y.len()] * 4;
+    path + 3 * usize::from(a.method != b.method) + usize::from(a.version != b.version) + usize::from(a.query != b.query)
+}
