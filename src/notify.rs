@@ -190,7 +190,7 @@ impl Notifier {
             tokio::time::sleep(wait).await;
         }
         if d.delivered {
-            tracing::info!(seq = d.seq, %url, attempts = d.attempts.len(), "notification delivered");
+            tracing::debug!(seq = d.seq, %url, attempts = d.attempts.len(), "notification delivered");
         } else {
             tracing::warn!(seq = d.seq, %url, attempts = d.attempts.len(), "notification not delivered");
         }
@@ -212,6 +212,8 @@ struct Queue {
     jobs: VecDeque<Job>,
     /// A delivery task is draining `jobs`.
     running: bool,
+    /// The seq of the job being delivered now (popped, not yet logged).
+    sending: Option<u64>,
 }
 
 struct OutboxState {
@@ -232,6 +234,7 @@ impl Outbox {
             queue: Mutex::new(Queue {
                 jobs: VecDeque::new(),
                 running: false,
+                sending: None,
             }),
             log: Mutex::new(Log {
                 recent: Ring::new(REPORT_TAIL),
@@ -269,6 +272,7 @@ impl Outbox {
                 let mut q = lock(&state.queue);
                 let next = q.jobs.pop_front();
                 q.running = next.is_some();
+                q.sending = next.as_ref().map(|j| j.seq);
                 next
             };
             let Some(mut job) = next else { return };
@@ -276,7 +280,10 @@ impl Outbox {
                 let _ = start.await;
                 t0 = tokio::time::Instant::now();
             }
-            tokio::time::sleep_until(t0 + job.wait).await;
+            let due = t0 + job.wait;
+            if due > tokio::time::Instant::now() {
+                tokio::time::sleep_until(due).await;
+            }
             let n = &state.notifier;
             let d = n.deliver(job, |d| lock(&state.log).current = Some(d.clone())).await;
             let total = if d.delivered {
@@ -295,14 +302,24 @@ impl Outbox {
                 }
                 l.recent.push(d);
             }
+            lock(&state.queue).sending = None;
             state.pending.fetch_sub(1, Ordering::SeqCst);
             n.totals.pending.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
+    /// How many were delivered and failed in all (cheap: no log copy).
+    pub fn counts(&self) -> (u64, u64) {
+        let l = lock(&self.0.log);
+        (l.recent.total() - l.failed, l.failed)
+    }
+
     /// Seqs delivered, being delivered or queued.
     pub fn delivered_or_queued(&self) -> HashSet<u64> {
-        let mut out: HashSet<u64> = lock(&self.0.queue).jobs.iter().map(|j| j.seq).collect();
+        let mut out: HashSet<u64> = {
+            let q = lock(&self.0.queue);
+            q.jobs.iter().map(|j| j.seq).chain(q.sending).collect()
+        };
         let l = lock(&self.0.log);
         out.extend(l.delivered.iter().copied());
         out.extend(l.current.as_ref().map(|d| d.seq));

@@ -413,7 +413,7 @@ impl Replayer {
             },
         );
         cassette.mark_used(entry);
-        tracing::info!(session = %session_id, seq = rec_ev.seq, repeated, notifications = jobs.len(), "served");
+        tracing::debug!(session = %session_id, seq = rec_ev.seq, repeated, notifications = jobs.len(), "served");
         let pending = if jobs.is_empty() {
             None
         } else {

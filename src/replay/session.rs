@@ -433,6 +433,20 @@ impl Session {
         (o, created)
     }
 
+    /// One line for the log when the session ends: what it served, missed, delivered.
+    pub fn log_end(&self, why: &str) {
+        let (delivered, failed) = self.outbox.as_ref().map_or((0, 0), Outbox::counts);
+        tracing::info!(
+            session = %self.id,
+            cassette = %self.cassette.name(),
+            served = self.served.total(),
+            missed = self.missed.total(),
+            delivered,
+            failed,
+            "session ended ({why})"
+        );
+    }
+
     pub fn report(&self, active: bool) -> Report {
         let unused: Vec<u64> = (0..self.cassette.exchanges().len())
             .filter(|i| !self.served_count.contains_key(i))

@@ -366,6 +366,11 @@ impl Sessions {
         if detached.is_empty() {
             return;
         }
+        if tracing::enabled!(tracing::Level::INFO) {
+            for (_, e) in &detached {
+                lock(&e.session).log_end("ended");
+            }
+        }
         let dropped: Vec<Shared> = {
             let mut inner = self.inner();
             detached
