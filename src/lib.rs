@@ -30,12 +30,14 @@
 //! - The two modes: `record` (recorder, Graph face, callback face) and `replay`
 //!   (replayer, sessions, prepared cassettes, notification building), with `matching`
 //!   and `notify` (delivery). Replay and delivery never import record.
-//! - Cassettes: `cassette` (model, JSON interchange, sled store); `redact` (secrets).
+//! - Cassettes: `cassette` (model, JSON interchange, sled store); `redact` (secrets);
+//!   `drift` (what changed between two recordings of one scenario: `graphvcr diff`).
 //! - Wiring: `app` (modes, faces, cassette files), `admin` (`/_graphvcr/`), `cli` and
 //!   `config` (command line into settings), `demo`, `bundled` (the seed's cassettes,
 //!   compiled in).
 //! - Small shared pieces: `clock` (injected time), `error` (who failed), `ring`
-//!   (bounded report tails), `sync` (poison-tolerant locking).
+//!   (bounded report tails), `sync` (poison-tolerant locking), `xml` (the JUnit
+//!   reports' escaping and envelope).
 
 pub mod admin;
 pub mod app;
@@ -45,6 +47,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod drift;
 pub mod error;
 pub mod graph;
 pub mod http;
@@ -57,3 +60,4 @@ pub mod redact;
 pub mod replay;
 pub mod ring;
 pub mod sync;
+pub mod xml;
