@@ -30,14 +30,16 @@
 //! - The two modes: `record` (recorder, Graph face, callback face) and `replay`
 //!   (replayer, sessions, prepared cassettes, notification building), with `matching`
 //!   and `notify` (delivery). Replay and delivery never import record.
-//! - Cassettes: `cassette` (model, JSON interchange, sled store); `redact` (secrets).
+//! - Cassettes: `cassette` (model, JSON interchange, sled store); `redact` (secrets);
+//!   `drift` (what changed between two recordings of one scenario: `graphvcr diff`).
 //! - Wiring: `app` (modes, faces, cassette files), `admin` (`/_graphvcr/`), `cli` and
 //!   `config` (command line into settings), `demo`, `bundled` (the seed's cassettes,
 //!   compiled in).
 //! - Fault injection: `faults` (the spec language, seeded chaos); `replay::faults`
 //!   applies them in a session.
 //! - Small shared pieces: `clock` (injected time), `error` (who failed), `ring`
-//!   (bounded report tails), `sync` (poison-tolerant locking).
+//!   (bounded report tails), `sync` (poison-tolerant locking), `xml` (the JUnit
+//!   reports' escaping and envelope).
 
 pub mod admin;
 pub mod app;
@@ -47,6 +49,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod drift;
 pub mod error;
 pub mod faults;
 pub mod graph;
@@ -60,3 +63,4 @@ pub mod redact;
 pub mod replay;
 pub mod ring;
 pub mod sync;
+pub mod xml;

@@ -40,6 +40,10 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Err(AppError::Drift(report)) => {
+            app::say(&report);
+            ExitCode::from(1)
+        }
         Err(e) => {
             eprintln!("graphvcr: {e}");
             ExitCode::from(e.exit_code())
@@ -133,6 +137,7 @@ async fn run(cli: Cli) -> Result<String, AppError> {
                 Ok(id.ca_path().display().to_string())
             }
         },
+        Command::Diff(a) => app::diff_command(&a.command()),
         Command::Demo(a) => graphvcr::demo::run(&a.cassette, &a.cassettes).await,
     }
 }

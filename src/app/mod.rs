@@ -2,9 +2,11 @@
 //! runs them until the shutdown signal, then drains and flushes. Everything is passed
 //! in (listeners, shutdown, clock, store), so tests run the real thing in-process.
 //! `faces` routes each listener's requests; `proxy` adds TLS and the proxy face;
-//! `cassettes` syncs cassette files and runs the `cassette` subcommands.
+//! `cassettes` syncs cassette files and runs the `cassette` subcommands; `diff` runs
+//! `graphvcr diff`.
 
 mod cassettes;
+mod diff;
 mod faces;
 mod misses;
 mod proxy;
@@ -13,6 +15,7 @@ mod replay;
 mod reports;
 
 pub use cassettes::{cassette_command, export, import_changed, CassetteCmd};
+pub use diff::{diff_command, DiffCmd};
 pub use record::{run_record, run_record_faces, RecordOutcome};
 pub use replay::{replayer, serve_replay, serve_replay_faces, ReplayOutcome, NOTIFY_AUTH_NONE};
 
@@ -51,11 +54,14 @@ pub enum AppError {
     Runtime(String),
     #[error("{0}")]
     ExpectAll(String),
+    /// `diff` found breaking drift; holds the report, which goes to stdout.
+    #[error("breaking drift found")]
+    Drift(String),
 }
 
 impl AppError {
-    /// 0 ok, 1 runtime failure, 2 usage error or unknown cassette, 3 store unusable,
-    /// 4 `--expect-all` found problems.
+    /// 0 ok, 1 runtime failure (or `diff` found breaking drift), 2 usage error or
+    /// unknown cassette, 3 store unusable, 4 `--expect-all` found problems.
     pub fn exit_code(&self) -> u8 {
         match self {
             AppError::Usage(_) => 2,
@@ -68,7 +74,7 @@ impl AppError {
             }
             AppError::Cassette(CassetteError::Io { .. }) => 1,
             AppError::Cassette(_) => 2,
-            AppError::Runtime(_) => 1,
+            AppError::Runtime(_) | AppError::Drift(_) => 1,
             AppError::ExpectAll(_) => 4,
         }
     }

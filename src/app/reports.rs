@@ -9,38 +9,13 @@ use serde_json::json;
 use super::replay::ReplayOutcome;
 use super::AppError;
 use crate::replay::Outcome;
-
-/// Escapes text for an XML attribute or element.
-fn xml(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
+use crate::xml::{escape as xml, junit_head, JUNIT_TAIL};
 
 /// A JUnit XML report: one testcase per session, a failure per problem.
 pub fn junit(outcomes: &[Outcome]) -> String {
     let failures: usize = outcomes.iter().filter(|o| !o.verdict.ok).count();
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
-        out,
-        "<testsuites name=\"graphvcr\" tests=\"{}\" failures=\"{failures}\">",
-        outcomes.len()
-    );
-    let _ = writeln!(
-        out,
-        "  <testsuite name=\"graphvcr replay\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\">",
-        outcomes.len()
-    );
+    let mut out = String::new();
+    junit_head(&mut out, "graphvcr", "graphvcr replay", outcomes.len(), failures);
     for o in outcomes {
         let _ = write!(
             out,
@@ -59,7 +34,7 @@ pub fn junit(outcomes: &[Outcome]) -> String {
         }
         out.push_str("    </testcase>\n");
     }
-    out.push_str("  </testsuite>\n</testsuites>\n");
+    out.push_str(JUNIT_TAIL);
     out
 }
 

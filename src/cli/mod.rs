@@ -10,8 +10,10 @@ use crate::config::{
     self, defaults, BotUrl, Limits, PassthroughConfig, ProxySettings, RecordConfig, Size, TlsSettings, UpstreamUrl,
 };
 
+mod diff;
 mod serve;
 
+pub use diff::DiffArgs;
 pub use serve::{Match, OnMissArg, ReplayArgs, Ring, ServeArgs, Timing};
 
 /// Record/replay proxy for Microsoft Graph cloud-communications traffic.
@@ -53,6 +55,12 @@ pub enum Command {
         after_help = "Examples:\n  graphvcr cassette list\n  graphvcr cassette show invite-one-participant\n  graphvcr cassette export invite-flow -o cassettes/invite-flow.json\n  graphvcr cassette import cassettes/*.json\n  graphvcr cassette rm invite-flow"
     )]
     Cassette(CassetteArgs),
+    /// Compare two recordings of one scenario: what changed apart from ids, timestamps,
+    /// request ids and timing. Exit 1 when anything breaking changed.
+    #[command(
+        after_help = "Examples:\n  graphvcr diff cassettes/invite-flow.json invite-flow-rerecorded\n  graphvcr diff old.json new.json --json\n  graphvcr diff old.json new.json --junit drift.xml --timing-tolerance 500\n\nBreaking: a removed member, a changed value type or status, a missing or extra exchange\nor notification. Notable: an added member, a reordering, another enum value. Info: other values, timing.\nExit codes: 0 nothing breaking, 1 breaking drift, 2 bad input."
+    )]
+    Diff(DiffArgs),
     /// Forward every request to Graph and log it; store nothing.
     #[command(after_help = "Example:\n  graphvcr passthrough --upstream https://graph.microsoft.com")]
     Passthrough(PassthroughArgs),

@@ -42,6 +42,9 @@ pub mod defaults {
     /// `--exit-when-done`: stop after this long without a request.
     pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
     pub const CA_DIR: &str = ".graphvcr/ca";
+    /// `graphvcr diff`: latency and notification-delay differences up to this are not
+    /// reported (Graph's own latency varies by hundreds of milliseconds).
+    pub const DIFF_TIMING_TOLERANCE_MS: u64 = 1000;
     /// Hosts the proxy face terminates TLS for: Graph and the identity hosts.
     pub const INTERCEPTED: [&str; 3] = ["graph.microsoft.com", "login.microsoftonline.com", "api.aps.skype.com"];
 }

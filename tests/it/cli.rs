@@ -13,7 +13,7 @@ fn graphvcr() -> Command {
     c
 }
 
-fn run(args: &[&str]) -> (i32, String, String) {
+pub(crate) fn run(args: &[&str]) -> (i32, String, String) {
     let out = graphvcr().args(args).output().expect("run graphvcr");
     (
         out.status.code().unwrap_or(-1),

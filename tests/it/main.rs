@@ -5,6 +5,7 @@ mod capture;
 mod cli;
 mod common;
 mod delivery;
+mod drift;
 mod faults;
 mod fidelity;
 mod identity;

@@ -36,6 +36,12 @@ pub struct GraphBehaviour {
     pub delay_ms: AtomicU64,
     /// Gap between the invite response and each notification (ms).
     pub notify_gap_ms: AtomicU64,
+    /// Drift: the invite's operation gains a member (`ringingTimeoutInSeconds`).
+    pub invite_adds_member: AtomicBool,
+    /// Drift: the invite's operation loses its `clientContext`.
+    pub invite_drops_client_context: AtomicBool,
+    /// Drift: the invite's roster `updated` notification is never posted.
+    pub skip_roster_update: AtomicBool,
 }
 
 pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
@@ -347,7 +353,7 @@ async fn invite(
     let op = guid(0x0e7a7104, state.next_op.fetch_add(1, Ordering::SeqCst));
     let ctx = req.get("clientContext").cloned().unwrap_or(Value::Null);
     let participants = echo_participants(req.get("participants").unwrap_or(&Value::Null));
-    let resp = json!({
+    let mut resp = json!({
         "@odata.type": "#microsoft.graph.inviteParticipantsOperation",
         "id": op,
         "status": "Running",
@@ -355,9 +361,18 @@ async fn invite(
         "resultInfo": null,
         "participants": participants
     });
+    let b = &state.behaviour;
+    if let Some(o) = resp.as_object_mut() {
+        if b.invite_adds_member.load(Ordering::SeqCst) {
+            o.insert("ringingTimeoutInSeconds".into(), Value::from(60));
+        }
+        if b.invite_drops_client_context.load(Ordering::SeqCst) {
+            o.remove("clientContext");
+        }
+    }
     let location = format!("https://graph.microsoft.com/{version}/communications/calls/{call}/operations/{op}");
     let first = operation_notification(call, &op, &ctx, &participants);
-    let second = roster_notification(call, &participants);
+    let second = (!b.skip_roster_update.load(Ordering::SeqCst)).then(|| roster_notification(call, &participants));
     let target = state.callback.lock().expect("lock").clone();
     let gap = Duration::from_millis(state.behaviour.notify_gap_ms.load(Ordering::SeqCst));
     if let Some(url) = target {
@@ -367,11 +382,13 @@ async fn invite(
             let _ = post_notification(&url, &first, &chain).await;
             tokio::spawn(async move {
                 tokio::time::sleep(gap).await;
-                let _ = post_notification(&url, &second, &chain).await;
+                if let Some(n) = second {
+                    let _ = post_notification(&url, &n, &chain).await;
+                }
             });
         } else {
             tokio::spawn(async move {
-                for n in [first, second] {
+                for n in std::iter::once(first).chain(second) {
                     tokio::time::sleep(gap).await;
                     let _ = post_notification(&url, &n, &chain).await;
                 }
