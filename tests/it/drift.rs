@@ -44,6 +44,53 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// JUnit: a testcase per exchange/notification, a failure per breaking finding.
+fn assert_junit(junit: &Path) {
+    let xml = std::fs::read_to_string(junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}: {xml}"));
+    let cases: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("testcase")).collect();
+    assert_eq!(cases.len(), 3, "{xml}");
+    let failures: Vec<(&str, Option<&str>)> = cases
+        .iter()
+        .flat_map(|c| {
+            c.children()
+                .filter(|n| n.has_tag_name("failure"))
+                .map(|f| (c.attribute("name").unwrap(), f.attribute("type")))
+        })
+        .collect();
+    assert_eq!(failures.len(), 2, "{xml}");
+    assert!(
+        failures[0].0.starts_with("exchange OLD #0 -> NEW #0") && failures[0].1 == Some("removed"),
+        "{failures:?}"
+    );
+    assert!(
+        failures[1].0.starts_with("notification OLD #2 -> NEW -") && failures[1].1 == Some("missing"),
+        "{failures:?}"
+    );
+}
+
+/// The text names each finding by seq and path.
+fn assert_text(old: &Path, new: &Path) {
+    let (code, text, _) = run(&["diff", s(old), s(new)]);
+    assert_eq!(code, 1);
+    assert!(
+        text.contains("exchange OLD #0 -> NEW #0  POST v1.0 /communications/calls/{id}/participants/invite"),
+        "{text}"
+    );
+    assert!(
+        text.contains("breaking  response.json.clientContext: member removed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("notable   response.json.ringingTimeoutInSeconds: member added: 60"),
+        "{text}"
+    );
+    assert!(
+        text.contains("notification OLD #2 -> NEW -  updated /communications/calls/{id}/participants"),
+        "{text}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_added_member_a_removed_member_and_a_missing_notification_are_drift() {
     init();
@@ -101,48 +148,8 @@ async fn an_added_member_a_removed_member_and_a_missing_notification_are_drift()
     );
     assert_eq!(report["findings"][2]["change"], "missing");
 
-    // JUnit: a testcase per exchange/notification, a failure per breaking finding
-    let xml = std::fs::read_to_string(&junit).unwrap();
-    let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}: {xml}"));
-    let cases: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("testcase")).collect();
-    assert_eq!(cases.len(), 3, "{xml}");
-    let failures: Vec<(&str, Option<&str>)> = cases
-        .iter()
-        .flat_map(|c| {
-            c.children()
-                .filter(|n| n.has_tag_name("failure"))
-                .map(|f| (c.attribute("name").unwrap(), f.attribute("type")))
-        })
-        .collect();
-    assert_eq!(failures.len(), 2, "{xml}");
-    assert!(
-        failures[0].0.starts_with("exchange OLD #0 -> NEW #0") && failures[0].1 == Some("removed"),
-        "{failures:?}"
-    );
-    assert!(
-        failures[1].0.starts_with("notification OLD #2 -> NEW -") && failures[1].1 == Some("missing"),
-        "{failures:?}"
-    );
-
-    // the text names each finding by seq and path
-    let (code, text, _) = run(&["diff", s(&old), s(&new)]);
-    assert_eq!(code, 1);
-    assert!(
-        text.contains("exchange OLD #0 -> NEW #0  POST v1.0 /communications/calls/{id}/participants/invite"),
-        "{text}"
-    );
-    assert!(
-        text.contains("breaking  response.json.clientContext: member removed"),
-        "{text}"
-    );
-    assert!(
-        text.contains("notable   response.json.ringingTimeoutInSeconds: member added: 60"),
-        "{text}"
-    );
-    assert!(
-        text.contains("notification OLD #2 -> NEW -  updated /communications/calls/{id}/participants"),
-        "{text}"
-    );
+    assert_junit(&junit);
+    assert_text(&old, &new);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
