@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, defaults, BotUrl, Limits, Pacing, RecordConfig, ReplayConfig, Size};
+use crate::redact::Rules;
 
 /// Record/replay proxy for Microsoft Graph cloud-communications traffic.
 ///
@@ -64,6 +65,52 @@ pub struct LimitArgs {
     /// Seconds a client gets to send its request head.
     #[arg(long, env = "GRAPHVCR_HEADER_TIMEOUT", default_value_t = defaults::HEADER_TIMEOUT.as_secs_f64())]
     pub header_timeout: f64,
+    /// Seconds a client gets to send a request's whole body once its head arrived.
+    #[arg(long, env = "GRAPHVCR_BODY_TIMEOUT", default_value_t = defaults::BODY_TIMEOUT.as_secs_f64())]
+    pub body_timeout: f64,
+    /// Seconds a connection may sit idle (no request in progress, nothing sent) before it is closed.
+    #[arg(long, env = "GRAPHVCR_IDLE_TIMEOUT", default_value_t = defaults::IDLE_TIMEOUT.as_secs_f64())]
+    pub idle_timeout: f64,
+    /// Most connections served at once per listener; further clients wait to be accepted.
+    #[arg(long, env = "GRAPHVCR_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS)]
+    pub max_connections: usize,
+}
+
+/// User redaction rules, added to the built-in ones.
+#[derive(Debug, Args, Default)]
+pub struct RedactArgs {
+    /// Also redact this header (any case); repeatable.
+    #[arg(
+        long = "redact-header",
+        value_name = "NAME",
+        env = "GRAPHVCR_REDACT_HEADER",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub headers: Vec<String>,
+    /// Also redact the value of this JSON member (any case, any depth); repeatable.
+    #[arg(
+        long = "redact-json",
+        value_name = "MEMBER",
+        env = "GRAPHVCR_REDACT_JSON",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub members: Vec<String>,
+    /// Also redact what this regex matches (its groups, if it has any) in every string; repeatable.
+    #[arg(
+        long = "redact-regex",
+        value_name = "RE",
+        env = "GRAPHVCR_REDACT_REGEX",
+        global = true
+    )]
+    pub regexes: Vec<String>,
+}
+
+impl RedactArgs {
+    pub fn rules(&self) -> Result<Rules, String> {
+        Rules::new(&self.headers, &self.members, &self.regexes)
+    }
 }
 
 impl LimitArgs {
@@ -72,6 +119,13 @@ impl LimitArgs {
             max_body: self.max_body.0,
             max_header_bytes: self.max_header.0,
             header_timeout: seconds(self.header_timeout, "--header-timeout")?,
+            body_timeout: seconds(self.body_timeout, "--body-timeout")?,
+            idle_timeout: seconds(self.idle_timeout, "--idle-timeout")?,
+            max_connections: if self.max_connections == 0 {
+                return Err("--max-connections must be at least 1".into());
+            } else {
+                self.max_connections
+            },
         })
     }
 }
@@ -81,7 +135,7 @@ pub struct RecordArgs {
     /// Cassette to record into.
     #[arg(long, env = "GRAPHVCR_CASSETTE")]
     pub cassette: String,
-    /// Graph's base URL.
+    /// Graph's base URL (userinfo in it is dropped: never sent, never stored).
     #[arg(long, env = "GRAPHVCR_UPSTREAM", default_value = defaults::UPSTREAM)]
     pub upstream: String,
     /// Extra PEM CA certificate(s) to trust for the upstream.
@@ -105,6 +159,11 @@ pub struct RecordArgs {
     /// Record over an existing cassette of the same name.
     #[arg(long, env = "GRAPHVCR_OVERWRITE")]
     pub overwrite: bool,
+    /// Replace display names, phone numbers and email addresses with consistent pseudonyms.
+    #[arg(long, env = "GRAPHVCR_SCRUB_PII")]
+    pub scrub_pii: bool,
+    #[command(flatten)]
+    pub redact: RedactArgs,
     #[command(flatten)]
     pub store: StoreArg,
     #[command(flatten)]
@@ -167,6 +226,8 @@ pub struct ReplayArgs {
 pub struct CassetteArgs {
     #[command(flatten)]
     pub store: StoreArg,
+    #[command(flatten)]
+    pub redact: RedactArgs,
     #[command(subcommand)]
     pub command: CassetteCommand,
 }
@@ -187,11 +248,25 @@ pub enum CassetteCommand {
         #[arg(short, long, env = "GRAPHVCR_OUTPUT")]
         output: Option<PathBuf>,
     },
-    /// Import cassette JSON files (all or nothing).
+    /// Import cassette JSON files (all or nothing); refuses a file that holds a secret.
     #[command(after_help = "Example:\n  graphvcr cassette import cassettes/*.json")]
     Import {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Replace a cassette that was recorded, or imported from another file.
+        #[arg(long)]
+        overwrite: bool,
+        /// Import even if the secret scan finds something.
+        #[arg(long)]
+        allow_secrets: bool,
+    },
+    /// Run the secret scan alone over cassettes in the store or cassette files.
+    #[command(
+        after_help = "Example:\n  graphvcr cassette scan invite-flow\n  graphvcr cassette scan cassettes/*.json"
+    )]
+    Scan {
+        #[arg(required = true, value_name = "NAME|FILE")]
+        targets: Vec<String>,
     },
     /// Remove a cassette from the store.
     #[command(after_help = "Example:\n  graphvcr cassette rm invite-flow")]
@@ -220,6 +295,8 @@ impl RecordArgs {
         c.export = self.export.clone();
         c.bot_url = self.bot_url.as_deref().map(BotUrl::parse).transpose()?;
         c.overwrite = self.overwrite;
+        c.scrub_pii = self.scrub_pii;
+        c.rules = self.redact.rules()?;
         c.limits = self.limits.limits()?;
         Ok(c)
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::cassette::{validate_name, CassetteError};
 use crate::http::server::ServerOptions;
+use crate::redact::Rules;
 
 /// Defaults, written once: clap's defaults and the settings' own read these.
 pub mod defaults {
@@ -20,6 +21,9 @@ pub mod defaults {
     pub const MAX_BODY: usize = 16 * 1024 * 1024;
     pub const MAX_HEADER: usize = 64 * 1024;
     pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const MAX_CONNECTIONS: usize = 4096;
     /// How long in-flight requests get to finish at shutdown.
     pub const GRACE: Duration = Duration::from_secs(10);
     pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -82,6 +86,12 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// A client must send its request head within this time.
     pub header_timeout: Duration,
+    /// ... and a request's whole body within this time after its head.
+    pub body_timeout: Duration,
+    /// A connection with no request in progress and no traffic is closed after this.
+    pub idle_timeout: Duration,
+    /// Most connections served at once per listener.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -90,6 +100,9 @@ impl Default for Limits {
             max_body: defaults::MAX_BODY,
             max_header_bytes: defaults::MAX_HEADER,
             header_timeout: defaults::HEADER_TIMEOUT,
+            body_timeout: defaults::BODY_TIMEOUT,
+            idle_timeout: defaults::IDLE_TIMEOUT,
+            max_connections: defaults::MAX_CONNECTIONS,
         }
     }
 }
@@ -100,6 +113,9 @@ impl Limits {
         ServerOptions {
             max_header_bytes: self.max_header_bytes,
             header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
             grace: defaults::GRACE,
             tls: None,
         }
@@ -156,8 +172,11 @@ impl UpstreamUrl {
     pub fn parse(s: &str) -> Result<UpstreamUrl, String> {
         let uri: http::Uri = s.parse().map_err(|_| format!("--upstream `{s}` is not a URL"))?;
         match (uri.scheme_str(), uri.authority()) {
-            (Some("https" | "http"), Some(_)) if uri.query().is_none() => {
-                Ok(UpstreamUrl(s.trim_end_matches('/').to_string()))
+            (Some(scheme @ ("https" | "http")), Some(auth)) if uri.query().is_none() => {
+                // userinfo is never sent upstream (hyper ignores it) and must never be stored
+                let host = auth.as_str().rsplit('@').next().unwrap_or_default();
+                let url = format!("{scheme}://{host}{}", uri.path());
+                Ok(UpstreamUrl(url.trim_end_matches('/').to_string()))
             }
             _ => Err(format!("--upstream `{s}` must be an http(s) URL without a query")),
         }
@@ -179,6 +198,10 @@ pub struct RecordConfig {
     pub export: Option<PathBuf>,
     pub bot_url: Option<BotUrl>,
     pub overwrite: bool,
+    /// Redaction rules: the built-in ones plus the user's.
+    pub rules: Rules,
+    /// `--scrub-pii`: pseudonyms for display names, phone numbers and emails.
+    pub scrub_pii: bool,
     pub limits: Limits,
 }
 
@@ -193,6 +216,8 @@ impl RecordConfig {
             export: None,
             bot_url: None,
             overwrite: false,
+            rules: Rules::default(),
+            scrub_pii: false,
             limits: Limits::default(),
         })
     }
@@ -336,6 +361,13 @@ mod tests {
         let b = BotUrl::parse("http://127.0.0.1:3978/bot/").unwrap();
         assert_eq!(b.target("/api/calls?x=1"), "http://127.0.0.1:3978/bot/api/calls?x=1");
         assert!(BotUrl::parse("127.0.0.1:3978").is_err());
+    }
+
+    #[test]
+    fn upstream_userinfo_is_dropped() {
+        let u = UpstreamUrl::parse("https://user:pass@graph.example:8443/").unwrap();
+        assert_eq!(u.0, "https://graph.example:8443");
+        assert_eq!(UpstreamUrl::parse("http://h/base/").unwrap().0, "http://h/base");
     }
 
     #[test]

@@ -51,4 +51,5 @@ pub mod record;
 pub mod redact;
 pub mod replay;
 pub mod ring;
+pub mod scrub;
 pub mod sync;

@@ -98,15 +98,24 @@ async fn run(cli: Cli) -> Result<String, AppError> {
             ))
         }
         Command::Cassette(a) => {
-            let store = open_store(&a.store.store)?;
+            let rules = a.redact.rules().map_err(AppError::Usage)?;
             let cmd = match a.command {
                 CassetteCommand::List => CassetteCmd::List,
                 CassetteCommand::Show { name } => CassetteCmd::Show(name),
                 CassetteCommand::Export { name, output } => CassetteCmd::Export { name, out: output },
-                CassetteCommand::Import { files } => CassetteCmd::Import(files),
+                CassetteCommand::Import {
+                    files,
+                    overwrite,
+                    allow_secrets,
+                } => CassetteCmd::Import {
+                    files,
+                    overwrite,
+                    allow_secrets,
+                },
                 CassetteCommand::Rm { name } => CassetteCmd::Rm(name),
+                CassetteCommand::Scan { targets } => CassetteCmd::Scan(targets),
             };
-            app::cassette_command(&*store, cmd)
+            app::cassette_command(&a.store.store, cmd, &rules)
         }
         Command::Demo(a) => graphvcr::demo::run(&a.cassette, &a.cassettes).await,
     }

@@ -141,7 +141,8 @@ pub async fn run_record(
         &cfg.cassette,
         store.clone(),
         deps.clock.clone(),
-        cfg.upstream_timeout,
+        cfg.rules.clone(),
+        cfg.scrub_pii,
     ));
     let stop = fan_out(shutdown);
     let mut tasks = Vec::new();

@@ -1,0 +1,154 @@
+//! The check every open runs: each stored event against its checksum, each cassette
+//! against its event count and digest, and the metadata against the seal (a cassette
+//! missing, or older than the seal vouches for, was lost by sled's recovery).
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::codec::{self, Digest};
+use super::seal::{Seal, SealEntry};
+use super::sled::MetaRecord;
+use super::{Damage, StoreError};
+
+/// What an open found.
+pub(super) struct Verified {
+    pub records: BTreeMap<String, MetaRecord>,
+    pub damaged: BTreeMap<String, Damage>,
+    /// Epochs no cassette points at (an import or a removal cut short).
+    pub orphans: Vec<u64>,
+    pub next_epoch: u64,
+    pub next_stamp: u64,
+    /// What the seal keeps vouching for: the old entry of a damaged cassette (so the
+    /// damage stays reported), the current state of every other.
+    pub seal: Seal,
+}
+
+#[derive(Default)]
+struct Tally {
+    intact: u64,
+    bad: u64,
+    digest: Digest,
+}
+
+/// Every event, in key order; stops at the first error the iterator returns.
+fn tally(events: &::sled::Tree) -> (HashMap<u64, Tally>, Option<u64>) {
+    let mut out: HashMap<u64, Tally> = HashMap::new();
+    let mut last = 0;
+    for kv in events.iter() {
+        let Ok((k, v)) = kv else {
+            return (out, Some(last));
+        };
+        let Some((epoch, seq)) = codec::parse_key(&k) else {
+            continue;
+        };
+        last = epoch;
+        let t = out.entry(epoch).or_default();
+        match codec::verify(seq, &v) {
+            Some(sum) => {
+                t.intact += 1;
+                t.digest.toggle(&sum);
+            }
+            None => t.bad += 1,
+        }
+    }
+    (out, None)
+}
+
+fn entry_of(r: &MetaRecord) -> SealEntry {
+    SealEntry {
+        stamp: r.stamp,
+        count: r.count,
+        digest: r.digest.clone(),
+    }
+}
+
+/// Reads and checks the whole store.
+pub(super) fn verify(
+    meta: &::sled::Tree,
+    events: &::sled::Tree,
+    sealed: Seal,
+    path: &str,
+) -> Result<Verified, StoreError> {
+    let mut records = BTreeMap::new();
+    let mut undecodable = Vec::new();
+    for kv in meta.iter() {
+        let (k, v) = kv.map_err(|e| StoreError::Corrupt {
+            path: path.to_string(),
+            detail: format!("{e}; it held {}", sealed.keys().cloned().collect::<Vec<_>>().join(", ")),
+        })?;
+        let name = String::from_utf8_lossy(&k).into_owned();
+        match serde_json::from_slice::<MetaRecord>(&v) {
+            Ok(r) => {
+                records.insert(name, r);
+            }
+            Err(_) => undecodable.push(name),
+        }
+    }
+    let (tallies, stopped_at) = tally(events);
+    let mut damaged = BTreeMap::new();
+    let mut seal = Seal::new();
+    for (name, r) in &records {
+        let t = tallies.get(&r.epoch);
+        let intact = t.map_or(0, |t| t.intact);
+        let whole = stopped_at.is_none_or(|e| r.epoch < e)
+            && t.map_or(0, |t| t.bad) == 0
+            && intact == r.count
+            && Digest::from_hex(&r.digest) == Some(t.map(|t| t.digest).unwrap_or_default());
+        let old = sealed.get(name);
+        let behind = old.is_some_and(|s| r.stamp < s.stamp || (r.stamp == s.stamp && *s != entry_of(r)));
+        if whole && !behind {
+            seal.insert(name.clone(), entry_of(r));
+            continue;
+        }
+        let expected = r.count.max(old.map_or(0, |s| s.count));
+        if let Some(s) = old {
+            seal.insert(name.clone(), s.clone());
+        }
+        damaged.insert(
+            name.clone(),
+            Damage {
+                name: name.clone(),
+                readable: intact.min(expected),
+                expected,
+                file: r.source.as_ref().map(|s| s.path.clone()),
+            },
+        );
+    }
+    let lost = sealed
+        .iter()
+        .filter(|(n, _)| !records.contains_key(*n))
+        .map(|(n, s)| (n.clone(), s.count));
+    let unreadable = undecodable
+        .into_iter()
+        .map(|n| (n.clone(), sealed.get(&n).map_or(0, |s| s.count)));
+    for (name, expected) in lost.chain(unreadable).collect::<Vec<_>>() {
+        if let Some(s) = sealed.get(&name) {
+            seal.insert(name.clone(), s.clone());
+        }
+        damaged.insert(
+            name.clone(),
+            Damage {
+                name,
+                readable: 0,
+                expected,
+                file: None,
+            },
+        );
+    }
+    let referenced: std::collections::HashSet<u64> = records.values().map(|r| r.epoch).collect();
+    let orphans = tallies.keys().copied().filter(|e| !referenced.contains(e)).collect();
+    let next_epoch = tallies.keys().chain(referenced.iter()).max().map_or(1, |m| m + 1);
+    let next_stamp = records
+        .values()
+        .map(|r| r.stamp)
+        .chain(sealed.values().map(|s| s.stamp))
+        .max()
+        .map_or(1, |m| m + 1);
+    Ok(Verified {
+        records,
+        damaged,
+        orphans,
+        next_epoch,
+        next_stamp,
+        seal,
+    })
+}
