@@ -18,8 +18,14 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // sled reports the damage it finds on its own; graphvcr says it once, with how to recover
+    let log = if cli.log.contains("sled") {
+        cli.log.clone()
+    } else {
+        format!("{},sled=off", cli.log)
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sled=off"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -48,8 +54,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// Opens the store for a mode; damaged cassettes it holds are named (the mode fails
+/// with exit code 3 if it needs one of them).
 fn open_store(path: &std::path::Path) -> Result<Arc<dyn Store>, AppError> {
-    Ok(Arc::new(SledStore::open(path)?))
+    let store = SledStore::open(path)?;
+    for d in store.damage() {
+        tracing::warn!("{d}");
+    }
+    Ok(Arc::new(store))
 }
 
 async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, AppError> {

@@ -24,6 +24,16 @@ pub struct SealEntry {
     pub stamp: u64,
     pub count: u64,
     pub digest: String,
+    /// The JSON file it came from or went to, to name in a damage report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+impl SealEntry {
+    /// Whether two entries vouch for the same content (the file aside).
+    pub fn same(&self, other: &SealEntry) -> bool {
+        (self.stamp, self.count, &self.digest) == (other.stamp, other.count, &other.digest)
+    }
 }
 
 /// Every sealed cassette, by name.
@@ -107,6 +117,7 @@ mod tests {
                 stamp: 3,
                 count: 2,
                 digest: "00".repeat(16),
+                file: None,
             },
         );
         write(dir.path(), &s).unwrap();

@@ -12,7 +12,7 @@ use sled::Transactional;
 
 use super::codec::{self, Digest};
 use super::copy::Snapshot;
-use super::seal::{self, Seal, SealEntry};
+use super::seal::{self, Seal};
 use super::verify::{self, Verified};
 use super::{Damage, Publish, Source, Staging, Store, StoreError, Stored};
 use crate::cassette::{Cassette, Event, Meta};
@@ -52,14 +52,7 @@ impl Writes {
     }
 
     fn seal_record(&mut self, name: &str, r: &MetaRecord) {
-        self.seal.insert(
-            name.to_string(),
-            SealEntry {
-                stamp: r.stamp,
-                count: r.count,
-                digest: r.digest.clone(),
-            },
-        );
+        self.seal.insert(name.to_string(), verify::entry_of(r));
         self.version += 1;
     }
 }
@@ -125,6 +118,7 @@ impl SledStore {
     fn open_at(path: &Path, shown: &Path, snapshot: Option<Snapshot>) -> Result<SledStore, StoreError> {
         let shown = shown.display().to_string();
         let sealed = seal::read(path)?;
+        let sealed_names: Vec<String> = sealed.keys().cloned().collect();
         let p = path.to_path_buf();
         let s2 = shown.clone();
         let opened = std::panic::catch_unwind(move || {
@@ -138,12 +132,26 @@ impl SledStore {
             let v = verify::verify(&meta, &events, sealed, &s2)?;
             Ok::<_, StoreError>((db, meta, events, v))
         });
+        let held = |detail: String| {
+            if sealed_names.is_empty() {
+                detail
+            } else {
+                format!("{detail}; it held {}", sealed_names.join(", "))
+            }
+        };
         let (db, meta, events, v) = match opened {
-            Ok(r) => r?,
+            Ok(Ok(r)) => r,
+            Ok(Err(StoreError::Corrupt { path, detail })) => {
+                return Err(StoreError::Corrupt {
+                    path,
+                    detail: held(detail),
+                })
+            }
+            Ok(Err(e)) => return Err(e),
             Err(_) => {
                 return Err(StoreError::Corrupt {
                     path: shown,
-                    detail: "sled panicked while reading it".to_string(),
+                    detail: held("sled panicked while reading it".to_string()),
                 })
             }
         };
@@ -176,9 +184,6 @@ impl SledStore {
             for epoch in orphans {
                 store.drop_epoch(epoch)?;
             }
-        }
-        for d in lock(&store.writes).damaged.values() {
-            tracing::warn!("{d}");
         }
         Ok(store)
     }
@@ -302,7 +307,10 @@ impl Store for SledStore {
         self.meta
             .insert(name.as_bytes(), Self::record_bytes(&updated)?)
             .map_err(io)?;
-        *r = updated;
+        *r = updated.clone();
+        if !w.damaged.contains_key(name) {
+            w.seal_record(name, &updated);
+        }
         Ok(())
     }
 

@@ -53,11 +53,12 @@ fn tally(events: &::sled::Tree) -> (HashMap<u64, Tally>, Option<u64>) {
     (out, None)
 }
 
-fn entry_of(r: &MetaRecord) -> SealEntry {
+pub(super) fn entry_of(r: &MetaRecord) -> SealEntry {
     SealEntry {
         stamp: r.stamp,
         count: r.count,
         digest: r.digest.clone(),
+        file: r.source.as_ref().map(|s| s.path.clone()),
     }
 }
 
@@ -73,7 +74,7 @@ pub(super) fn verify(
     for kv in meta.iter() {
         let (k, v) = kv.map_err(|e| StoreError::Corrupt {
             path: path.to_string(),
-            detail: format!("{e}; it held {}", sealed.keys().cloned().collect::<Vec<_>>().join(", ")),
+            detail: e.to_string(),
         })?;
         let name = String::from_utf8_lossy(&k).into_owned();
         match serde_json::from_slice::<MetaRecord>(&v) {
@@ -94,7 +95,7 @@ pub(super) fn verify(
             && intact == r.count
             && Digest::from_hex(&r.digest) == Some(t.map(|t| t.digest).unwrap_or_default());
         let old = sealed.get(name);
-        let behind = old.is_some_and(|s| r.stamp < s.stamp || (r.stamp == s.stamp && *s != entry_of(r)));
+        let behind = old.is_some_and(|s| r.stamp < s.stamp || (r.stamp == s.stamp && !s.same(&entry_of(r))));
         if whole && !behind {
             seal.insert(name.clone(), entry_of(r));
             continue;
@@ -103,25 +104,25 @@ pub(super) fn verify(
         if let Some(s) = old {
             seal.insert(name.clone(), s.clone());
         }
+        let file = r
+            .source
+            .as_ref()
+            .map(|s| s.path.clone())
+            .or_else(|| old.and_then(|s| s.file.clone()));
         damaged.insert(
             name.clone(),
             Damage {
                 name: name.clone(),
                 readable: intact.min(expected),
                 expected,
-                file: r.source.as_ref().map(|s| s.path.clone()),
+                file,
             },
         );
     }
-    let lost = sealed
-        .iter()
-        .filter(|(n, _)| !records.contains_key(*n))
-        .map(|(n, s)| (n.clone(), s.count));
-    let unreadable = undecodable
-        .into_iter()
-        .map(|n| (n.clone(), sealed.get(&n).map_or(0, |s| s.count)));
-    for (name, expected) in lost.chain(unreadable).collect::<Vec<_>>() {
-        if let Some(s) = sealed.get(&name) {
+    let lost = sealed.keys().filter(|n| !records.contains_key(*n)).cloned();
+    for name in lost.chain(undecodable).collect::<Vec<_>>() {
+        let old = sealed.get(&name);
+        if let Some(s) = old {
             seal.insert(name.clone(), s.clone());
         }
         damaged.insert(
@@ -129,8 +130,8 @@ pub(super) fn verify(
             Damage {
                 name,
                 readable: 0,
-                expected,
-                file: None,
+                expected: old.map_or(0, |s| s.count),
+                file: old.and_then(|s| s.file.clone()),
             },
         );
     }

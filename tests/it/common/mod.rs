@@ -1,14 +1,16 @@
 //! Test doubles and helpers: a fake Graph over TLS (rcgen CA) that answers the calls API
 //! and POSTs callback notifications the way Graph does (`fake_graph`, `pki`), a fake
 //! bot (`fake_bot`), the server loop they share (`doubles`), and the harness that runs
-//! graphvcr in-process on 127.0.0.1:0 (`harness`).
+//! graphvcr in-process on 127.0.0.1:0 (`harness`), and the real binary (`bin`).
 
+pub mod bin;
 pub mod doubles;
 pub mod fake_bot;
 pub mod fake_graph;
 pub mod harness;
 pub mod pki;
 
+pub use bin::*;
 pub use fake_bot::*;
 pub use fake_graph::*;
 pub use harness::*;
