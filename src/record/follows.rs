@@ -21,6 +21,18 @@ use crate::ids::{self, Canon};
 /// settled with what is known (memory stays bounded whatever the exchanges do).
 const MAX_OPEN: usize = 100_000;
 
+/// At most this many ids of an exchange are remembered for the rule: Graph's calls
+/// carry a handful, and a huge body must not cost memory for the whole recording.
+const MAX_IDS: usize = 1_000;
+
+fn capped(mut ids: HashSet<Canon>) -> HashSet<Canon> {
+    if ids.len() > MAX_IDS {
+        ids = ids.into_iter().take(MAX_IDS).collect();
+    }
+    ids.shrink_to_fit();
+    ids
+}
+
 /// What the rule needs to know about a stored exchange.
 pub struct Summary {
     seq: u64,
@@ -57,8 +69,8 @@ impl Summary {
         Summary {
             seq: ev.seq,
             ticket,
-            ids,
-            response_ids,
+            ids: capped(ids),
+            response_ids: capped(response_ids),
         }
     }
 }

@@ -151,8 +151,13 @@ async fn notifications_never_follow_a_get_and_the_callback_face_stores_notificat
     assert_eq!(notes.len(), 2, "the probe and the text POST were forwarded, not stored");
     assert!(notes.iter().all(|n| n.follows == Some(invite)), "{notes:?}");
 
-    let bot2 = FakeBot::start().await;
-    let mut cfg = replay_config("poll", Some(&bot2));
+    replays_to_a_bot_that_never_polls(&st).await;
+}
+
+/// The recording "poll" replayed to a bot that only takes notifications.
+async fn replays_to_a_bot_that_never_polls(st: &TestStore) {
+    let bot = FakeBot::start().await;
+    let mut cfg = replay_config("poll", Some(&bot));
     cfg.pacing = fast();
     let rp = start_replay(cfg, &st.store).await;
     let r = send(
@@ -167,7 +172,7 @@ async fn notifications_never_follow_a_get_and_the_callback_face_stores_notificat
     )
     .await;
     assert_eq!(r.status, 200);
-    let got = bot2.wait_for(2, Duration::from_secs(10)).await;
+    let got = bot.wait_for(2, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 2, "a bot that never polls still gets both");
     let _ = rp.stop().await;
 }

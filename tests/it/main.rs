@@ -8,5 +8,6 @@ mod durability;
 mod hostile;
 mod integrity;
 mod notifications;
+mod properties;
 mod rest;
 mod secrets;

@@ -172,11 +172,9 @@ fn header(ev: &mut Value, side: &str, name: &str, value: &str) {
     ev[side]["headers"].as_array_mut().unwrap().push(json!([name, value]));
 }
 
-#[test]
-fn the_scan_and_import_refuse_a_file_holding_any_planted_secret() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let cases: Vec<(&str, Plant)> = vec![
+/// Each planted secret, by name, and where it goes in an event.
+fn cases() -> Vec<(&'static str, Plant)> {
+    vec![
         ("x-api-key", Box::new(|e| header(e, "request", "x-api-key", "k"))),
         ("api-key", Box::new(|e| header(e, "request", "api-key", "k"))),
         (
@@ -227,7 +225,14 @@ fn the_scan_and_import_refuse_a_file_holding_any_planted_secret() {
             "userinfo",
             Box::new(|e| e["request"]["json"]["u"] = Value::from("https://me:pw@host/x")),
         ),
-    ];
+    ]
+}
+
+#[test]
+fn the_scan_and_import_refuse_a_file_holding_any_planted_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let cases = cases();
     for (name, plant) in &cases {
         let file = planted_file(dir.path(), name, plant);
         let (code, out, err) = run_bin(&["cassette", "--store", store.to_str().unwrap(), "scan", &file], LIMIT);

@@ -9,7 +9,7 @@
 //! - `copy`: read-only commands open a copy, so they never make damage worse.
 //! - `commit`: group commit for durable appends.
 
-mod codec;
+pub mod codec;
 mod commit;
 mod copy;
 mod seal;

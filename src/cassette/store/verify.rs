@@ -62,13 +62,8 @@ pub(super) fn entry_of(r: &MetaRecord) -> SealEntry {
     }
 }
 
-/// Reads and checks the whole store.
-pub(super) fn verify(
-    meta: &::sled::Tree,
-    events: &::sled::Tree,
-    sealed: Seal,
-    path: &str,
-) -> Result<Verified, StoreError> {
+/// Every record in tree `meta`; the names whose record does not decode, apart.
+fn read_records(meta: &::sled::Tree, path: &str) -> Result<(BTreeMap<String, MetaRecord>, Vec<String>), StoreError> {
     let mut records = BTreeMap::new();
     let mut undecodable = Vec::new();
     for kv in meta.iter() {
@@ -84,40 +79,58 @@ pub(super) fn verify(
             Err(_) => undecodable.push(name),
         }
     }
+    Ok((records, undecodable))
+}
+
+/// A record against its events and its seal entry: `None` when whole.
+fn judge(name: &str, r: &MetaRecord, t: Option<&Tally>, incomplete: bool, old: Option<&SealEntry>) -> Option<Damage> {
+    let intact = t.map_or(0, |t| t.intact);
+    let whole = !incomplete
+        && t.map_or(0, |t| t.bad) == 0
+        && intact == r.count
+        && Digest::from_hex(&r.digest) == Some(t.map(|t| t.digest).unwrap_or_default());
+    let behind = old.is_some_and(|s| r.stamp < s.stamp || (r.stamp == s.stamp && !s.same(&entry_of(r))));
+    if whole && !behind {
+        return None;
+    }
+    let expected = r.count.max(old.map_or(0, |s| s.count));
+    Some(Damage {
+        name: name.to_string(),
+        readable: intact.min(expected),
+        expected,
+        file: r
+            .source
+            .as_ref()
+            .map(|s| s.path.clone())
+            .or_else(|| old.and_then(|s| s.file.clone())),
+    })
+}
+
+/// Reads and checks the whole store.
+pub(super) fn verify(
+    meta: &::sled::Tree,
+    events: &::sled::Tree,
+    sealed: Seal,
+    path: &str,
+) -> Result<Verified, StoreError> {
+    let (records, undecodable) = read_records(meta, path)?;
     let (tallies, stopped_at) = tally(events);
     let mut damaged = BTreeMap::new();
     let mut seal = Seal::new();
     for (name, r) in &records {
-        let t = tallies.get(&r.epoch);
-        let intact = t.map_or(0, |t| t.intact);
-        let whole = stopped_at.is_none_or(|e| r.epoch < e)
-            && t.map_or(0, |t| t.bad) == 0
-            && intact == r.count
-            && Digest::from_hex(&r.digest) == Some(t.map(|t| t.digest).unwrap_or_default());
         let old = sealed.get(name);
-        let behind = old.is_some_and(|s| r.stamp < s.stamp || (r.stamp == s.stamp && !s.same(&entry_of(r))));
-        if whole && !behind {
-            seal.insert(name.clone(), entry_of(r));
-            continue;
+        let incomplete = stopped_at.is_some_and(|e| r.epoch >= e);
+        match judge(name, r, tallies.get(&r.epoch), incomplete, old) {
+            None => {
+                seal.insert(name.clone(), entry_of(r));
+            }
+            Some(d) => {
+                if let Some(s) = old {
+                    seal.insert(name.clone(), s.clone());
+                }
+                damaged.insert(name.clone(), d);
+            }
         }
-        let expected = r.count.max(old.map_or(0, |s| s.count));
-        if let Some(s) = old {
-            seal.insert(name.clone(), s.clone());
-        }
-        let file = r
-            .source
-            .as_ref()
-            .map(|s| s.path.clone())
-            .or_else(|| old.and_then(|s| s.file.clone()));
-        damaged.insert(
-            name.clone(),
-            Damage {
-                name: name.clone(),
-                readable: intact.min(expected),
-                expected,
-                file,
-            },
-        );
     }
     let lost = sealed.keys().filter(|n| !records.contains_key(*n)).cloned();
     for name in lost.chain(undecodable).collect::<Vec<_>>() {
@@ -125,15 +138,13 @@ pub(super) fn verify(
         if let Some(s) = old {
             seal.insert(name.clone(), s.clone());
         }
-        damaged.insert(
-            name.clone(),
-            Damage {
-                name,
-                readable: 0,
-                expected: old.map_or(0, |s| s.count),
-                file: old.and_then(|s| s.file.clone()),
-            },
-        );
+        let d = Damage {
+            name: name.clone(),
+            readable: 0,
+            expected: old.map_or(0, |s| s.count),
+            file: old.and_then(|s| s.file.clone()),
+        };
+        damaged.insert(name, d);
     }
     let referenced: std::collections::HashSet<u64> = records.values().map(|r| r.epoch).collect();
     let orphans = tallies.keys().copied().filter(|e| !referenced.contains(e)).collect();
