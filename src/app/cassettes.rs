@@ -377,7 +377,8 @@ fn show(store: &dyn Store, name: &str) -> Result<String, AppError> {
                 e.duration_ms.unwrap_or(0)
             ),
             Kind::Notification => format!(
-                "#{seq:<3} {at:>6} ms  notification {method} {uri} (follows {}) -> {answer}",
+                "#{seq:<3} {at:>6} ms  notification {method} {uri}{} (follows {}) -> {answer}",
+                about(e),
                 e.follows.map_or("nothing".to_string(), |f| format!("#{f}")),
             ),
         };
@@ -385,6 +386,26 @@ fn show(store: &dyn Store, name: &str) -> Result<String, AppError> {
         out.push('\n');
     }
     Ok(out.trim_end().to_string())
+}
+
+/// What a notification says, for `show`: each item's `changeType` and resource.
+fn about(e: &Event) -> String {
+    let Some(v) = e.request.body.json() else {
+        return String::new();
+    };
+    let items: Vec<String> = crate::graph::notification_items(v)
+        .into_iter()
+        .map(|item| {
+            let field = |k: &str| item.get(k).and_then(serde_json::Value::as_str).unwrap_or("-").to_string();
+            let resource = item.get("resourceUrl").or_else(|| item.get("resource")).and_then(serde_json::Value::as_str);
+            format!("{} {}", field("changeType"), resource.unwrap_or("-"))
+        })
+        .collect();
+    if items.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", items.join(", "))
+    }
 }
 
 /// `cassette import`: every file streamed and staged first, then all published (all
