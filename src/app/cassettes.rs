@@ -393,12 +393,20 @@ fn about(e: &Event) -> String {
     let Some(v) = e.request.body.json() else {
         return String::new();
     };
+    let text = |item: &serde_json::Value, keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| item.get(*k).and_then(serde_json::Value::as_str))
+            .unwrap_or("-")
+            .to_string()
+    };
     let items: Vec<String> = crate::graph::notification_items(v)
         .into_iter()
         .map(|item| {
-            let field = |k: &str| item.get(k).and_then(serde_json::Value::as_str).unwrap_or("-").to_string();
-            let resource = item.get("resourceUrl").or_else(|| item.get("resource")).and_then(serde_json::Value::as_str);
-            format!("{} {}", field("changeType"), resource.unwrap_or("-"))
+            format!(
+                "{} {}",
+                text(item, &["changeType"]),
+                text(item, &["resourceUrl", "resource"])
+            )
         })
         .collect();
     if items.is_empty() {
