@@ -26,47 +26,40 @@ fn json_headers() -> HeaderMap {
     h
 }
 
-/// The bot's invites, each with a clientContext of its own, until `stop`.
-async fn invites(url: String, worker: u64, stop: Arc<AtomicBool>, answered: Answered) {
+/// Sends requests until `stop`; the mark of each that got `ok` joins `answered`.
+/// `next(n)` gives the n-th request: target, body and its mark.
+async fn hammer(stop: Arc<AtomicBool>, answered: Answered, ok: u16, next: impl Fn(u64) -> (String, Value, String)) {
     let c = client();
     let mut n = 0;
     while !stop.load(Ordering::SeqCst) {
         n += 1;
-        let ctx = guid(0xc0c0_0000 + worker as u32, n);
-        let body = invite_body(&ctx, &guid(0x05e7, n), None);
-        let target = format!(
-            "{url}/v1.0/communications/calls/{}/participants/invite",
-            guid(0xca11, worker)
-        );
+        let (target, body, mark) = next(n);
         let bytes = Bytes::from(serde_json::to_vec(&body).unwrap());
         match c.send(Method::POST, &target, json_headers(), bytes).await {
-            Ok(r) if r.status == 200 => answered.lock().unwrap().push(ctx),
+            Ok(r) if r.status == ok => answered.lock().unwrap().push(mark),
             Ok(_) => {}
             Err(_) => tokio::task::yield_now().await,
         }
     }
 }
 
-/// Graph's notifications, each marked, until `stop`.
-async fn notifications(url: String, worker: u64, stop: Arc<AtomicBool>, answered: Answered) {
-    let c = client();
-    let mut n = 0;
-    while !stop.load(Ordering::SeqCst) {
-        n += 1;
-        let mark = guid(0x0a1e_0000 + worker as u32, n);
-        let body = json!({"value": [{"changeType": "updated",
-            "resourceUrl": format!("/communications/calls/{}", guid(0xca11, 100 + worker)),
-            "resourceData": {"id": mark, "state": "established"}}]});
-        let bytes = Bytes::from(serde_json::to_vec(&body).unwrap());
-        match c
-            .send(Method::POST, &format!("{url}/api/calls"), json_headers(), bytes)
-            .await
-        {
-            Ok(r) if r.status == 202 => answered.lock().unwrap().push(mark),
-            Ok(_) => {}
-            Err(_) => tokio::task::yield_now().await,
-        }
-    }
+/// The bot's invites, each with a clientContext of its own.
+fn invite_of(url: &str, worker: u64, n: u64) -> (String, Value, String) {
+    let ctx = guid(0xc0c0_0000 + worker as u32, n);
+    let target = format!(
+        "{url}/v1.0/communications/calls/{}/participants/invite",
+        guid(0xca11, worker)
+    );
+    (target, invite_body(&ctx, &guid(0x05e7, n), None), ctx)
+}
+
+/// Graph's notifications, each marked.
+fn notification_of(url: &str, worker: u64, n: u64) -> (String, Value, String) {
+    let mark = guid(0x0a1e_0000 + worker as u32, n);
+    let body = json!({"value": [{"changeType": "updated",
+        "resourceUrl": format!("/communications/calls/{}", guid(0xca11, 100 + worker)),
+        "resourceData": {"id": mark, "state": "established"}}]});
+    (format!("{url}/api/calls"), body, mark)
 }
 
 fn has(events: &[graphvcr::cassette::Event], kind: Kind, want: &str, at: impl Fn(&Value) -> &Value) -> bool {
@@ -86,23 +79,8 @@ async fn kill_9_while_recording_loses_nothing_that_was_answered() {
     for trial in 0..TRIALS {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path().join("store");
-        let args = [
-            "record",
-            "--cassette",
-            "kill",
-            "--store",
-            store.to_str().unwrap(),
-            "--upstream",
-            &graph.url(),
-            "--upstream-ca",
-            graph.pki.ca_pem.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--callback-listen",
-            "127.0.0.1:0",
-            "--bot-url",
-            &bot.url(),
-        ];
+        let args = record_args(&store, "kill", &graph.url(), &graph.pki.ca_pem, &bot.url(), &[]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut rec = start_bin(&args, 2, Duration::from_secs(20)).expect("record starts");
         let (face, callbacks) = (
             format!("http://{}", rec.addr("graph")),
@@ -113,13 +91,11 @@ async fn kill_9_while_recording_loses_nothing_that_was_answered() {
         let (exchanges, notes): (Answered, Answered) = Default::default();
         let mut tasks = Vec::new();
         for w in 0..WORKERS {
-            tasks.push(tokio::spawn(invites(face.clone(), w, stop.clone(), exchanges.clone())));
-            tasks.push(tokio::spawn(notifications(
-                callbacks.clone(),
-                w,
-                stop.clone(),
-                notes.clone(),
-            )));
+            let (f, c) = (face.clone(), callbacks.clone());
+            let invites = hammer(stop.clone(), exchanges.clone(), 200, move |n| invite_of(&f, w, n));
+            let notes = hammer(stop.clone(), notes.clone(), 202, move |n| notification_of(&c, w, n));
+            tasks.push(tokio::spawn(invites));
+            tasks.push(tokio::spawn(notes));
         }
         // the moment of the kill is what varies between trials
         tokio::time::sleep(Duration::from_millis(150 + trial * 97 % 250)).await;

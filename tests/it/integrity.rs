@@ -23,17 +23,22 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// A store holding the four bundled invites (3 events each), imported by the CLI;
-/// `snapshot`: then opened read-write once, which makes sled write a snapshot.
-fn pristine(dir: &Path, snapshot: bool) -> PathBuf {
-    let store = dir.join(if snapshot { "snap" } else { "fresh" });
+/// `cassette import` of the four bundled invites into `store`.
+fn import_bundled(store: &Path) -> (i32, String, String) {
     let files: Vec<String> = NAMES
         .iter()
         .map(|n| format!("{}/{n}.json", bundled().display()))
         .collect();
-    let mut args = vec!["cassette", "--store", s(&store), "import"];
+    let mut args = vec!["cassette", "--store", s(store), "import"];
     args.extend(files.iter().map(String::as_str));
-    let (code, _, err) = run_bin(&args, LIMIT);
+    run_bin(&args, LIMIT)
+}
+
+/// A store holding the four bundled invites (3 events each), imported by the CLI;
+/// `snapshot`: then opened read-write once, which makes sled write a snapshot.
+fn pristine(dir: &Path, snapshot: bool) -> PathBuf {
+    let store = dir.join(if snapshot { "snap" } else { "fresh" });
+    let (code, _, err) = import_bundled(&store);
     assert_eq!(code, 0, "{err}");
     if snapshot {
         let (code, _, _) = run_bin(&["cassette", "--store", s(&store), "rm", "none"], LIMIT);
@@ -181,13 +186,7 @@ fn re_importing_from_its_file_repairs_a_damaged_cassette() {
     std::fs::write(store.join("db"), db).unwrap();
     let (code, _, err) = run_bin(&["cassette", "--store", s(&store), "list"], LIMIT);
     assert_eq!(code, 3, "{err}");
-    let files: Vec<String> = NAMES
-        .iter()
-        .map(|n| format!("{}/{n}.json", bundled().display()))
-        .collect();
-    let mut args = vec!["cassette", "--store", s(&store), "import"];
-    args.extend(files.iter().map(String::as_str));
-    let (code, _, err) = run_bin(&args, LIMIT);
+    let (code, _, err) = import_bundled(&store);
     assert_eq!(
         code, 0,
         "the file a cassette came from replaces it without --overwrite: {err}"

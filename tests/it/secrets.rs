@@ -94,22 +94,7 @@ async fn no_planted_secret_reaches_the_store_the_export_or_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let (store, export) = (dir.path().join("store"), dir.path().join("planted.json"));
     let upstream = graph.url().replace("https://", "https://graph-user:PLANTpassword@");
-    let args = [
-        "record",
-        "--cassette",
-        "planted",
-        "--store",
-        store.to_str().unwrap(),
-        "--upstream",
-        &upstream,
-        "--upstream-ca",
-        graph.pki.ca_pem.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--callback-listen",
-        "127.0.0.1:0",
-        "--bot-url",
-        &bot.url(),
+    let extra = [
         "--export",
         export.to_str().unwrap(),
         "--log",
@@ -122,6 +107,8 @@ async fn no_planted_secret_reaches_the_store_the_export_or_the_log() {
         r"pin:(\w+)",
         "--scrub-pii",
     ];
+    let args = record_args(&store, "planted", &upstream, &graph.pki.ca_pem, &bot.url(), &extra);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let rec = start_bin(&args, 2, LIMIT).expect("record starts");
     plant(
         &format!("http://{}", rec.addr("graph")),

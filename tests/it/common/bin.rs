@@ -12,6 +12,40 @@ pub fn graphvcr_bin() -> Command {
     c
 }
 
+/// `graphvcr record` against the fake Graph (its CA trusted) with both faces on
+/// 127.0.0.1:0 and notifications forwarded to `bot_url`; `extra` appended.
+pub fn record_args(
+    store: &std::path::Path,
+    cassette: &str,
+    upstream: &str,
+    ca: &std::path::Path,
+    bot_url: &str,
+    extra: &[&str],
+) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "record",
+        "--cassette",
+        cassette,
+        "--store",
+        &store.display().to_string(),
+        "--upstream",
+        upstream,
+        "--upstream-ca",
+        &ca.display().to_string(),
+        "--listen",
+        "127.0.0.1:0",
+        "--callback-listen",
+        "127.0.0.1:0",
+        "--bot-url",
+        bot_url,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
 /// Sends SIGKILL to a process.
 pub fn kill9(pid: u32) {
     let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
