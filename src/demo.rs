@@ -39,7 +39,7 @@ struct DemoBot {
 }
 
 impl Handler for DemoBot {
-    fn handle(&self, req: http::Request<hyper::body::Incoming>, _peer: SocketAddr) -> HandlerFuture {
+    fn handle(&self, req: http::Request<server::Body>, _peer: SocketAddr) -> HandlerFuture {
         let tx = self.tx.clone();
         Box::pin(async move {
             let at = Instant::now();

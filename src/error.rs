@@ -9,6 +9,7 @@ use crate::graph;
 use crate::http::client::ClientError;
 use crate::http::wire::{self, Resp};
 use crate::ids::Seed;
+use crate::redact::shown_uri;
 
 /// Who is to blame for a failed request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +27,9 @@ pub enum ProxyError {
     BadRequest(String),
     #[error("request body exceeds the limit of {0} bytes")]
     TooLarge(usize),
+    /// A request the HTTP layer refuses (408 body too slow, 431 head too large).
+    #[error("{1}")]
+    Framing(u16, String),
     #[error("{message}")]
     Miss { message: String, nearest: Option<u64> },
     #[error("{0}")]
@@ -55,6 +59,7 @@ impl ProxyError {
         match self {
             ProxyError::BadRequest(_) => 400,
             ProxyError::TooLarge(_) => 413,
+            ProxyError::Framing(status, _) => *status,
             ProxyError::Miss { .. } | ProxyError::NotFound(_) => 404,
             ProxyError::Refused(_) => 403,
             ProxyError::UnsupportedMedia(_) => 415,
@@ -71,6 +76,7 @@ impl ProxyError {
         match self {
             ProxyError::BadRequest(_)
             | ProxyError::TooLarge(_)
+            | ProxyError::Framing(..)
             | ProxyError::Miss { .. }
             | ProxyError::NotFound(_)
             | ProxyError::Refused(_)
@@ -107,8 +113,8 @@ impl ProxyError {
     /// target, body) and whose date comes from the injected clock.
     pub fn respond(&self, clock: &dyn Clock, method: &http::Method, uri: &http::Uri, body: &[u8]) -> Resp {
         match self.blame() {
-            Blame::Bot | Blame::Upstream => tracing::warn!(%method, %uri, "{self}"),
-            _ => tracing::error!(%method, %uri, "{self}"),
+            Blame::Bot | Blame::Upstream => tracing::warn!(%method, uri = %shown_uri(&uri.to_string()), "{self}"),
+            _ => tracing::error!(%method, uri = %shown_uri(&uri.to_string()), "{self}"),
         }
         let rid = Seed::derive([method.as_str().as_bytes(), uri.to_string().as_bytes(), body]).guid("request-id", b"");
         self.to_response(&rid, &crate::clock::graph_date(clock.unix_ms()))

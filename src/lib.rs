@@ -62,5 +62,6 @@ pub mod record;
 pub mod redact;
 pub mod replay;
 pub mod ring;
+pub mod scrub;
 pub mod sync;
 pub mod xml;

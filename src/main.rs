@@ -17,8 +17,14 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // sled reports the damage it finds on its own; graphvcr says it once, with how to recover
+    let log = if cli.log.contains("sled") {
+        cli.log.clone()
+    } else {
+        format!("{},sled=off", cli.log)
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sled=off"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -120,15 +126,24 @@ async fn run(cli: Cli) -> Result<String, AppError> {
             Ok("passthrough stopped".to_string())
         }
         Command::Cassette(a) => {
-            let store = app::open_store(&a.store.store)?;
+            let rules = a.redact.rules().map_err(AppError::Usage)?;
             let cmd = match a.command {
                 CassetteCommand::List => CassetteCmd::List,
                 CassetteCommand::Show { name } => CassetteCmd::Show(name),
                 CassetteCommand::Export { name, output } => CassetteCmd::Export { name, out: output },
-                CassetteCommand::Import { files } => CassetteCmd::Import(files),
+                CassetteCommand::Import {
+                    files,
+                    overwrite,
+                    allow_secrets,
+                } => CassetteCmd::Import {
+                    files,
+                    overwrite,
+                    allow_secrets,
+                },
                 CassetteCommand::Rm { name } => CassetteCmd::Rm(name),
+                CassetteCommand::Scan { targets } => CassetteCmd::Scan(targets),
             };
-            app::cassette_command(&*store.store, cmd)
+            app::cassette_command(&a.store.store, cmd, &rules)
         }
         Command::Ca(a) => match a.command {
             CaCommand::Path => {

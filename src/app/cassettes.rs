@@ -1,14 +1,142 @@
-//! Cassette files and the `cassette` subcommands: importing changed `*.json` files
-//! at start, exporting (with the secret scan), and list/show/export/import/rm.
+//! Cassette files and the `cassette` subcommands: importing changed `*.json` files at
+//! start, exporting (with the secret scan), and list/show/export/import/rm/scan.
+//! Imports stream: each file's events go to a staged epoch one at a time, and the
+//! cassettes are published together once every file parsed, validated and scanned.
+//! Read-only commands (`list`, `show`, `export`, `scan`) work on a copy of the store.
 
 use std::path::{Path, PathBuf};
 
-use super::AppError;
-use crate::cassette::{self, json as cjson, Cassette, CassetteError, Kind, Source, Store};
-use crate::redact;
+use super::{say, AppError};
+use crate::cassette::json::{self as cjson, Stop};
+use crate::cassette::{
+    self, Cassette, CassetteError, Event, Kind, Meta, Publish, SledStore, Source, Staging, Store, StoreError,
+};
+use crate::redact::Rules;
 
-/// Imports every `*.json` in `dir` whose content changed since its last import/export.
-/// Everything is parsed before anything is written: one bad file imports nothing.
+/// A file whose events are staged, not yet published.
+struct StagedFile {
+    path: PathBuf,
+    /// Its canonical path, as a cassette's source remembers it.
+    source_path: String,
+    meta: Meta,
+    hash: String,
+    staging: Staging,
+}
+
+impl StagedFile {
+    fn publish(self) -> Publish {
+        Publish {
+            staging: self.staging,
+            meta: self.meta,
+            source: Some(Source {
+                path: self.source_path,
+                hash: self.hash,
+            }),
+        }
+    }
+}
+
+/// How a cassette file is remembered as a source: its canonical path when it has one.
+fn source_path(p: &Path) -> String {
+    std::fs::canonicalize(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .display()
+        .to_string()
+}
+
+fn first_finding(rules: &Rules, e: &Event) -> Result<(), Stop> {
+    match rules.findings(e).into_iter().next() {
+        Some(f) => Err(Stop::Secret(f)),
+        None => Ok(()),
+    }
+}
+
+/// Streams one file into a staged epoch (scanned for secrets unless `rules` is None).
+fn stage_one(store: &dyn Store, path: &Path, rules: Option<&Rules>) -> Result<StagedFile, AppError> {
+    let mut staging = store.stage()?;
+    let streamed = {
+        let mut on_event = |e: Event| {
+            if let Some(r) = rules {
+                first_finding(r, &e)?;
+            }
+            store.stage_event(&mut staging, &e).map_err(Stop::Store)
+        };
+        cjson::stream_file(path, &mut on_event)
+    };
+    let found = streamed.and_then(
+        |(meta, _, hash)| match rules.and_then(|r| r.meta_findings(&meta).pop()) {
+            Some(finding) => Err(CassetteError::SecretFound {
+                name: meta.name,
+                finding,
+            }),
+            None => Ok((meta, hash)),
+        },
+    );
+    match found {
+        Ok((meta, hash)) => Ok(StagedFile {
+            path: path.to_path_buf(),
+            source_path: source_path(path),
+            meta,
+            hash,
+            staging,
+        }),
+        Err(e) => {
+            let _ = store.discard(staging);
+            Err(e.into())
+        }
+    }
+}
+
+fn discard_all(store: &dyn Store, staged: Vec<StagedFile>) {
+    for s in staged {
+        let _ = store.discard(s.staging);
+    }
+}
+
+/// Stages every file; on any failure nothing stays staged.
+fn stage_files(store: &dyn Store, files: &[PathBuf], rules: Option<&Rules>) -> Result<Vec<StagedFile>, AppError> {
+    let mut out: Vec<StagedFile> = Vec::new();
+    for f in files {
+        let s = match stage_one(store, f, rules) {
+            Ok(s) => s,
+            Err(e) => {
+                discard_all(store, out);
+                return Err(e);
+            }
+        };
+        if let Some(other) = out.iter().find(|o| o.meta.name == s.meta.name) {
+            let msg = format!(
+                "{} and {} both hold cassette `{}`",
+                other.path.display(),
+                f.display(),
+                s.meta.name
+            );
+            out.push(s);
+            discard_all(store, out);
+            return Err(AppError::Usage(msg));
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+fn secret_hint(e: AppError) -> AppError {
+    match e {
+        AppError::Cassette(CassetteError::SecretFound { name, finding }) => {
+            AppError::Cassette(CassetteError::SecretFound {
+                name,
+                finding: format!(
+                    "{finding}; `graphvcr cassette scan` lists every one, `--allow-secrets` imports anyway"
+                ),
+            })
+        }
+        other => other,
+    }
+}
+
+/// Imports every `*.json` in `dir` whose content changed since its last import/export
+/// (and re-imports a damaged cassette from the file it came from). One bad file, or
+/// one holding a secret, imports nothing.
 pub fn import_changed(store: &dyn Store, dir: &Path) -> Result<usize, AppError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -27,92 +155,101 @@ pub fn import_changed(store: &dyn Store, dir: &Path) -> Result<usize, AppError> 
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     files.sort();
-    let parsed = parse_all(&files)?;
-    let mut n = 0;
-    for (path, c, hash) in parsed {
-        let shown = source_path(&path);
-        if let Some(stored) = store.info(&c.meta.name)? {
-            match &stored.source {
-                Some(src) if src.hash == hash => continue,
-                Some(src) if src.path == shown => {}
-                // recorded here, or imported from another file: never overwritten silently
-                _ => {
-                    tracing::warn!(
-                        cassette = %c.meta.name,
-                        file = %path.display(),
-                        "not imported: the store's cassette of that name did not come from this file \
-                         (`graphvcr cassette rm` it to import the file)"
-                    );
-                    continue;
-                }
-            }
+    let stored = store.list()?;
+    let damaged: Vec<String> = store.damage().into_iter().map(|d| d.name).collect();
+    let mut changed = Vec::new();
+    for f in files {
+        let (path, hash) = (source_path(&f), cjson::file_hash(&f)?);
+        let same = stored
+            .iter()
+            .find(|s| s.source.as_ref().is_some_and(|x| x.path == path && x.hash == hash));
+        match same {
+            Some(s) if !damaged.contains(&s.meta.name) => {}
+            _ => changed.push(f),
         }
-        store.replace(&c, Some(Source { path: shown, hash }))?;
-        tracing::info!(cassette = %c.meta.name, file = %path.display(), "imported");
-        n += 1;
     }
+    let staged = stage_files(store, &changed, Some(&Rules::default())).map_err(secret_hint)?;
+    let mut publish = Vec::new();
+    for s in staged {
+        let ours = match store.info(&s.meta.name)? {
+            None => true,
+            Some(old) => old.source.as_ref().is_some_and(|x| x.path == s.source_path),
+        };
+        if ours {
+            if damaged.contains(&s.meta.name) {
+                tracing::warn!(cassette = %s.meta.name, file = %s.path.display(), "re-imported: its stored copy was damaged");
+            }
+            tracing::info!(cassette = %s.meta.name, file = %s.path.display(), "imported");
+            publish.push(s.publish());
+        } else {
+            // recorded here, or imported from another file: never overwritten silently
+            tracing::warn!(
+                cassette = %s.meta.name,
+                file = %s.path.display(),
+                "not imported: the store's cassette of that name did not come from this file \
+                 (`graphvcr cassette import --overwrite` it, or `graphvcr cassette rm` it first)"
+            );
+            let _ = store.discard(s.staging);
+        }
+    }
+    let n = publish.len();
     if n > 0 {
+        store.publish(publish)?;
         store.flush()?;
     }
     Ok(n)
 }
 
-/// How a cassette file is remembered as a source: its canonical path when it has one.
-fn source_path(p: &Path) -> String {
-    std::fs::canonicalize(p)
-        .unwrap_or_else(|_| p.to_path_buf())
-        .display()
-        .to_string()
+fn load(store: &dyn Store, name: &str) -> Result<Cassette, AppError> {
+    cassette::validate_name(name)?;
+    Ok(store
+        .load(name)?
+        .ok_or_else(|| CassetteError::Unknown(name.to_string()))?)
 }
 
-fn parse_all(files: &[PathBuf]) -> Result<Vec<(PathBuf, Cassette, String)>, AppError> {
-    let mut out: Vec<(PathBuf, Cassette, String)> = Vec::new();
-    for f in files {
-        let (c, hash) = cjson::read_file(f)?;
-        if let Some((other, _, _)) = out.iter().find(|(_, o, _)| o.meta.name == c.meta.name) {
-            return Err(AppError::Usage(format!(
-                "{} and {} both hold cassette `{}`",
-                other.display(),
-                f.display(),
-                c.meta.name
-            )));
+fn refuse_secrets(c: &Cassette, rules: &Rules) -> Result<(), AppError> {
+    let mut found = rules.meta_findings(&c.meta);
+    found.extend(c.events.iter().flat_map(|e| rules.findings(e)));
+    match found.into_iter().next() {
+        Some(finding) => Err(CassetteError::SecretFound {
+            name: c.meta.name.clone(),
+            finding,
         }
-        out.push((f.clone(), c, hash));
+        .into()),
+        None => Ok(()),
     }
-    Ok(out)
 }
 
 /// Exports a cassette as JSON (to a file, recorded as its source, or returned).
 pub fn export(store: &dyn Store, name: &str, out: Option<&Path>) -> Result<String, AppError> {
-    cassette::validate_name(name)?;
-    let c = store
-        .load(name)?
-        .ok_or_else(|| CassetteError::Unknown(name.to_string()))?;
-    if let Some(f) = redact::find_secret(&c) {
-        return Err(CassetteError::SecretFound {
-            name: name.to_string(),
-            finding: f,
-        }
-        .into());
+    let (text, source) = export_to(store, name, out, &Rules::default())?;
+    if let Some(src) = source {
+        store.set_source(name, Some(src))?;
+        store.flush()?;
     }
+    Ok(text)
+}
+
+/// Writes the export; returns what to print and, for a file, the source to remember.
+fn export_to(
+    store: &dyn Store,
+    name: &str,
+    out: Option<&Path>,
+    rules: &Rules,
+) -> Result<(String, Option<Source>), AppError> {
+    let c = load(store, name)?;
+    refuse_secrets(&c, rules)?;
     match out {
         Some(path) => {
             let hash = cjson::write_file(&c, path)?;
-            store.set_source(
-                name,
-                Some(Source {
-                    path: source_path(path),
-                    hash,
-                }),
-            )?;
-            store.flush()?;
-            Ok(format!(
-                "exported `{name}` ({} events) to {}",
-                c.events.len(),
-                path.display()
-            ))
+            let msg = format!("exported `{name}` ({} events) to {}", c.events.len(), path.display());
+            let src = Source {
+                path: source_path(path),
+                hash,
+            };
+            Ok((msg, Some(src)))
         }
-        None => Ok(cjson::to_string(&c)),
+        None => Ok((cjson::to_string(&c), None)),
     }
 }
 
@@ -121,36 +258,68 @@ pub fn export(store: &dyn Store, name: &str, out: Option<&Path>) -> Result<Strin
 pub enum CassetteCmd {
     List,
     Show(String),
-    Export { name: String, out: Option<PathBuf> },
-    Import(Vec<PathBuf>),
+    Export {
+        name: String,
+        out: Option<PathBuf>,
+    },
+    Import {
+        files: Vec<PathBuf>,
+        overwrite: bool,
+        allow_secrets: bool,
+    },
     Rm(String),
+    Scan(Vec<String>),
 }
 
-/// Runs a cassette subcommand; returns what to print.
-pub fn cassette_command(store: &dyn Store, cmd: CassetteCmd) -> Result<String, AppError> {
+/// Runs a cassette subcommand on the store at `path`; returns what to print.
+pub fn cassette_command(path: &Path, cmd: CassetteCmd, rules: &Rules) -> Result<String, AppError> {
     match cmd {
-        CassetteCmd::List => list(store),
-        CassetteCmd::Show(name) => show(store, &name),
-        CassetteCmd::Export { name, out } => export(store, &name, out.as_deref()),
-        CassetteCmd::Import(files) => import(store, &files),
+        CassetteCmd::List => list(&SledStore::open_read_only(path)?),
+        CassetteCmd::Show(name) => show(&SledStore::open_read_only(path)?, &name),
+        CassetteCmd::Export { name, out } => {
+            let copy = SledStore::open_read_only(path)?;
+            let (text, source) = export_to(&copy, &name, out.as_deref(), rules)?;
+            let clean = copy.damage().is_empty();
+            drop(copy);
+            if let Some(src) = source {
+                if clean {
+                    let store = SledStore::open(path)?;
+                    store.set_source(&name, Some(src))?;
+                    store.flush()?;
+                } else {
+                    tracing::warn!("the store has damage: the export is not remembered as `{name}`'s source");
+                }
+            }
+            Ok(text)
+        }
+        CassetteCmd::Import {
+            files,
+            overwrite,
+            allow_secrets,
+        } => import(
+            &SledStore::open(path)?,
+            &files,
+            overwrite,
+            (!allow_secrets).then_some(rules),
+        ),
         CassetteCmd::Rm(name) => {
             cassette::validate_name(&name)?;
+            let store = SledStore::open(path)?;
             if !store.remove(&name)? {
                 return Err(CassetteError::Unknown(name).into());
             }
             store.flush()?;
             Ok(format!("removed `{name}`"))
         }
+        CassetteCmd::Scan(targets) => scan(path, &targets, rules),
     }
 }
 
 fn list(store: &dyn Store) -> Result<String, AppError> {
     let mut list = store.list()?;
     list.sort_by(|a, b| a.meta.name.cmp(&b.meta.name));
-    if list.is_empty() {
-        return Ok("no cassettes in the store".to_string());
-    }
-    let lines: Vec<String> = list
+    let damage = store.damage();
+    let mut lines: Vec<String> = list
         .iter()
         .map(|s| {
             let recorded = if s.meta.recorded_at.is_empty() {
@@ -159,17 +328,35 @@ fn list(store: &dyn Store) -> Result<String, AppError> {
                 &s.meta.recorded_at
             };
             let source = s.source.as_ref().map_or("-", |x| x.path.as_str());
-            format!("{}\t{} events\trecorded {recorded}\t{source}", s.meta.name, s.events)
+            let mark = if damage.iter().any(|d| d.name == s.meta.name) {
+                "\tDAMAGED"
+            } else {
+                ""
+            };
+            format!(
+                "{}\t{} events\trecorded {recorded}\t{source}{mark}",
+                s.meta.name, s.events
+            )
         })
         .collect();
+    if !damage.is_empty() {
+        lines.extend(
+            damage
+                .iter()
+                .filter(|d| !list.iter().any(|s| s.meta.name == d.name))
+                .map(|d| format!("{}\tmissing\t\t\tDAMAGED", d.name)),
+        );
+        say(&lines.join("\n"));
+        return Err(StoreError::Damaged(damage).into());
+    }
+    if lines.is_empty() {
+        return Ok("no cassettes in the store".to_string());
+    }
     Ok(lines.join("\n"))
 }
 
 fn show(store: &dyn Store, name: &str) -> Result<String, AppError> {
-    cassette::validate_name(name)?;
-    let c = store
-        .load(name)?
-        .ok_or_else(|| CassetteError::Unknown(name.to_string()))?;
+    let c = load(store, name)?;
     let mut out = format!(
         "{} (recorded {}, upstream {}, {} events)\n",
         c.meta.name,
@@ -190,7 +377,8 @@ fn show(store: &dyn Store, name: &str) -> Result<String, AppError> {
                 e.duration_ms.unwrap_or(0)
             ),
             Kind::Notification => format!(
-                "#{seq:<3} {at:>6} ms  notification {method} {uri} (follows {}) -> {answer}",
+                "#{seq:<3} {at:>6} ms  notification {method} {uri}{} (follows {}) -> {answer}",
+                about(e),
                 e.follows.map_or("nothing".to_string(), |f| format!("#{f}")),
             ),
         };
@@ -200,25 +388,110 @@ fn show(store: &dyn Store, name: &str) -> Result<String, AppError> {
     Ok(out.trim_end().to_string())
 }
 
-/// `cassette import`: every file parsed first, then all written (all or nothing).
-fn import(store: &dyn Store, files: &[PathBuf]) -> Result<String, AppError> {
-    let parsed = parse_all(files)?;
-    let mut lines = Vec::new();
-    for (path, c, hash) in &parsed {
-        store.replace(
-            c,
-            Some(Source {
-                path: source_path(path),
-                hash: hash.clone(),
-            }),
-        )?;
-        lines.push(format!(
-            "imported `{}` ({} events) from {}",
-            c.meta.name,
-            c.events.len(),
-            path.display()
-        ));
+/// What a notification says, for `show`: each item's `changeType` and resource.
+fn about(e: &Event) -> String {
+    let Some(v) = e.request.body.json() else {
+        return String::new();
+    };
+    let text = |item: &serde_json::Value, keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| item.get(*k).and_then(serde_json::Value::as_str))
+            .unwrap_or("-")
+            .to_string()
+    };
+    let items: Vec<String> = crate::graph::notification_items(v)
+        .into_iter()
+        .map(|item| {
+            format!(
+                "{} {}",
+                text(item, &["changeType"]),
+                text(item, &["resourceUrl", "resource"])
+            )
+        })
+        .collect();
+    if items.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", items.join(", "))
     }
+}
+
+/// `cassette import`: every file streamed and staged first, then all published (all
+/// or nothing). A cassette recorded here, or imported from another file, is only
+/// replaced with `--overwrite`.
+fn import(store: &dyn Store, files: &[PathBuf], overwrite: bool, rules: Option<&Rules>) -> Result<String, AppError> {
+    let staged = stage_files(store, files, rules).map_err(secret_hint)?;
+    let mut conflicts = Vec::new();
+    for s in &staged {
+        if let Some(old) = store.info(&s.meta.name)? {
+            let same_file = old.source.as_ref().is_some_and(|x| x.path == s.source_path);
+            if !same_file && !overwrite {
+                let what = if old.source.is_some() {
+                    "imported from another file"
+                } else {
+                    "recorded"
+                };
+                conflicts.push(format!("`{}` ({what}, {} events)", s.meta.name, old.events));
+            }
+        }
+    }
+    if !conflicts.is_empty() {
+        discard_all(store, staged);
+        return Err(AppError::Usage(format!(
+            "the store already holds cassette {}; pass --overwrite to replace it",
+            conflicts.join(", ")
+        )));
+    }
+    let lines: Vec<String> = staged
+        .iter()
+        .map(|s| {
+            format!(
+                "imported `{}` ({} events) from {}",
+                s.meta.name,
+                s.staging.count(),
+                s.path.display()
+            )
+        })
+        .collect();
+    store.publish(staged.into_iter().map(StagedFile::publish).collect())?;
     store.flush()?;
     Ok(lines.join("\n"))
+}
+
+/// `cassette scan NAME|FILE...`: every secret the rules find, one line each.
+fn scan(path: &Path, targets: &[String], rules: &Rules) -> Result<String, AppError> {
+    let mut found = Vec::new();
+    let mut store = None;
+    for t in targets {
+        let file = Path::new(t);
+        if file.is_file() || t.ends_with(".json") {
+            let mut on_event = |e: Event| {
+                found.extend(rules.findings(&e).into_iter().map(|f| format!("{t}: {f}")));
+                Ok(())
+            };
+            let (meta, _, _) = cjson::stream_file(file, &mut on_event)?;
+            found.extend(rules.meta_findings(&meta).into_iter().map(|f| format!("{t}: {f}")));
+        } else {
+            if store.is_none() {
+                store = Some(SledStore::open_read_only(path)?);
+            }
+            let c = load(store.as_ref().map(|s| s as &dyn Store).ok_or(StoreError::ReadOnly)?, t)?;
+            found.extend(rules.meta_findings(&c.meta).into_iter().map(|f| format!("{t}: {f}")));
+            found.extend(
+                c.events
+                    .iter()
+                    .flat_map(|e| rules.findings(e))
+                    .map(|f| format!("{t}: {f}")),
+            );
+        }
+    }
+    if found.is_empty() {
+        return Ok(format!("no secret found in {}", targets.join(", ")));
+    }
+    say(&found.join("\n"));
+    Err(CassetteError::SecretFound {
+        name: targets.join(", "),
+        finding: format!("{} finding(s), listed above", found.len()),
+    }
+    .into())
 }

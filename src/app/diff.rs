@@ -78,11 +78,8 @@ fn is_file_arg(arg: &str) -> bool {
 
 fn load(arg: &str, store: &mut LazyStore) -> Result<Cassette, AppError> {
     if is_file_arg(arg) {
-        return match cjson::read_file(Path::new(arg)) {
-            Ok((c, _)) => Ok(c),
-            Err(CassetteError::Io { path, source }) => Err(AppError::Usage(format!("cannot read {path}: {source}"))),
-            Err(e) => Err(e.into()),
-        };
+        let bytes = std::fs::read(arg).map_err(|e| AppError::Usage(format!("cannot read {arg}: {e}")))?;
+        return Ok(cjson::parse(&bytes, arg)?);
     }
     cassette::validate_name(arg)?;
     if let Some(s) = store.get()? {

@@ -40,7 +40,11 @@ struct BodyReader<E> {
 }
 
 impl<E: Endpoint> Handler for BodyReader<E> {
-    fn handle(&self, req: http::Request<hyper::body::Incoming>, _peer: SocketAddr) -> HandlerFuture {
+    fn refuse(&self, status: u16, message: &str, req: &http::request::Parts) -> wire::Resp {
+        ProxyError::Framing(status, message.to_string()).respond(&*self.clock, &req.method, &req.uri, b"")
+    }
+
+    fn handle(&self, req: http::Request<server::Body>, _peer: SocketAddr) -> HandlerFuture {
         let inner = self.inner.clone();
         let max = self.max_body;
         let clock = self.clock.clone();
@@ -52,6 +56,10 @@ impl<E: Endpoint> Handler for BodyReader<E> {
                 Err(e) => {
                     let err = match e {
                         BodyError::TooLarge { limit } => ProxyError::TooLarge(limit),
+                        BodyError::TimedOut(after) => ProxyError::Framing(
+                            408,
+                            format!("the request body did not arrive within {after:?} (--body-timeout)"),
+                        ),
                         BodyError::Read(m) => ProxyError::BadRequest(m),
                     };
                     err.respond(&*clock, &parts.method, &parts.uri, b"")

@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -16,6 +15,7 @@ use crate::error::ProxyError;
 use crate::http::client::HttpClient;
 use crate::http::wire::{self, Resp};
 use crate::record::{forward_headers, recorded_reply, RecordFace, Recorder};
+use crate::redact::Rules;
 use crate::replay::{Forward, Forwarded, Replayer};
 use crate::sync::lock;
 
@@ -25,25 +25,17 @@ pub struct Misses {
     upstream: UpstreamUrl,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    timeout: Duration,
     /// One recorder per cassette being appended to.
     recorders: Mutex<HashMap<String, Arc<RecordFace>>>,
 }
 
 impl Misses {
-    pub fn new(
-        client: HttpClient,
-        upstream: UpstreamUrl,
-        store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
-        timeout: Duration,
-    ) -> Misses {
+    pub fn new(client: HttpClient, upstream: UpstreamUrl, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Misses {
         Misses {
             client,
             upstream,
             store,
             clock,
-            timeout,
             recorders: Mutex::new(HashMap::new()),
         }
     }
@@ -65,7 +57,7 @@ impl Misses {
         if let Some(f) = faces.get(cassette) {
             return Ok(f.clone());
         }
-        let rec = Recorder::appending(cassette, self.store.clone(), self.clock.clone(), self.timeout)?;
+        let rec = Recorder::appending(cassette, self.store.clone(), self.clock.clone(), Rules::default())?;
         let face = Arc::new(RecordFace::new(
             Arc::new(rec),
             self.client.clone(),

@@ -115,8 +115,13 @@ impl Drop for OpenStore {
 /// Opens the store at `path`, or a temporary one for `memory`.
 pub fn open_store(path: &std::path::Path) -> Result<OpenStore, AppError> {
     if path.as_os_str() != MEMORY_STORE {
+        let store = SledStore::open(path)?;
+        // damaged cassettes are named now; a mode that needs one fails with exit 3
+        for d in store.damage() {
+            tracing::warn!("{d}");
+        }
         return Ok(OpenStore {
-            store: Arc::new(SledStore::open(path)?),
+            store: Arc::new(store),
             temp: None,
         });
     }
@@ -161,13 +166,7 @@ pub async fn run_passthrough(
 ) -> Result<(), AppError> {
     let client = HttpClient::new(cfg.upstream_ca.as_deref(), cfg.upstream_timeout, cfg.limits.max_body)
         .map_err(|e| AppError::Usage(e.to_string()))?;
-    let misses = misses::Misses::new(
-        client,
-        cfg.upstream.clone(),
-        deps.store.clone(),
-        deps.clock.clone(),
-        cfg.upstream_timeout,
-    );
+    let misses = misses::Misses::new(client, cfg.upstream.clone(), deps.store.clone(), deps.clock.clone());
     let stop = fan_out(shutdown);
     let face = GraphFace::new(
         Admin::new("passthrough", deps.store.clone(), None, deps.clock.clone())

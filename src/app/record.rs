@@ -87,7 +87,8 @@ pub async fn run_record_faces(
         &cfg.cassette,
         store.clone(),
         deps.clock.clone(),
-        cfg.upstream_timeout,
+        cfg.rules.clone(),
+        cfg.scrub_pii,
     ));
     let stop = fan_out(shutdown);
     let mut tasks = Vec::new();

@@ -187,7 +187,6 @@ fn misses(cfg: &ReplayConfig, deps: &Deps) -> Result<Option<Arc<Misses>>, AppErr
         up.clone(),
         deps.store.clone(),
         deps.clock.clone(),
-        cfg.upstream_timeout,
     ))))
 }
 

@@ -6,7 +6,7 @@ pub mod model;
 pub mod store;
 
 pub use model::{Body, Cassette, Event, Headers, Kind, Meta, Request, Response, FORMAT_VERSION};
-pub use store::{Committer, SledStore, Source, Store, StoreError, Stored};
+pub use store::{Committer, Damage, Publish, SledStore, Source, Staging, Store, StoreError, Stored};
 
 /// Why a cassette could not be read, written or found.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +30,7 @@ pub enum CassetteError {
         #[source]
         source: std::io::Error,
     },
-    #[error("export refused: cassette `{name}` still holds a secret ({finding}); re-record or redact it")]
+    #[error("cassette `{name}` holds a secret ({finding}); redact or re-record it")]
     SecretFound { name: String, finding: String },
     #[error(transparent)]
     Store(#[from] StoreError),

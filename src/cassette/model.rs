@@ -22,14 +22,34 @@ pub enum Body {
     Bytes(Vec<u8>),
 }
 
+/// JSON nested deeper than this is kept as text: a stored event wraps its body in a
+/// few more levels, and the loader (serde_json) stops at 128.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// JSON larger than this is kept as text: a parsed value costs many times its size.
+pub const MAX_JSON_BYTES: usize = 1024 * 1024;
+
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        Value::Object(o) => 1 + o.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 impl Body {
-    /// Classifies raw bytes: JSON when they parse, else text when UTF-8, else bytes.
+    /// Classifies raw bytes: JSON when they parse (and are at most `MAX_JSON_BYTES`
+    /// long and `MAX_JSON_DEPTH` deep), else text when UTF-8, else bytes.
     pub fn from_bytes(b: &[u8]) -> Body {
         if b.is_empty() {
             return Body::Empty;
         }
-        if let Ok(v) = serde_json::from_slice::<Value>(b) {
-            return Body::Json(v);
+        if b.len() <= MAX_JSON_BYTES {
+            if let Ok(v) = serde_json::from_slice::<Value>(b) {
+                if depth(&v) <= MAX_JSON_DEPTH {
+                    return Body::Json(v);
+                }
+            }
         }
         match std::str::from_utf8(b) {
             Ok(s) => Body::Text(s.to_string()),

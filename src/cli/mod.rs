@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{
     self, defaults, BotUrl, Limits, PassthroughConfig, ProxySettings, RecordConfig, Size, TlsSettings, UpstreamUrl,
 };
+use crate::redact::Rules;
 
 mod diff;
 mod serve;
@@ -94,6 +95,52 @@ pub struct LimitArgs {
     /// own address (e.g. a sidecar's service name); repeatable.
     #[arg(long = "admin-host", env = "GRAPHVCR_ADMIN_HOST", value_delimiter = ',')]
     pub admin_hosts: Vec<String>,
+    /// Seconds a client gets to send a request's whole body once its head arrived.
+    #[arg(long, env = "GRAPHVCR_BODY_TIMEOUT", default_value_t = defaults::BODY_TIMEOUT.as_secs_f64())]
+    pub body_timeout: f64,
+    /// Seconds a connection may sit idle (no request in progress, nothing sent) before it is closed.
+    #[arg(long, env = "GRAPHVCR_CONNECTION_IDLE", default_value_t = defaults::CONNECTION_IDLE.as_secs_f64())]
+    pub connection_idle: f64,
+    /// Most connections served at once per listener; further clients wait to be accepted.
+    #[arg(long, env = "GRAPHVCR_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS)]
+    pub max_connections: usize,
+}
+
+/// User redaction rules, added to the built-in ones.
+#[derive(Debug, Args, Default)]
+pub struct RedactArgs {
+    /// Also redact this header (any case); repeatable.
+    #[arg(
+        long = "redact-header",
+        value_name = "NAME",
+        env = "GRAPHVCR_REDACT_HEADER",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub headers: Vec<String>,
+    /// Also redact the value of this JSON member (any case, any depth); repeatable.
+    #[arg(
+        long = "redact-json",
+        value_name = "MEMBER",
+        env = "GRAPHVCR_REDACT_JSON",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub members: Vec<String>,
+    /// Also redact what this regex matches (its groups, if it has any) in every string; repeatable.
+    #[arg(
+        long = "redact-regex",
+        value_name = "RE",
+        env = "GRAPHVCR_REDACT_REGEX",
+        global = true
+    )]
+    pub regexes: Vec<String>,
+}
+
+impl RedactArgs {
+    pub fn rules(&self) -> Result<Rules, String> {
+        Rules::new(&self.headers, &self.members, &self.regexes)
+    }
 }
 
 impl LimitArgs {
@@ -102,6 +149,13 @@ impl LimitArgs {
             max_body: self.max_body.0,
             max_header_bytes: self.max_header.0,
             header_timeout: seconds(self.header_timeout, "--header-timeout")?,
+            body_timeout: seconds(self.body_timeout, "--body-timeout")?,
+            connection_idle: seconds(self.connection_idle, "--connection-idle")?,
+            max_connections: if self.max_connections == 0 {
+                return Err("--max-connections must be at least 1".into());
+            } else {
+                self.max_connections
+            },
             admin_hosts: self.admin_hosts.clone(),
         })
     }
@@ -151,7 +205,7 @@ pub struct RecordArgs {
     /// Cassette to record into.
     #[arg(long, env = "GRAPHVCR_CASSETTE")]
     pub cassette: String,
-    /// Graph's base URL.
+    /// Graph's base URL (userinfo in it is dropped: never sent, never stored).
     #[arg(long, env = "GRAPHVCR_UPSTREAM", default_value = defaults::UPSTREAM)]
     pub upstream: String,
     /// Extra PEM CA certificate(s) to trust for the upstream.
@@ -184,6 +238,11 @@ pub struct RecordArgs {
     pub upstream_for: Vec<(String, UpstreamUrl)>,
     #[command(flatten)]
     pub faces: TlsArgs,
+    /// Replace display names, phone numbers and email addresses with consistent pseudonyms.
+    #[arg(long, env = "GRAPHVCR_SCRUB_PII")]
+    pub scrub_pii: bool,
+    #[command(flatten)]
+    pub redact: RedactArgs,
     #[command(flatten)]
     pub store: StoreArg,
     #[command(flatten)]
@@ -225,6 +284,8 @@ impl PassthroughArgs {
 pub struct CassetteArgs {
     #[command(flatten)]
     pub store: StoreArg,
+    #[command(flatten)]
+    pub redact: RedactArgs,
     #[command(subcommand)]
     pub command: CassetteCommand,
 }
@@ -245,11 +306,25 @@ pub enum CassetteCommand {
         #[arg(short, long, env = "GRAPHVCR_OUTPUT")]
         output: Option<PathBuf>,
     },
-    /// Import cassette JSON files (all or nothing).
+    /// Import cassette JSON files (all or nothing); refuses a file that holds a secret.
     #[command(after_help = "Example:\n  graphvcr cassette import cassettes/*.json")]
     Import {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Replace a cassette that was recorded, or imported from another file.
+        #[arg(long)]
+        overwrite: bool,
+        /// Import even if the secret scan finds something.
+        #[arg(long)]
+        allow_secrets: bool,
+    },
+    /// Run the secret scan alone over cassettes in the store or cassette files.
+    #[command(
+        after_help = "Example:\n  graphvcr cassette scan invite-flow\n  graphvcr cassette scan cassettes/*.json"
+    )]
+    Scan {
+        #[arg(required = true, value_name = "NAME|FILE")]
+        targets: Vec<String>,
     },
     /// Remove a cassette from the store.
     #[command(after_help = "Example:\n  graphvcr cassette rm invite-flow")]
@@ -299,6 +374,8 @@ impl RecordArgs {
         c.export = self.export.clone();
         c.bot_url = self.bot_url.as_deref().map(BotUrl::parse).transpose()?;
         c.overwrite = self.overwrite;
+        c.scrub_pii = self.scrub_pii;
+        c.rules = self.redact.rules()?;
         c.limits = self.limits.limits()?;
         c.tls = self.faces.settings(self.callback_tls);
         c.proxy = ProxySettings {

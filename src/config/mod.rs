@@ -12,6 +12,7 @@ use crate::matching::MatchMode;
 
 mod net;
 
+use crate::redact::Rules;
 pub use net::{parse_host_upstream, parse_listen, BotUrl, ProxySettings, TlsSettings, UpstreamUrl};
 
 /// Defaults, written once: clap's defaults and the settings' own read these.
@@ -26,6 +27,10 @@ pub mod defaults {
     pub const MAX_BODY: usize = 16 * 1024 * 1024;
     pub const MAX_HEADER: usize = 64 * 1024;
     pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+    /// A connection with no request in progress is closed after this.
+    pub const CONNECTION_IDLE: Duration = Duration::from_secs(60);
+    pub const MAX_CONNECTIONS: usize = 4096;
     /// How long in-flight requests get to finish at shutdown.
     pub const GRACE: Duration = Duration::from_secs(10);
     pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -98,6 +103,12 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// A client must send its request head within this time.
     pub header_timeout: Duration,
+    /// ... and a request's whole body within this time after its head.
+    pub body_timeout: Duration,
+    /// A connection with no request in progress and no traffic is closed after this.
+    pub connection_idle: Duration,
+    /// Most connections served at once per listener.
+    pub max_connections: usize,
     /// Host names the admin API answers besides loopback and the listener's address.
     pub admin_hosts: Vec<String>,
 }
@@ -108,6 +119,9 @@ impl Default for Limits {
             max_body: defaults::MAX_BODY,
             max_header_bytes: defaults::MAX_HEADER,
             header_timeout: defaults::HEADER_TIMEOUT,
+            body_timeout: defaults::BODY_TIMEOUT,
+            connection_idle: defaults::CONNECTION_IDLE,
+            max_connections: defaults::MAX_CONNECTIONS,
             admin_hosts: Vec::new(),
         }
     }
@@ -119,6 +133,9 @@ impl Limits {
         ServerOptions {
             max_header_bytes: self.max_header_bytes,
             header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            idle_timeout: self.connection_idle,
+            max_connections: self.max_connections,
             grace: defaults::GRACE,
             tls: None,
         }
@@ -135,6 +152,10 @@ pub struct RecordConfig {
     pub export: Option<PathBuf>,
     pub bot_url: Option<BotUrl>,
     pub overwrite: bool,
+    /// Redaction rules: the built-in ones plus the user's.
+    pub rules: Rules,
+    /// `--scrub-pii`: pseudonyms for display names, phone numbers and emails.
+    pub scrub_pii: bool,
     pub limits: Limits,
     pub tls: TlsSettings,
     pub proxy: ProxySettings,
@@ -151,6 +172,8 @@ impl RecordConfig {
             export: None,
             bot_url: None,
             overwrite: false,
+            rules: Rules::default(),
+            scrub_pii: false,
             limits: Limits::default(),
             tls: TlsSettings::default(),
             proxy: ProxySettings::default(),
@@ -381,6 +404,13 @@ mod tests {
         let b = BotUrl::parse("http://127.0.0.1:3978/bot/").unwrap();
         assert_eq!(b.target("/api/calls?x=1"), "http://127.0.0.1:3978/bot/api/calls?x=1");
         assert!(BotUrl::parse("127.0.0.1:3978").is_err());
+    }
+
+    #[test]
+    fn upstream_userinfo_is_dropped() {
+        let u = UpstreamUrl::parse("https://user:pass@graph.example:8443/").unwrap();
+        assert_eq!(u.0, "https://graph.example:8443");
+        assert_eq!(UpstreamUrl::parse("http://h/base/").unwrap().0, "http://h/base");
     }
 
     #[test]

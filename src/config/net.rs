@@ -56,8 +56,11 @@ impl UpstreamUrl {
     pub fn parse(s: &str) -> Result<UpstreamUrl, String> {
         let uri: http::Uri = s.parse().map_err(|_| format!("--upstream `{s}` is not a URL"))?;
         match (uri.scheme_str(), uri.authority()) {
-            (Some("https" | "http"), Some(_)) if uri.query().is_none() => {
-                Ok(UpstreamUrl(s.trim_end_matches('/').to_string()))
+            (Some(scheme @ ("https" | "http")), Some(auth)) if uri.query().is_none() => {
+                // userinfo is never sent upstream (hyper ignores it) and must never be stored
+                let host = auth.as_str().rsplit('@').next().unwrap_or_default();
+                let url = format!("{scheme}://{host}{}", uri.path());
+                Ok(UpstreamUrl(url.trim_end_matches('/').to_string()))
             }
             _ => Err(format!("--upstream `{s}` must be an http(s) URL without a query")),
         }

@@ -149,6 +149,10 @@ impl HttpClient {
                         target: target.clone(),
                         detail,
                     },
+                    BodyError::TimedOut(after) => ClientError::Timeout {
+                        target: target.clone(),
+                        after,
+                    },
                 })?;
             let mut headers = parts.headers;
             wire::strip_hop_by_hop(&mut headers);

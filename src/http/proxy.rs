@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, Uri};
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::client::HttpClient;
@@ -70,7 +68,7 @@ struct Shared {
     policy: Arc<dyn ProxyPolicy>,
     inner: Arc<dyn Handler>,
     tls: tokio_rustls::TlsAcceptor,
-    builder: auto::Builder<TokioExecutor>,
+    opts: ServerOptions,
     client: HttpClient,
     max_body: usize,
     timeout: Duration,
@@ -95,7 +93,7 @@ impl ForwardProxy {
             policy,
             inner,
             tls: tokio_rustls::TlsAcceptor::from(tls),
-            builder: server::conn_builder(opts),
+            opts: opts.clone(),
             client,
             max_body,
             timeout: opts.header_timeout,
@@ -104,7 +102,7 @@ impl ForwardProxy {
 }
 
 impl Handler for ForwardProxy {
-    fn handle(&self, req: http::Request<Incoming>, peer: SocketAddr) -> HandlerFuture {
+    fn handle(&self, req: http::Request<server::Body>, peer: SocketAddr) -> HandlerFuture {
         let s = self.0.clone();
         Box::pin(async move {
             let (method, uri) = (req.method().clone(), req.uri().clone());
@@ -130,7 +128,7 @@ fn connect_target(uri: &Uri) -> Result<(String, u16), ProxyFault> {
     Ok((host.to_ascii_lowercase(), port))
 }
 
-async fn connect(s: &Arc<Shared>, req: http::Request<Incoming>, peer: SocketAddr) -> Result<Resp, ProxyFault> {
+async fn connect(s: &Arc<Shared>, req: http::Request<server::Body>, peer: SocketAddr) -> Result<Resp, ProxyFault> {
     let (host, port) = connect_target(req.uri())?;
     match s.policy.action(&host) {
         HostAction::Refuse => Err(ProxyFault::Refused(host)),
@@ -150,7 +148,7 @@ async fn connect(s: &Arc<Shared>, req: http::Request<Incoming>, peer: SocketAddr
                     inner: s.inner.clone(),
                     host: ProxiedHost::new(&host),
                 });
-                server::serve_stream(stream, handler, peer, &s.builder, true, None).await;
+                server::serve_stream(stream, handler, peer, &s.opts, true).await;
             });
             Ok(wire::response(200, http::HeaderMap::new(), ""))
         }
@@ -185,7 +183,7 @@ fn unreachable(target: &str, detail: String) -> ProxyFault {
 }
 
 /// An absolute-form request (`GET http://host/path`): intercepted, forwarded or refused.
-async fn absolute(s: &Arc<Shared>, mut req: http::Request<Incoming>, peer: SocketAddr) -> Result<Resp, ProxyFault> {
+async fn absolute(s: &Arc<Shared>, mut req: http::Request<server::Body>, peer: SocketAddr) -> Result<Resp, ProxyFault> {
     let Some(host) = req.uri().host().map(str::to_ascii_lowercase) else {
         return Err(ProxyFault::BadTarget(format!(
             "this is a forward proxy: send `CONNECT host:443` or an absolute URL, not `{}`",
@@ -199,6 +197,7 @@ async fn absolute(s: &Arc<Shared>, mut req: http::Request<Incoming>, peer: Socke
         HostAction::Refuse => Err(ProxyFault::Refused(host)),
         HostAction::Intercept => {
             req.extensions_mut().insert(ProxiedHost::new(&host));
+            req.extensions_mut().insert(wire::Resolved);
             Ok(s.inner.handle(req, peer).await)
         }
         HostAction::Tunnel => {
@@ -207,6 +206,9 @@ async fn absolute(s: &Arc<Shared>, mut req: http::Request<Incoming>, peer: Socke
                 .await
                 .map_err(|e| match e {
                     BodyError::TooLarge { limit } => ProxyFault::TooLarge(limit),
+                    BodyError::TimedOut(after) => {
+                        ProxyFault::BadTarget(format!("the request body did not arrive within {after:?}"))
+                    }
                     BodyError::Read(m) => ProxyFault::BadTarget(m),
                 })?;
             let url = parts.uri.to_string();
@@ -227,7 +229,7 @@ struct Intercepted {
 }
 
 impl Handler for Intercepted {
-    fn handle(&self, mut req: http::Request<Incoming>, peer: SocketAddr) -> HandlerFuture {
+    fn handle(&self, mut req: http::Request<server::Body>, peer: SocketAddr) -> HandlerFuture {
         req.headers_mut().remove(http::header::PROXY_AUTHORIZATION);
         req.extensions_mut().insert(self.host.clone());
         self.inner.handle(req, peer)

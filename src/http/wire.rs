@@ -77,9 +77,16 @@ pub type Resp = http::Response<OutBody>;
 pub enum BodyError {
     #[error("body exceeds the limit of {limit} bytes")]
     TooLarge { limit: usize },
+    #[error("the body did not arrive within {0:?}")]
+    TimedOut(std::time::Duration),
     #[error("body could not be read: {0}")]
     Read(String),
 }
+
+/// A request body that did not end by its deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("the body did not arrive within {0:?}")]
+pub struct BodyTimedOut(pub std::time::Duration);
 
 /// Reads a whole body, refusing more than `limit` bytes (checked against
 /// `Content-Length` first, then while reading).
@@ -98,7 +105,10 @@ where
     match Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(BodyError::TooLarge { limit }),
-        Err(e) => Err(BodyError::Read(e.to_string())),
+        Err(e) => match e.downcast_ref::<BodyTimedOut>() {
+            Some(t) => Err(BodyError::TimedOut(t.0)),
+            None => Err(BodyError::Read(e.to_string())),
+        },
     }
 }
 
@@ -148,6 +158,21 @@ pub fn proxy_headers(h: &HeaderMap) -> HeaderMap {
     out.remove(http::header::ACCEPT_ENCODING);
     out.remove(http::header::CONTENT_LENGTH);
     out
+}
+
+/// Marks a request whose absolute target graphvcr resolved itself (a TLS stream's
+/// `https://host`, a proxy's intercepted host), not one a client sent on a face.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolved;
+
+/// The target's path and query when the request is in origin form (`/path?query`;
+/// HTTP/2 requests carry theirs as pseudo-headers and always are; a target graphvcr
+/// resolved itself counts too): not `*`, not an absolute or authority form.
+pub fn origin_form(parts: &http::request::Parts) -> Option<&str> {
+    let pq = parts.uri.path_and_query()?.as_str();
+    let absolute = parts.uri.scheme().is_some() || parts.uri.authority().is_some();
+    let ours = parts.extensions.get::<Resolved>().is_some();
+    (pq.starts_with('/') && (parts.version == http::Version::HTTP_2 || !absolute || ours)).then_some(pq)
 }
 
 /// `scheme://host[:port]` the client used to reach us (`X-Forwarded-Proto` honoured).

@@ -1,20 +1,24 @@
-//! Record mode, callback face: take Graph's notification POSTs, forward each to the
-//! bot, answer Graph with the bot's answer, and hand the notification (with the
-//! non-secret claims of Graph's callback token) to the recorder.
+//! Record mode, callback face: take Graph's notification POSTs, store each at once
+//! (durable before Graph gets its answer), forward it to the bot meanwhile, answer
+//! Graph with the bot's answer and write that answer into the stored notification.
+//! Anything that is not a POST of a JSON body (a tunnel's health probe, a GET) is
+//! forwarded and answered but not stored. Graph's callback token is redacted; its
+//! non-secret claims are kept for replay to sign with.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::{forward_headers, recorded_event, recorded_reply, Recorder};
-use crate::cassette::{Kind, Response};
+use super::{forward_headers, recordable_target, recorded_event, recorded_reply, Recorder};
+use crate::cassette::{Body, Kind, Response};
 use crate::clock::Clock;
 use crate::config::BotUrl;
 use crate::error::ProxyError;
 use crate::http::client::HttpClient;
 use crate::http::wire::{self, Resp};
 use crate::identity;
+use crate::redact::shown_uri;
 
 /// Record mode, callback face: forward to the bot, answer Graph with the bot's answer,
 /// record the notification.
@@ -41,7 +45,13 @@ impl CallbackFace {
         let (tx, rx) = oneshot::channel();
         let face = self.clone();
         let (method, uri) = (parts.method.clone(), parts.uri.clone());
-        tokio::spawn(async move { face.forward_and_record(parts, body, tx).await });
+        tokio::spawn(async move {
+            let resp = match face.forward_and_record(&parts, body.clone()).await {
+                Ok(r) => r,
+                Err(e) => e.respond(&*face.clock, &parts.method, &parts.uri, &body),
+            };
+            let _ = tx.send(resp);
+        });
         rx.await.unwrap_or_else(|_| {
             ProxyError::Internal("the notification task ended without an answer".into()).respond(
                 &*self.clock,
@@ -52,22 +62,21 @@ impl CallbackFace {
         })
     }
 
-    async fn forward_and_record(&self, parts: http::request::Parts, body: Bytes, answer: oneshot::Sender<Resp>) {
-        let arrival = self.recorder.arrival();
-        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    /// Forwards to the bot: the answer for Graph and the answer as stored.
+    async fn forward(&self, parts: &http::request::Parts, pq: &str, body: Bytes) -> (Resp, Response) {
         let headers = forward_headers(&parts.headers);
-        let target = self.bot_url.target(&pq);
-        let result = self
+        let target = self.bot_url.target(pq);
+        match self
             .client
-            .send(parts.method.clone(), &target, headers.clone(), body.clone())
-            .await;
-        let (resp, recorded) = match result {
+            .send(parts.method.clone(), &target, headers, body.clone())
+            .await
+        {
             Ok(reply) => {
                 let (h, recorded) = recorded_reply(&reply);
                 (wire::response(reply.status, h, reply.body), recorded)
             }
             Err(e) => {
-                tracing::warn!(%target, "notification not delivered to the bot: {e}");
+                tracing::warn!(target = %shown_uri(&target), "notification not delivered to the bot: {e}");
                 let recorded = Response {
                     error: Some(format!("bot: {e}")),
                     ..Default::default()
@@ -75,22 +84,30 @@ impl CallbackFace {
                 let err = ProxyError::Upstream(e);
                 (err.respond(&*self.clock, &parts.method, &parts.uri, &body), recorded)
             }
-        };
-        let _ = answer.send(resp);
-        // Graph's token itself is redacted; its non-secret claims are kept for replay
-        let mut kept = headers;
+        }
+    }
+
+    async fn forward_and_record(&self, parts: &http::request::Parts, body: Bytes) -> Result<Resp, ProxyError> {
+        let pq = recordable_target(parts)?;
+        let at_ms = self.recorder.now_ms();
+        let mut kept = forward_headers(&parts.headers);
         identity::keep_callback_claims(&parts.headers, &mut kept);
         let ev = recorded_event(
             Kind::Notification,
-            arrival.at_ms,
+            at_ms,
             &parts.method,
-            pq,
+            pq.clone(),
             &kept,
             &body,
-            recorded,
+            Response::default(),
         );
-        if let Err(e) = self.recorder.store_notification(ev, arrival).await {
-            tracing::error!("notification could not be stored: {e}");
+        if parts.method != http::Method::POST || !matches!(ev.request.body, Body::Json(_)) {
+            tracing::debug!(method = %parts.method, uri = %shown_uri(&pq), "forwarded, not recorded (not a notification)");
+            return Ok(self.forward(parts, &pq, body).await.0);
         }
+        let (arrived, (resp, recorded)) = tokio::join!(self.recorder.note_arrived(ev), self.forward(parts, &pq, body));
+        let arrived = arrived?;
+        self.recorder.note_answered(arrived, recorded);
+        Ok(resp)
     }
 }

@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{forward_headers, recorded_event, recorded_reply, Recorder};
+use super::{forward_headers, recordable_target, recorded_event, recorded_reply, Recorder};
 use crate::cassette::Kind;
 use crate::clock::Clock;
 use crate::config::UpstreamUrl;
 use crate::error::ProxyError;
 use crate::http::client::HttpClient;
 use crate::http::wire::{self, Resp};
+use crate::redact::shown_uri;
 
 /// The record-mode Graph face: forwards to the upstream and records.
 pub struct RecordFace {
@@ -65,10 +66,10 @@ impl RecordFace {
     }
 
     async fn forward(&self, parts: &http::request::Parts, body: Bytes) -> Result<(Resp, u64), ProxyError> {
-        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        let pq = recordable_target(parts)?;
         let headers = forward_headers(&parts.headers);
         let at_ms = self.recorder.now_ms();
-        let in_flight = self.recorder.begin();
+        let in_flight = self.recorder.begin(&parts.method);
         let started = self.clock.mono_ms();
         let reply = self
             .upstream
@@ -81,11 +82,11 @@ impl RecordFace {
             .await?;
         let duration_ms = self.clock.mono_ms().saturating_sub(started);
         let (resp_headers, response) = recorded_reply(&reply);
+        let shown = shown_uri(&pq).into_owned();
         let mut ev = recorded_event(Kind::Exchange, at_ms, &parts.method, pq, &headers, &body, response);
         ev.duration_ms = Some(duration_ms);
-        let seq = self.recorder.store_exchange(ev, in_flight.ticket()).await?;
-        drop(in_flight);
-        tracing::info!(seq, method = %parts.method, uri = %parts.uri, status = reply.status, duration_ms, "exchange recorded");
+        let seq = self.recorder.store_exchange(ev, in_flight).await?;
+        tracing::debug!(seq, method = %parts.method, uri = %shown, status = reply.status, duration_ms, "exchange recorded");
         Ok((wire::response(reply.status, resp_headers, reply.body), seq))
     }
 }

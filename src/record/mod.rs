@@ -1,74 +1,70 @@
-//! Record mode: the recorder owns the recording in progress — arrival order, the
-//! `follows` rule that ties a notification to its exchange, redaction and the durable
-//! commit. Its two faces (`face`: the bot's Graph calls, `callbacks`: Graph's
-//! notifications) hand it what they forwarded.
+//! Record mode: the recorder owns the recording in progress — sequence numbers, the
+//! `follows` bookkeeping (`follows`), scrubbing and redaction, and durability. An
+//! exchange is stored, and durable, before the bot sees its response; a notification
+//! is stored, and durable, before Graph gets its answer, and what it learns later (the
+//! bot's answer, its settled `follows`) is written as an update. Its two faces
+//! (`face`: the bot's Graph calls, `callbacks`: Graph's notifications) hand it what
+//! they forwarded.
 
 mod callbacks;
 mod face;
+mod follows;
 
 pub use callbacks::CallbackFace;
 pub use face::RecordFace;
 
-use std::collections::{BTreeSet, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use http::header::{self, HeaderMap};
-use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::cassette::{Body, Committer, Event, Kind, Request, Response, Store, StoreError};
 use crate::clock::Clock;
-use crate::graph;
+use crate::error::ProxyError;
 use crate::http::client::Reply;
 use crate::http::wire;
-use crate::ids::{self, Canon};
-use crate::redact;
+use crate::redact::Rules;
+use crate::scrub::Scrubber;
+use crate::sync::lock;
+use follows::{Ledger, NoteIds, Settled, Summary};
 
-/// What the follows rule needs to know about a stored exchange.
-struct Summary {
-    seq: u64,
-    /// When it began, in the order of `begin` tickets.
-    ticket: u64,
-    /// Ids in the request (uri, body) and the response (body, `Location`).
-    ids: HashSet<Canon>,
-    /// Ids in the response only: an operation id found here ties its notifications.
-    response_ids: HashSet<Canon>,
+/// Where a stored notification is in its life: what its `follows` is, and what the
+/// store holds.
+struct Note {
+    follows: Option<u64>,
+    settled: bool,
+    /// The bot answered (the face holds the event to write).
+    answered: bool,
+    writing: bool,
+    /// The `follows` stored together with the bot's answer, once written.
+    written: Option<Option<u64>>,
+}
+
+impl Note {
+    /// The `follows` to write now, if a write is due and nobody is writing.
+    /// `have_event`: the caller holds the event (else it re-reads it from the store).
+    fn claim(&mut self, have_event: bool) -> Option<Option<u64>> {
+        let due = self.answered && !self.writing && self.written != Some(self.follows);
+        (due && (have_event || self.written.is_some())).then(|| {
+            self.writing = true;
+            self.follows
+        })
+    }
+
+    fn finished(&self) -> bool {
+        self.settled && !self.writing && self.written == Some(self.follows)
+    }
 }
 
 #[derive(Default)]
 struct State {
     next_seq: u64,
-    next_ticket: u64,
-    in_flight: BTreeSet<u64>,
-    exchanges: Vec<Summary>,
-    /// Notifications are stored in arrival order: tickets handed out, tickets done.
-    notes_issued: u64,
-    notes_done: u64,
+    ledger: Ledger,
+    notes: HashMap<u64, Note>,
 }
 
-/// A notification's place in line: its arrival order and the exchanges it waits for.
-/// Dropping it without storing still frees its place, so later ones never wait on it.
-pub struct Arrival {
-    rec: Arc<Recorder>,
-    pub at_ms: u64,
-    ticket: u64,
-    waiting_on: Vec<u64>,
-    /// Exchanges that began after this (ticket > horizon) cannot have triggered it.
-    horizon: u64,
-    settled: bool,
-}
-
-impl Drop for Arrival {
-    fn drop(&mut self) {
-        if !self.settled {
-            self.rec.settle(self.ticket);
-        }
-    }
-}
-
-/// The recording in progress: one cassette, its sequence, and the exchanges in flight.
+/// The recording in progress: one cassette, its sequence, and what is still settling.
 pub struct Recorder {
     cassette: String,
     store: Arc<dyn Store>,
@@ -77,72 +73,44 @@ pub struct Recorder {
     t0: u64,
     /// Offset of `t0` from the cassette's start (appending to an existing cassette).
     base_ms: u64,
+    rules: Rules,
+    scrub: Option<Scrubber>,
     state: Mutex<State>,
-    changed: Notify,
-    pending_notes: AtomicUsize,
-    notes_done: Notify,
-    settle_timeout: Duration,
+    /// Signalled when the last note finishes (for `drain`).
+    idle: Notify,
 }
 
-/// Removes an exchange from the in-flight set however the request ends.
-struct InFlight<'a> {
+/// An exchange in flight; tells the ledger however the request ends.
+pub struct InFlight<'a> {
     rec: &'a Recorder,
     ticket: u64,
-}
-
-impl InFlight<'_> {
-    fn ticket(&self) -> u64 {
-        self.ticket
-    }
+    done: bool,
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        if let Ok(mut st) = self.rec.state.lock() {
-            st.in_flight.remove(&self.ticket);
+        if !self.done {
+            let settled = lock(&self.rec.state).ledger.done(self.ticket, None);
+            self.rec.apply_settled(settled);
         }
-        self.rec.changed.notify_waiters();
     }
 }
 
-fn ids_of_body(b: &Body, out: &mut HashSet<Canon>) {
-    match b {
-        Body::Json(v) => ids::collect(v, out),
-        Body::Text(s) => out.extend(ids::scan(s).into_iter().map(|t| t.canon)),
-        _ => {}
-    }
-}
-
-/// The ids a notification is about: operation ids of its `resourceUrl`s, and the
-/// call-scoped ids of `resource`/`resourceUrl`/`resourceData` (identities excluded).
-fn notification_ids(body: &Body) -> (Vec<Canon>, HashSet<Canon>) {
-    let mut ops = Vec::new();
-    let mut about = HashSet::new();
-    let Some(v) = body.json() else {
-        return (ops, about);
-    };
-    for item in graph::notification_items(v) {
-        for key in ["resourceUrl", "resource"] {
-            if let Some(op) = item.get(key).and_then(Value::as_str).and_then(graph::operation_id_in) {
-                ops.extend(ids::scan(op).into_iter().map(|t| t.canon));
-            }
-        }
-        for key in graph::NOTIFICATION_RESOURCE_MEMBERS {
-            if let Some(x) = item.get(key) {
-                let mut found = HashSet::new();
-                ids::collect(x, &mut found);
-                let mut stable = HashSet::new();
-                ids::collect_stable(x, &mut stable);
-                about.extend(found.into_iter().filter(|c| !stable.contains(c)));
-            }
-        }
-    }
-    (ops, about)
+/// A notification stored at arrival, to be completed with the bot's answer.
+pub struct Arrived {
+    pub seq: u64,
+    pub event: Event,
 }
 
 impl Recorder {
     /// Starts recording into `cassette`, which must already exist in the store.
-    pub fn new(cassette: &str, store: Arc<dyn Store>, clock: Arc<dyn Clock>, settle_timeout: Duration) -> Recorder {
+    pub fn new(
+        cassette: &str,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        rules: Rules,
+        scrub_pii: bool,
+    ) -> Recorder {
         let committer = Committer::new(store.clone());
         let t0 = clock.mono_ms();
         Recorder {
@@ -152,11 +120,10 @@ impl Recorder {
             clock,
             t0,
             base_ms: 0,
+            rules,
+            scrub: scrub_pii.then(Scrubber::new),
             state: Mutex::new(State::default()),
-            changed: Notify::new(),
-            pending_notes: AtomicUsize::new(0),
-            notes_done: Notify::new(),
-            settle_timeout,
+            idle: Notify::new(),
         }
     }
 
@@ -166,11 +133,11 @@ impl Recorder {
         cassette: &str,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
-        settle_timeout: Duration,
+        rules: Rules,
     ) -> Result<Recorder, StoreError> {
         let existing = store.load(cassette)?.map(|c| c.events).unwrap_or_default();
         let last_ms = existing.iter().map(Event::done_ms).max().unwrap_or(0);
-        let mut r = Recorder::new(cassette, store, clock, settle_timeout);
+        let mut r = Recorder::new(cassette, store, clock, rules, false);
         r.base_ms = last_ms.saturating_add(1);
         if let Ok(mut st) = r.state.lock() {
             st.next_seq = existing.len() as u64;
@@ -183,153 +150,176 @@ impl Recorder {
         self.base_ms + self.clock.mono_ms().saturating_sub(self.t0)
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, StoreError> {
-        self.state
-            .lock()
-            .map_err(|_| StoreError::Io("recorder state poisoned".into()))
+    fn clean(&self, ev: &mut Event) {
+        if let Some(s) = &self.scrub {
+            s.event(ev);
+        }
+        self.rules.event(ev);
     }
 
-    fn begin(&self) -> InFlight<'_> {
-        let ticket = match self.state.lock() {
-            Ok(mut st) => {
-                st.next_ticket += 1;
-                let t = st.next_ticket;
-                st.in_flight.insert(t);
-                t
-            }
-            Err(_) => 0,
-        };
-        InFlight { rec: self, ticket }
-    }
-
-    /// Registers a notification that just arrived: it will be stored after the
-    /// notifications that arrived before it and after the exchanges now in flight.
-    pub fn arrival(self: &Arc<Self>) -> Arrival {
-        // counted from arrival, so a stop right after the bot answered still waits for it
-        self.pending_notes.fetch_add(1, Ordering::SeqCst);
-        let at_ms = self.now_ms();
-        let (ticket, waiting_on, horizon) = match self.state.lock() {
-            Ok(mut st) => {
-                let ticket = st.notes_issued;
-                st.notes_issued += 1;
-                (ticket, st.in_flight.iter().copied().collect(), st.next_ticket)
-            }
-            Err(_) => (0, Vec::new(), u64::MAX),
-        };
-        Arrival {
-            rec: self.clone(),
-            at_ms,
+    /// An exchange begins (only one that changes state can be followed).
+    fn begin(&self, method: &http::Method) -> InFlight<'_> {
+        let changes_state = !matches!(*method, http::Method::GET | http::Method::HEAD);
+        let ticket = lock(&self.state).ledger.begin(changes_state);
+        InFlight {
+            rec: self,
             ticket,
-            waiting_on,
-            horizon,
-            settled: false,
+            done: false,
         }
     }
 
-    /// A notification's turn is over (stored or abandoned).
-    fn settle(&self, ticket: u64) {
-        if let Ok(mut st) = self.state.lock() {
-            st.notes_done = st.notes_done.max(ticket + 1);
-        }
-        self.changed.notify_waiters();
-        if self.pending_notes.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.notes_done.notify_waiters();
-        }
-    }
-
-    /// Stores an exchange (redacted) and makes it durable.
-    async fn store_exchange(&self, mut ev: Event, ticket: u64) -> Result<u64, StoreError> {
-        redact::event(&mut ev);
-        let mut ids = HashSet::new();
-        let mut response_ids = HashSet::new();
-        ids_of_body(&ev.response.body, &mut response_ids);
-        for (n, v) in &ev.response.headers {
-            if n.eq_ignore_ascii_case("location") {
-                response_ids.extend(ids::scan(v).into_iter().map(|t| t.canon));
-            }
-        }
-        ids.extend(ids::scan(&ev.request.uri).into_iter().map(|t| t.canon));
-        ids_of_body(&ev.request.body, &mut ids);
-        ids.extend(response_ids.iter().cloned());
-        let seq = {
-            let mut st = self.lock()?;
+    /// Stores an exchange (scrubbed, redacted) and makes it durable; then settles the
+    /// notifications that waited for it.
+    async fn store_exchange(&self, mut ev: Event, mut in_flight: InFlight<'_>) -> Result<u64, StoreError> {
+        self.clean(&mut ev);
+        {
+            // the seq is taken only by a successful write: a failed one leaves no gap
+            let mut st = lock(&self.state);
             ev.seq = st.next_seq;
             self.store.put_event(&self.cassette, &ev)?;
             st.next_seq += 1;
-            st.exchanges.push(Summary {
-                seq: ev.seq,
-                ticket,
-                ids,
-                response_ids,
-            });
-            ev.seq
-        };
+        }
         self.committer.commit().await?;
-        Ok(seq)
+        let settled = lock(&self.state)
+            .ledger
+            .done(in_flight.ticket, Some(Summary::of(&ev, in_flight.ticket)));
+        in_flight.done = true;
+        self.apply_settled(settled);
+        Ok(ev.seq)
     }
 
-    /// Stores a notification once the exchanges that were in flight when it arrived
-    /// have completed (so `follows` can name the exchange whose response it belongs
-    /// to) and every notification that arrived before it is stored.
-    pub async fn store_notification(&self, mut ev: Event, mut arrival: Arrival) -> Result<u64, StoreError> {
-        let r = self.store_notification_inner(&mut ev, &arrival).await;
-        arrival.settled = true;
-        self.settle(arrival.ticket);
-        r
-    }
-
-    async fn store_notification_inner(&self, ev: &mut Event, arrival: &Arrival) -> Result<u64, StoreError> {
-        let deadline = tokio::time::Instant::now() + self.settle_timeout;
-        loop {
-            let changed = self.changed.notified();
-            let ready = {
-                let st = self.lock()?;
-                st.notes_done >= arrival.ticket && !arrival.waiting_on.iter().any(|t| st.in_flight.contains(t))
+    /// Stores a notification the moment it arrives (with the `follows` known so far
+    /// and a placeholder answer) and makes it durable.
+    pub async fn note_arrived(&self, mut ev: Event) -> Result<Arrived, StoreError> {
+        self.clean(&mut ev);
+        ev.response = Response {
+            error: Some("graphvcr stopped before the bot answered".into()),
+            ..Default::default()
+        };
+        let ids = NoteIds::of(&ev.request.body);
+        let evicted = {
+            let mut st = lock(&self.state);
+            let (follows, horizon) = st.ledger.provisional(&ids);
+            ev.seq = st.next_seq;
+            ev.follows = follows;
+            self.store.put_event(&self.cassette, &ev)?;
+            st.next_seq += 1;
+            let (settled, evicted) = st.ledger.register(ev.seq, ids, horizon);
+            let note = Note {
+                follows,
+                settled,
+                answered: false,
+                writing: false,
+                written: None,
             };
-            if ready {
-                break;
-            }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                tracing::warn!(
-                    "notification stored before its exchange or predecessors completed (waited {:?})",
-                    self.settle_timeout
-                );
-                break;
+            st.notes.insert(ev.seq, note);
+            evicted
+        };
+        self.apply_settled(evicted);
+        if let Err(e) = self.committer.commit().await {
+            self.forget(ev.seq);
+            return Err(e);
+        }
+        Ok(Arrived { seq: ev.seq, event: ev })
+    }
+
+    fn forget(&self, seq: u64) {
+        let mut st = lock(&self.state);
+        st.notes.remove(&seq);
+        if st.notes.is_empty() {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Writes the bot's answer into a stored notification (not waited for: the next
+    /// group commit, or the final flush, makes it durable).
+    pub fn note_answered(&self, mut a: Arrived, response: Response) {
+        a.event.response = response;
+        if let Some(s) = &self.scrub {
+            s.response(&mut a.event.response);
+        }
+        self.rules.response(&mut a.event.response);
+        let mut claim = lock(&self.state).notes.get_mut(&a.seq).and_then(|n| {
+            n.answered = true;
+            n.claim(true)
+        });
+        while let Some(follows) = claim {
+            a.event.follows = follows;
+            let r = self.store.put_event(&self.cassette, &a.event);
+            claim = self.written(a.seq, follows, r, true);
+        }
+        tracing::info!(seq = a.seq, follows = ?a.event.follows, "notification recorded");
+    }
+
+    /// After a write of `seq`: records it, and claims the next write if one is due.
+    fn written(
+        &self,
+        seq: u64,
+        follows: Option<u64>,
+        r: Result<(), StoreError>,
+        have_event: bool,
+    ) -> Option<Option<u64>> {
+        if let Err(e) = &r {
+            tracing::error!(seq, "notification update not stored: {e}");
+        }
+        let mut st = lock(&self.state);
+        let n = st.notes.get_mut(&seq)?;
+        n.writing = false;
+        n.written = Some(follows);
+        if r.is_err() {
+            // give up on this notification: it is stored as it arrived
+            n.written = Some(n.follows);
+        }
+        let next = n.claim(have_event);
+        if n.finished() {
+            st.notes.remove(&seq);
+            if st.notes.is_empty() {
+                self.idle.notify_waiters();
             }
         }
-        ev.at_ms = arrival.at_ms;
-        redact::event(ev);
-        let (ops, about) = notification_ids(&ev.request.body);
-        let seq = {
-            let mut st = self.lock()?;
-            let before = || st.exchanges.iter().filter(|x| x.ticket <= arrival.horizon);
-            let by_op = before()
-                .find(|x| ops.iter().any(|o| x.response_ids.contains(o)))
-                .map(|x| x.seq);
-            ev.follows = by_op.or_else(|| {
-                before()
-                    .rev()
-                    .find(|x| about.iter().any(|i| x.ids.contains(i)))
-                    .map(|x| x.seq)
-            });
-            ev.seq = st.next_seq;
-            self.store.put_event(&self.cassette, ev)?;
-            st.next_seq += 1;
-            ev.seq
-        };
-        self.committer.commit().await?;
-        tracing::info!(seq, follows = ?ev.follows, "notification recorded");
-        Ok(seq)
+        next
     }
 
-    /// Waits until every notification handed to `store_notification` is stored.
+    /// Notifications whose `follows` became final: rewritten where the store holds
+    /// another one.
+    fn apply_settled(&self, settled: Vec<Settled>) {
+        for (seq, follows) in settled {
+            let mut claim = {
+                let mut st = lock(&self.state);
+                let Some(n) = st.notes.get_mut(&seq) else { continue };
+                n.follows = follows;
+                n.settled = true;
+                n.claim(false)
+            };
+            while let Some(f) = claim {
+                let r = match self.store.event(&self.cassette, seq) {
+                    Ok(Some(mut ev)) => {
+                        ev.follows = f;
+                        self.store.put_event(&self.cassette, &ev)
+                    }
+                    Ok(None) => Err(StoreError::Missing(format!("{} #{seq}", self.cassette))),
+                    Err(e) => Err(e),
+                };
+                claim = self.written(seq, f, r, false);
+            }
+            let mut st = lock(&self.state);
+            if st.notes.get(&seq).is_some_and(Note::finished) {
+                st.notes.remove(&seq);
+                if st.notes.is_empty() {
+                    self.idle.notify_waiters();
+                }
+            }
+        }
+    }
+
+    /// Waits until every notification is answered and settled (bounded by the caller).
     pub async fn drain(&self) {
         loop {
-            let done = self.notes_done.notified();
-            if self.pending_notes.load(Ordering::SeqCst) == 0 {
+            let idle = self.idle.notified();
+            if lock(&self.state).notes.is_empty() {
                 return;
             }
-            done.await;
+            idle.await;
         }
     }
 }
@@ -353,6 +343,18 @@ pub fn recorded_reply(reply: &Reply) -> (HeaderMap, Response) {
         error: None,
     };
     (h, stored)
+}
+
+/// Only an origin-form target (`/path?query`) is recorded: `OPTIONS *` or an
+/// absolute-form target would be stored as a uri the loader refuses.
+fn recordable_target(parts: &http::request::Parts) -> Result<String, ProxyError> {
+    match wire::origin_form(parts) {
+        Some(pq) => Ok(pq.to_string()),
+        None => Err(ProxyError::BadRequest(format!(
+            "request target `{}` is not recorded: only origin-form targets (`/path?query`) are",
+            crate::redact::shown_uri(&parts.uri.to_string())
+        ))),
+    }
 }
 
 /// The event a face hands the recorder: the request as forwarded and what came back.
@@ -380,3 +382,6 @@ fn recorded_event(
         response,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -44,8 +44,34 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// Where the recordings put their events (a notification may be stored before the
+/// response it follows): the invite's seq in OLD and NEW, the roster update's in OLD.
+struct Seqs {
+    old_invite: u64,
+    new_invite: u64,
+    old_roster: u64,
+}
+
+fn seqs(old: &Path, new: &Path) -> Seqs {
+    let events = |p: &Path| -> Vec<Value> {
+        let v: Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+        v["events"].as_array().unwrap().clone()
+    };
+    let find = |evs: &[Value], pred: &dyn Fn(&Value) -> bool| -> u64 {
+        evs.iter().find(|e| pred(e)).and_then(|e| e["seq"].as_u64()).unwrap()
+    };
+    let (o, n) = (events(old), events(new));
+    let exchange = |e: &Value| e["kind"] == "exchange";
+    let roster = |e: &Value| e["kind"] == "notification" && e["request"]["json"]["value"][0]["changeType"] == "updated";
+    Seqs {
+        old_invite: find(&o, &exchange),
+        new_invite: find(&n, &exchange),
+        old_roster: find(&o, &roster),
+    }
+}
+
 /// JUnit: a testcase per exchange/notification, a failure per breaking finding.
-fn assert_junit(junit: &Path) {
+fn assert_junit(junit: &Path, q: &Seqs) {
     let xml = std::fs::read_to_string(junit).unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}: {xml}"));
     let cases: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("testcase")).collect();
@@ -60,21 +86,29 @@ fn assert_junit(junit: &Path) {
         .collect();
     assert_eq!(failures.len(), 2, "{xml}");
     assert!(
-        failures[0].0.starts_with("exchange OLD #0 -> NEW #0") && failures[0].1 == Some("removed"),
+        failures.iter().any(|f| f
+            .0
+            .starts_with(&format!("exchange OLD #{} -> NEW #{}", q.old_invite, q.new_invite))
+            && f.1 == Some("removed")),
         "{failures:?}"
     );
     assert!(
-        failures[1].0.starts_with("notification OLD #2 -> NEW -") && failures[1].1 == Some("missing"),
+        failures.iter().any(
+            |f| f.0.starts_with(&format!("notification OLD #{} -> NEW -", q.old_roster)) && f.1 == Some("missing")
+        ),
         "{failures:?}"
     );
 }
 
 /// The text names each finding by seq and path.
-fn assert_text(old: &Path, new: &Path) {
+fn assert_text(old: &Path, new: &Path, q: &Seqs) {
     let (code, text, _) = run(&["diff", s(old), s(new)]);
     assert_eq!(code, 1);
     assert!(
-        text.contains("exchange OLD #0 -> NEW #0  POST v1.0 /communications/calls/{id}/participants/invite"),
+        text.contains(&format!(
+            "exchange OLD #{} -> NEW #{}  POST v1.0 /communications/calls/{{id}}/participants/invite",
+            q.old_invite, q.new_invite
+        )),
         "{text}"
     );
     assert!(
@@ -86,7 +120,10 @@ fn assert_text(old: &Path, new: &Path) {
         "{text}"
     );
     assert!(
-        text.contains("notification OLD #2 -> NEW -  updated /communications/calls/{id}/participants"),
+        text.contains(&format!(
+            "notification OLD #{} -> NEW -  updated /communications/calls/{{id}}/participants",
+            q.old_roster
+        )),
         "{text}"
     );
 }
@@ -122,34 +159,36 @@ async fn an_added_member_a_removed_member_and_a_missing_notification_are_drift()
             )
         })
         .collect();
+    let q = seqs(&old, &new);
     let want = |sev: &str, kind: &str, path: &str, old: Value, new: Value| {
         (sev.to_string(), kind.to_string(), path.to_string(), old, new)
     };
-    assert_eq!(
-        found,
-        vec![
-            want(
-                "breaking",
-                "exchange",
-                "response.json.clientContext",
-                0.into(),
-                0.into()
-            ),
-            want(
-                "notable",
-                "exchange",
-                "response.json.ringingTimeoutInSeconds",
-                0.into(),
-                0.into()
-            ),
-            want("breaking", "notification", "", 2.into(), Value::Null),
-        ],
-        "only the drift, not the ids: {out}"
-    );
-    assert_eq!(report["findings"][2]["change"], "missing");
-
-    assert_junit(&junit);
-    assert_text(&old, &new);
+    let (oi, ni) = (Value::from(q.old_invite), Value::from(q.new_invite));
+    let mut expected = vec![
+        want(
+            "breaking",
+            "exchange",
+            "response.json.clientContext",
+            oi.clone(),
+            ni.clone(),
+        ),
+        want("notable", "exchange", "response.json.ringingTimeoutInSeconds", oi, ni),
+        want("breaking", "notification", "", q.old_roster.into(), Value::Null),
+    ];
+    let mut found = found;
+    let order = |f: &(String, String, String, Value, Value)| (f.1.clone(), f.2.clone());
+    found.sort_by_key(order);
+    expected.sort_by_key(order);
+    assert_eq!(found, expected, "only the drift, not the ids: {out}");
+    let missing = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "notification")
+        .unwrap();
+    assert_eq!(missing["change"], "missing");
+    assert_junit(&junit, &q);
+    assert_text(&old, &new, &q);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

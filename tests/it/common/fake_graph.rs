@@ -1,6 +1,6 @@
 //! The fake Graph: an in-process stand-in for Graph's calls API over TLS (rcgen CA). It
 //! checks the bearer token, answers invites, create-call, answer, keepAlive, DELETE and
-//! operation GETs the way Graph does, and POSTs Graph-shaped callback notifications
+//! operation GETs the way Graph does (and echoes `POST /{version}/echo` with secrets), and POSTs Graph-shaped callback notifications
 //! (bearer JWT, Skype headers) to the callback it was given.
 
 use std::net::SocketAddr;
@@ -322,6 +322,7 @@ async fn graph_route(parts: http::request::Parts, body: Bytes, state: &State) ->
         ("POST", r) if calls(r) && r.len() == 4 && action(r, "answer") => respond(202, &headers, Bytes::new()),
         ("POST", r) if calls(r) && r.len() == 4 && r[3] == "keepAlive" => respond(200, &headers, Bytes::new()),
         ("DELETE", r) if calls(r) && r.len() == 3 => respond(204, &headers, Bytes::new()),
+        ("POST", ["echo"]) => echo(&parts, &body, headers),
         ("GET", r) if calls(r) && r.len() == 5 && r[3] == "operations" => json_resp(
             200,
             &headers,
@@ -336,6 +337,29 @@ async fn graph_route(parts: http::request::Parts, body: Bytes, state: &State) ->
             ),
         ),
     }
+}
+
+/// Secrets planted in every `POST /{version}/echo` response (see `echo`).
+pub const ECHO_SECRETS: [&str; 4] = ["PLANTlocsig", "PLANTloccode", "PLANTsetcookie", "PLANTrespfnkey"];
+
+/// `POST /{version}/echo` (not Graph): answers with the request's body (JSON or text)
+/// and response headers that carry secrets, as real services do (a SAS `Location`).
+fn echo(parts: &http::request::Parts, body: &[u8], mut headers: Vec<(&'static str, String)>) -> Resp {
+    let [sig, code, cookie, key] = ECHO_SECRETS;
+    headers.push((
+        "location",
+        format!("https://graph.microsoft.com/v1.0/x?sv=2020&sig={sig}&code={code}"),
+    ));
+    headers.push(("set-cookie", format!("session={cookie}; HttpOnly")));
+    headers.push(("x-functions-key", key.to_string()));
+    let ct = parts
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    headers.push(("content-type", ct));
+    respond(200, &headers, Bytes::copy_from_slice(body))
 }
 
 /// `POST /communications/calls/{id}/participants/invite`: a running operation, then its

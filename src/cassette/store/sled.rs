@@ -1,0 +1,459 @@
+//! [`SledStore`]: the sled-backed store. Tree `meta` holds a record per cassette
+//! (metadata, source, epoch, count, digest, stamp); tree `events` holds events keyed
+//! `epoch seq`. Every write to a cassette updates its record in the same transaction;
+//! the records are also kept in memory, so listing never touches a damaged tree.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+
+use super::codec::{self, Digest};
+use super::copy::Snapshot;
+use super::seal::{self, Seal};
+use super::verify::{self, Verified};
+use super::{Damage, Publish, Source, Staging, Store, StoreError, Stored};
+use crate::cassette::{Cassette, Event, Meta};
+use crate::sync::lock;
+
+/// A cassette's record in tree `meta`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct MetaRecord {
+    #[serde(flatten)]
+    pub meta: Meta,
+    #[serde(default)]
+    pub source: Option<Source>,
+    /// Which events are this cassette's.
+    pub epoch: u64,
+    pub count: u64,
+    /// Hex XOR of the events' checksums.
+    pub digest: String,
+    /// Store-wide stamp of the last change.
+    pub stamp: u64,
+}
+
+/// Everything writes change, behind one lock.
+struct Writes {
+    records: BTreeMap<String, MetaRecord>,
+    damaged: BTreeMap<String, Damage>,
+    seal: Seal,
+    /// Bumped whenever `seal` changes.
+    version: u64,
+    next_epoch: u64,
+    next_stamp: u64,
+}
+
+impl Writes {
+    fn stamp(&mut self) -> u64 {
+        self.next_stamp += 1;
+        self.next_stamp - 1
+    }
+
+    fn seal_record(&mut self, name: &str, r: &MetaRecord) {
+        self.seal.insert(name.to_string(), verify::entry_of(r));
+        self.version += 1;
+    }
+}
+
+/// The sled-backed store.
+pub struct SledStore {
+    db: sled::Db,
+    meta: sled::Tree,
+    events: sled::Tree,
+    dir: PathBuf,
+    writes: Mutex<Writes>,
+    /// The version of the seal last written.
+    sealed: Mutex<u64>,
+    /// Set for a read-only command's copy: the copy (removed on drop) and the lock on
+    /// the original.
+    snapshot: Option<Snapshot>,
+}
+
+fn io(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+fn tx_err(e: sled::transaction::TransactionError<()>) -> StoreError {
+    io(format!("{e:?}"))
+}
+
+fn open_error(shown: String, e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Io(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") => {
+            StoreError::Locked {
+                path: shown,
+                detail: e.to_string(),
+            }
+        }
+        sled::Error::Io(e) => StoreError::Io(format!("{shown}: {e}")),
+        e => StoreError::Corrupt {
+            path: shown,
+            detail: e.to_string(),
+        },
+    }
+}
+
+impl SledStore {
+    /// sled's page cache: enough for many cassettes, far below sled's 1 GiB default.
+    pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+    /// Opens (or creates) the store and verifies it; damaged cassettes are listed by
+    /// [`Store::damage`]. sled can panic on corrupt files, so the open is guarded and
+    /// every failure says how to recover.
+    pub fn open(path: &Path) -> Result<SledStore, StoreError> {
+        Self::open_at(path, path, None)
+    }
+
+    /// Opens a copy of the store for a read-only command, holding the original's lock
+    /// meanwhile: sled repairs a damaged log when it opens it, and a read-only command
+    /// must leave the evidence as it found it. A store that does not exist opens empty.
+    pub fn open_read_only(path: &Path) -> Result<SledStore, StoreError> {
+        let snap = Snapshot::take(path)?;
+        let copy = snap.path().to_path_buf();
+        Self::open_at(&copy, path, Some(snap))
+    }
+
+    fn open_at(path: &Path, shown: &Path, snapshot: Option<Snapshot>) -> Result<SledStore, StoreError> {
+        let shown = shown.display().to_string();
+        let sealed = seal::read(path)?;
+        let sealed_names: Vec<String> = sealed.keys().cloned().collect();
+        let p = path.to_path_buf();
+        let s2 = shown.clone();
+        let opened = std::panic::catch_unwind(move || {
+            let db = sled::Config::new()
+                .path(&p)
+                .cache_capacity(Self::CACHE_BYTES)
+                .open()
+                .map_err(|e| open_error(s2.clone(), e))?;
+            let meta = db.open_tree("meta").map_err(|e| open_error(s2.clone(), e))?;
+            let events = db.open_tree("events").map_err(|e| open_error(s2.clone(), e))?;
+            let v = verify::verify(&meta, &events, sealed, &s2)?;
+            Ok::<_, StoreError>((db, meta, events, v))
+        });
+        let held = |detail: String| {
+            if sealed_names.is_empty() {
+                detail
+            } else {
+                format!("{detail}; it held {}", sealed_names.join(", "))
+            }
+        };
+        let (db, meta, events, v) = match opened {
+            Ok(Ok(r)) => r,
+            Ok(Err(StoreError::Corrupt { path, detail })) => {
+                return Err(StoreError::Corrupt {
+                    path,
+                    detail: held(detail),
+                })
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(StoreError::Corrupt {
+                    path: shown,
+                    detail: held("sled panicked while reading it".to_string()),
+                })
+            }
+        };
+        let Verified {
+            records,
+            damaged,
+            orphans,
+            next_epoch,
+            next_stamp,
+            seal,
+        } = v;
+        let clean = damaged.is_empty();
+        let store = SledStore {
+            db,
+            meta,
+            events,
+            dir: path.to_path_buf(),
+            writes: Mutex::new(Writes {
+                records,
+                damaged,
+                seal,
+                version: 1,
+                next_epoch,
+                next_stamp,
+            }),
+            sealed: Mutex::new(0),
+            snapshot,
+        };
+        if clean && store.snapshot.is_none() {
+            for epoch in orphans {
+                store.drop_epoch(epoch)?;
+            }
+        }
+        Ok(store)
+    }
+
+    fn writable(&self) -> Result<std::sync::MutexGuard<'_, Writes>, StoreError> {
+        if self.snapshot.is_some() {
+            return Err(StoreError::ReadOnly);
+        }
+        Ok(lock(&self.writes))
+    }
+
+    fn damaged(w: &Writes, name: &str) -> Result<(), StoreError> {
+        match w.damaged.get(name) {
+            Some(d) => Err(StoreError::Damaged(vec![d.clone()])),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes every event of `epoch`, a batch at a time.
+    fn drop_epoch(&self, epoch: u64) -> Result<(), StoreError> {
+        loop {
+            let mut batch = sled::Batch::default();
+            let mut n = 0;
+            for k in self.events.scan_prefix(codec::epoch_prefix(epoch)).keys().take(1024) {
+                batch.remove(k.map_err(io)?);
+                n += 1;
+            }
+            if n == 0 {
+                return Ok(());
+            }
+            self.events.apply_batch(batch).map_err(io)?;
+        }
+    }
+
+    fn stored(r: &MetaRecord) -> Stored {
+        Stored {
+            meta: r.meta.clone(),
+            events: r.count,
+            source: r.source.clone(),
+        }
+    }
+
+    fn record_bytes(r: &MetaRecord) -> Result<Vec<u8>, StoreError> {
+        serde_json::to_vec(r).map_err(io)
+    }
+
+    /// Reads every event of a record, stopping at the first that is not intact.
+    fn read_events(&self, name: &str, r: &MetaRecord) -> Result<Vec<Event>, StoreError> {
+        let mut events = Vec::new();
+        let mut digest = Digest::default();
+        let mut whole = true;
+        for kv in self.events.scan_prefix(codec::epoch_prefix(r.epoch)) {
+            let decoded = kv.map_err(|e| e.to_string()).and_then(|(k, v)| {
+                let (_, seq) = codec::parse_key(&k).ok_or("bad key")?;
+                codec::decode(seq, &v)
+            });
+            match decoded {
+                Ok((ev, sum)) if ev.seq == events.len() as u64 => {
+                    digest.toggle(&sum);
+                    events.push(ev);
+                }
+                _ => {
+                    whole = false;
+                    break;
+                }
+            }
+        }
+        if whole && events.len() as u64 == r.count && Digest::from_hex(&r.digest) == Some(digest) {
+            return Ok(events);
+        }
+        let d = Damage {
+            name: name.to_string(),
+            readable: events.len() as u64,
+            expected: r.count,
+            file: r.source.as_ref().map(|s| s.path.clone()),
+        };
+        lock(&self.writes).damaged.insert(name.to_string(), d.clone());
+        Err(StoreError::Damaged(vec![d]))
+    }
+}
+
+impl Store for SledStore {
+    fn list(&self) -> Result<Vec<Stored>, StoreError> {
+        Ok(lock(&self.writes).records.values().map(Self::stored).collect())
+    }
+
+    fn info(&self, name: &str) -> Result<Option<Stored>, StoreError> {
+        Ok(lock(&self.writes).records.get(name).map(Self::stored))
+    }
+
+    fn load(&self, name: &str) -> Result<Option<Cassette>, StoreError> {
+        let r = {
+            let w = lock(&self.writes);
+            Self::damaged(&w, name)?;
+            match w.records.get(name) {
+                Some(r) => r.clone(),
+                None => return Ok(None),
+            }
+        };
+        let events = self.read_events(name, &r)?;
+        Ok(Some(Cassette { meta: r.meta, events }))
+    }
+
+    fn event(&self, name: &str, seq: u64) -> Result<Option<Event>, StoreError> {
+        let Some(epoch) = lock(&self.writes).records.get(name).map(|r| r.epoch) else {
+            return Ok(None);
+        };
+        match self.events.get(codec::key(epoch, seq)).map_err(io)? {
+            Some(v) => codec::decode(seq, &v).map(|(e, _)| Some(e)).map_err(io),
+            None => Ok(None),
+        }
+    }
+
+    fn set_source(&self, name: &str, source: Option<Source>) -> Result<(), StoreError> {
+        let mut w = self.writable()?;
+        let Some(r) = w.records.get_mut(name) else {
+            return Ok(());
+        };
+        let mut updated = r.clone();
+        updated.source = source;
+        self.meta
+            .insert(name.as_bytes(), Self::record_bytes(&updated)?)
+            .map_err(io)?;
+        *r = updated.clone();
+        if !w.damaged.contains_key(name) {
+            w.seal_record(name, &updated);
+        }
+        Ok(())
+    }
+
+    fn put_event(&self, name: &str, ev: &Event) -> Result<(), StoreError> {
+        let (value, sum) = codec::encode(ev).map_err(io)?;
+        let mut w = self.writable()?;
+        Self::damaged(&w, name)?;
+        let mut r = w
+            .records
+            .get(name)
+            .cloned()
+            .ok_or_else(|| StoreError::Missing(name.to_string()))?;
+        let key = codec::key(r.epoch, ev.seq);
+        let mut digest = Digest::from_hex(&r.digest).unwrap_or_default();
+        match self.events.get(key).map_err(io)? {
+            Some(old) => digest.toggle(&codec::claimed(&old).unwrap_or_default()),
+            None => r.count += 1,
+        }
+        digest.toggle(&sum);
+        r.digest = digest.hex();
+        r.stamp = w.stamp();
+        let rec = Self::record_bytes(&r)?;
+        (&self.meta, &self.events)
+            .transaction(|(tm, te)| {
+                te.insert(&key[..], value.as_slice())?;
+                tm.insert(name.as_bytes(), rec.as_slice())?;
+                Ok(())
+            })
+            .map_err(tx_err)?;
+        w.seal_record(name, &r);
+        w.records.insert(name.to_string(), r);
+        Ok(())
+    }
+
+    fn remove(&self, name: &str) -> Result<bool, StoreError> {
+        let mut w = self.writable()?;
+        let Some(r) = w.records.get(name).cloned() else {
+            return Ok(false);
+        };
+        // the seal first: a crash after the removal is durable must not look like damage
+        if w.seal.remove(name).is_some() {
+            w.version += 1;
+            let mut sealed = lock(&self.sealed);
+            seal::write(&self.dir, &w.seal)?;
+            *sealed = w.version;
+        }
+        self.meta.remove(name.as_bytes()).map_err(io)?;
+        w.records.remove(name);
+        w.damaged.remove(name);
+        drop(w);
+        self.drop_epoch(r.epoch)?;
+        Ok(true)
+    }
+
+    fn stage(&self) -> Result<Staging, StoreError> {
+        let mut w = self.writable()?;
+        w.next_epoch += 1;
+        Ok(Staging::new(w.next_epoch - 1))
+    }
+
+    fn stage_event(&self, staging: &mut Staging, ev: &Event) -> Result<(), StoreError> {
+        if self.snapshot.is_some() {
+            return Err(StoreError::ReadOnly);
+        }
+        let (value, sum) = codec::encode(ev).map_err(io)?;
+        match self
+            .events
+            .insert(codec::key(staging.epoch, ev.seq), value)
+            .map_err(io)?
+        {
+            Some(old) => staging.digest.toggle(&codec::claimed(&old).unwrap_or_default()),
+            None => staging.count += 1,
+        }
+        staging.digest.toggle(&sum);
+        Ok(())
+    }
+
+    fn publish(&self, staged: Vec<Publish>) -> Result<(), StoreError> {
+        let mut w = self.writable()?;
+        let mut updates = Vec::with_capacity(staged.len());
+        for p in staged {
+            let r = MetaRecord {
+                meta: p.meta,
+                source: p.source,
+                epoch: p.staging.epoch,
+                count: p.staging.count,
+                digest: p.staging.digest.hex(),
+                stamp: w.stamp(),
+            };
+            let bytes = Self::record_bytes(&r)?;
+            updates.push((r, bytes));
+        }
+        self.meta
+            .transaction(|tm| {
+                for (r, bytes) in &updates {
+                    tm.insert(r.meta.name.as_bytes(), bytes.as_slice())?;
+                }
+                Ok(())
+            })
+            .map_err(tx_err)?;
+        let mut replaced = Vec::new();
+        for (r, _) in updates {
+            let name = r.meta.name.clone();
+            w.seal_record(&name, &r);
+            w.damaged.remove(&name);
+            if let Some(old) = w.records.insert(name, r) {
+                replaced.push(old.epoch);
+            }
+        }
+        drop(w);
+        for epoch in replaced {
+            self.drop_epoch(epoch)?;
+        }
+        Ok(())
+    }
+
+    fn discard(&self, staging: Staging) -> Result<(), StoreError> {
+        self.drop_epoch(staging.epoch)
+    }
+
+    fn damage(&self) -> Vec<Damage> {
+        lock(&self.writes).damaged.values().cloned().collect()
+    }
+
+    fn flush_then(&self, durable: &mut dyn FnMut(&Result<(), StoreError>)) -> Result<(), StoreError> {
+        if self.snapshot.is_some() {
+            durable(&Ok(()));
+            return Ok(());
+        }
+        let pending = {
+            let w = lock(&self.writes);
+            (w.version > *lock(&self.sealed)).then(|| (w.version, w.seal.clone()))
+        };
+        let r = self.db.flush().map(|_| ()).map_err(io);
+        durable(&r);
+        r?;
+        if let Some((version, seal_now)) = pending {
+            let mut sealed = lock(&self.sealed);
+            if version > *sealed {
+                seal::write(&self.dir, &seal_now)?;
+                *sealed = version;
+            }
+        }
+        Ok(())
+    }
+}
