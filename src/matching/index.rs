@@ -156,7 +156,11 @@ impl Index {
                     why.push(format!("path {} recorded, {} sent", p.template, live.template));
                 }
                 if p.query != live.query {
-                    why.push(format!("query {:?} recorded, {:?} sent", p.query, live.query));
+                    why.push(format!(
+                        "query {:?} recorded, {:?} sent",
+                        p.query,
+                        crate::redact::shown_uri(&live.query)
+                    ));
                 }
                 let msg = format!(
                     "no recorded exchange matches {}; nearest is #{} {}: {}",

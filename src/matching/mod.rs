@@ -73,7 +73,15 @@ fn normalise_query(q: Option<&str>) -> String {
     let Some(q) = q.filter(|q| !q.is_empty()) else {
         return String::new();
     };
-    let mut parts: Vec<String> = q.split('&').filter(|p| !p.is_empty()).map(template_ids).collect();
+    // a secret parameter's value never counts: the recording holds it redacted
+    let mut parts: Vec<String> = q
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, _)) if crate::redact::is_secret_param(k) => format!("{k}={}", crate::redact::REDACTED),
+            _ => template_ids(p),
+        })
+        .collect();
     parts.sort();
     parts.join("&")
 }

@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use std::borrow::Cow;
+
 use crate::cassette::Body;
 use crate::graph;
 use crate::ids;
-
-/// What a redacted value reads as in a cassette (see `redact`).
-const REDACTED: &str = "REDACTED";
+use crate::redact::{self, REDACTED};
 
 /// How strictly a live request must agree with a recording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -296,11 +296,17 @@ impl Walk {
         if x.eq_ignore_ascii_case(y) || redacted(x) {
             return;
         }
+        // a miss diff never echoes a secret the bot sent
+        let (x, y) = if key.is_some_and(redact::is_secret_member) {
+            (Cow::Borrowed(REDACTED), Cow::Borrowed(REDACTED))
+        } else {
+            (redact::shown_text(x), redact::shown_text(y))
+        };
         let d = format!(
             "{}: recorded {:?}, sent {:?}",
             at(&self.path),
-            clip(x, 120),
-            clip(y, 120)
+            clip(&x, 120),
+            clip(&y, 120)
         );
         let enumeration = key.is_some_and(graph::is_enum_member);
         match self.mode {

@@ -53,7 +53,7 @@ impl<'a> Live<'a> {
 
     /// The request as reports and messages show it.
     pub fn shown(&self) -> String {
-        matching::clip(&format!("{} {}", self.method, self.pq), 300)
+        matching::clip(&format!("{} {}", self.method, crate::redact::shown_uri(self.pq)), 300)
     }
 }
 

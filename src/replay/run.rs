@@ -16,7 +16,7 @@ impl Replayer {
     /// A request as reports and logs show it.
     pub fn shown(&self, parts: &http::request::Parts) -> String {
         let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        crate::matching::clip(&format!("{} {pq}", parts.method), 300)
+        crate::matching::clip(&format!("{} {}", parts.method, crate::redact::shown_uri(pq)), 300)
     }
 
     /// A miss of `session` was recorded into `cassette` as exchange `seq`: the

@@ -302,3 +302,59 @@ async fn a_body_far_larger_than_any_recording_misses_without_being_parsed() {
     assert_eq!(rep["missed_total"], 1, "{rep}");
     let _ = rp.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_changes_nothing_and_a_miss_never_echoes_one() {
+    init();
+    let graph = FakeGraph::start().await;
+    let st = store();
+    let rec = start_record(record_config("signed", &graph), &st.store, false).await;
+    let op = |base: &str, sig: &str| {
+        format!(
+            "{base}/v1.0/communications/calls/{}/operations/{}?sig={sig}",
+            guid(0xca11, 60),
+            guid(0x0b, 60)
+        )
+    };
+    let r = send(
+        "GET",
+        &op(&rec.url(), "recorded-secret"),
+        &[("authorization", "Bearer x")],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    rec.stop().await;
+    let rp = start_replay(replay_config("signed", None), &st.store).await;
+    let r = send(
+        "GET",
+        &op(&rp.url(), "live-secret-1"),
+        &[("x-graphvcr-session", "sig")],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        200,
+        "a redacted value matches any live one: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let miss = send(
+        "POST",
+        &format!(
+            "{}/v1.0/communications/calls/{}/mute?code=live-secret-2",
+            rp.url(),
+            guid(0xca11, 60)
+        ),
+        &[JSON, ("x-graphvcr-session", "sig")],
+        r#"{"clientContext": "x", "token": "live-secret-3"}"#,
+    )
+    .await;
+    assert_eq!(miss.status, 404);
+    let rep = admin(&rp.url(), "GET", "sessions/sig").await;
+    for (what, bytes) in [("miss", &miss.body), ("report", &rep.body)] {
+        let text = String::from_utf8_lossy(bytes);
+        assert!(!text.contains("live-secret"), "{what} echoes a secret: {text}");
+    }
+    let _ = rp.stop().await;
+}
