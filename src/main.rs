@@ -74,7 +74,7 @@ async fn serve(cfg: graphvcr::config::ReplayConfig, a: &graphvcr::cli::ServeArgs
     let replayer = app::replayer(&cfg, &deps)?;
     let faces = app::Faces {
         graph: bind(a.listen).await?,
-        callbacks: None,
+        callbacks: bind_opt(a.callback_listen).await?,
         proxy: bind_opt(a.faces.proxy_listen).await?,
     };
     let out = app::serve_replay_faces(cfg, deps, replayer, faces, app::stop_signal()).await?;

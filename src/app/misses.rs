@@ -8,16 +8,27 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
+use crate::cassette::Body;
 use crate::cassette::Store;
 use crate::clock::Clock;
 use crate::config::UpstreamUrl;
 use crate::error::ProxyError;
 use crate::http::client::HttpClient;
 use crate::http::wire::{self, Resp};
-use crate::record::{forward_headers, recorded_reply, RecordFace, Recorder};
+use crate::record::{forward_headers, recorded_reply, RecordFace, Recorder, Recorders};
 use crate::redact::Rules;
 use crate::replay::{Forward, Forwarded, Replayer};
 use crate::sync::lock;
+
+/// The recordings captured misses are appended to, for the callback face: a
+/// notification joins the one whose exchanges it names.
+pub struct MissRecorders(pub Arc<Misses>);
+
+impl Recorders for MissRecorders {
+    fn recorder_for(&self, body: &Body) -> Option<Arc<Recorder>> {
+        self.0.recorders().into_iter().find(|r| r.relates(body))
+    }
+}
 
 /// Forwards the misses sessions hand back.
 pub struct Misses {

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::faces::{handler, spawn_handler, GraphFace, Mode};
-use super::misses::Misses;
+use super::misses::{MissRecorders, Misses};
 use super::proxy::{spawn_proxy, IdentityRoute, ProxyFace, Secure};
 use super::{fan_out, import_changed, reports, AppError, Deps, Faces};
 use crate::admin::{Admin, Guard};
@@ -23,6 +23,7 @@ use crate::config::ReplayConfig;
 use crate::http::client::HttpClient;
 use crate::identity::{CallbackAuth, Identity, IdentityFace, NotifyAuth};
 use crate::notify::Notifier;
+use crate::record::CallbackFace;
 use crate::replay::{
     Outcome, Prepared, ReplayOptions, ReplayTotals, Replayer, Report, SessionLimits, SessionSettings, Start,
 };
@@ -211,7 +212,7 @@ fn spawn_replay_faces(
         GraphFace::new(
             Admin::new(mode, deps.store.clone(), Some(replayer.clone()), deps.clock.clone())
                 .with_guard(Guard::new(faces.graph.local_addr().ok(), &cfg.limits.admin_hosts)),
-            Mode::Replay(replayer.clone(), misses),
+            Mode::Replay(replayer.clone(), misses.clone()),
             deps.clock.clone(),
         )
         .with_identity(identity_face.clone()),
@@ -219,6 +220,27 @@ fn spawn_replay_faces(
     let opts = secure.options(&cfg.limits, &cfg.tls, cfg.tls.graph)?;
     let h = handler(face.clone(), &cfg.limits, &deps.clock);
     let task = spawn_handler(faces.graph, h, opts, "graph", stop)?;
+    let callback_task = match (faces.callbacks, &misses, &cfg.bot_url) {
+        (Some(l), Some(m), Some(bot)) => {
+            let client = HttpClient::new(cfg.upstream_ca.as_deref(), cfg.upstream_timeout, cfg.limits.max_body)
+                .map_err(|e| AppError::Usage(e.to_string()))?;
+            let face = CallbackFace::new(MissRecorders(m.clone()), client, bot.clone(), deps.clock.clone());
+            let opts = secure.options(&cfg.limits, &cfg.tls, cfg.tls.callbacks)?;
+            Some(spawn_handler(
+                l,
+                handler(Arc::new(face), &cfg.limits, &deps.clock),
+                opts,
+                "callbacks",
+                stop,
+            )?)
+        }
+        (Some(_), _, _) => {
+            return Err(AppError::Usage(
+                "--callback-listen (captured misses' notifications) needs --upstream and --bot-url".into(),
+            ))
+        }
+        _ => None,
+    };
     let proxy_task = match (faces.proxy, identity_face) {
         (Some(l), Some(idf)) => {
             let client = HttpClient::new(None, cfg.notify_timeout, cfg.limits.max_body)
@@ -241,7 +263,7 @@ fn spawn_replay_faces(
         }
         _ => None,
     };
-    Ok([Some(task), proxy_task].into_iter().flatten().collect())
+    Ok([Some(task), callback_task, proxy_task].into_iter().flatten().collect())
 }
 
 /// Serves an already built replay engine on the Graph face and, if given, the proxy

@@ -114,6 +114,10 @@ pub struct ServeArgs {
     /// Misses a session may have and keep its verdict ok.
     #[arg(long, env = "GRAPHVCR_EXPECT_MISSES", default_value_t = 0)]
     pub expect_misses: u64,
+    /// With --on-miss record: where Graph's notifications for captured misses arrive
+    /// (they are forwarded to --bot-url and appended with their exchange).
+    #[arg(long, env = "GRAPHVCR_CALLBACK_LISTEN", value_parser = config::parse_listen)]
+    pub callback_listen: Option<std::net::SocketAddr>,
     /// Graph's base URL, for --on-miss record|passthrough.
     #[arg(long, env = "GRAPHVCR_UPSTREAM")]
     pub upstream: Option<String>,

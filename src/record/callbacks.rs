@@ -20,19 +20,32 @@ use crate::http::wire::{self, Resp};
 use crate::identity;
 use crate::redact::shown_uri;
 
-/// Record mode, callback face: forward to the bot, answer Graph with the bot's answer,
-/// record the notification.
+/// Which recording a notification joins: the one recording (record mode), or the
+/// cassette a replay is appending a captured miss to (`on_miss: record`); `None`:
+/// forward it only.
+pub trait Recorders: Send + Sync + 'static {
+    fn recorder_for(&self, body: &Body) -> Option<Arc<Recorder>>;
+}
+
+impl Recorders for Arc<Recorder> {
+    fn recorder_for(&self, _body: &Body) -> Option<Arc<Recorder>> {
+        Some(self.clone())
+    }
+}
+
+/// Callback face: forward to the bot, answer Graph with the bot's answer, record the
+/// notification.
 pub struct CallbackFace {
-    recorder: Arc<Recorder>,
+    recorders: Box<dyn Recorders>,
     client: HttpClient,
     bot_url: BotUrl,
     clock: Arc<dyn Clock>,
 }
 
 impl CallbackFace {
-    pub fn new(recorder: Arc<Recorder>, client: HttpClient, bot_url: BotUrl, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(recorders: impl Recorders, client: HttpClient, bot_url: BotUrl, clock: Arc<dyn Clock>) -> Self {
         CallbackFace {
-            recorder,
+            recorders: Box::new(recorders),
             client,
             bot_url,
             clock,
@@ -89,12 +102,11 @@ impl CallbackFace {
 
     async fn forward_and_record(&self, parts: &http::request::Parts, body: Bytes) -> Result<Resp, ProxyError> {
         let pq = recordable_target(parts)?;
-        let at_ms = self.recorder.now_ms();
         let mut kept = forward_headers(&parts.headers);
         identity::keep_callback_claims(&parts.headers, &mut kept);
-        let ev = recorded_event(
+        let mut ev = recorded_event(
             Kind::Notification,
-            at_ms,
+            0,
             &parts.method,
             pq.clone(),
             &kept,
@@ -105,9 +117,14 @@ impl CallbackFace {
             tracing::debug!(method = %parts.method, uri = %shown_uri(&pq), "forwarded, not recorded (not a notification)");
             return Ok(self.forward(parts, &pq, body).await.0);
         }
-        let (arrived, (resp, recorded)) = tokio::join!(self.recorder.note_arrived(ev), self.forward(parts, &pq, body));
+        let Some(recorder) = self.recorders.recorder_for(&ev.request.body) else {
+            tracing::debug!(uri = %shown_uri(&pq), "forwarded, not recorded (no recording it belongs to)");
+            return Ok(self.forward(parts, &pq, body).await.0);
+        };
+        ev.at_ms = recorder.now_ms();
+        let (arrived, (resp, recorded)) = tokio::join!(recorder.note_arrived(ev), self.forward(parts, &pq, body));
         let arrived = arrived?;
-        self.recorder.note_answered(arrived, recorded);
+        recorder.note_answered(arrived, recorded);
         Ok(resp)
     }
 }

@@ -147,6 +147,11 @@ impl Ledger {
             .map(|x| x.seq)
     }
 
+    /// Whether a notification with these ids can follow an exchange of this recording.
+    pub fn relates(&self, ids: &NoteIds) -> bool {
+        !self.in_flight.is_empty() || self.follows(ids, self.next_ticket).is_some()
+    }
+
     /// A notification arrives: its `follows` from the exchanges done so far, and the
     /// horizon of exchanges that began before it.
     pub fn provisional(&self, ids: &NoteIds) -> (Option<u64>, u64) {

@@ -10,7 +10,7 @@ mod callbacks;
 mod face;
 mod follows;
 
-pub use callbacks::CallbackFace;
+pub use callbacks::{CallbackFace, Recorders};
 pub use face::RecordFace;
 
 use std::collections::HashMap;
@@ -143,6 +143,12 @@ impl Recorder {
             st.next_seq = existing.len() as u64;
         }
         Ok(r)
+    }
+
+    /// Whether a notification body can belong to this recording: it names an id one of
+    /// its exchanges carried, or an exchange is in flight.
+    pub fn relates(&self, body: &Body) -> bool {
+        lock(&self.state).ledger.relates(&NoteIds::of(body))
     }
 
     /// Milliseconds since the recording started.

@@ -155,3 +155,63 @@ async fn passthrough_forwards_and_stores_nothing() {
     assert_eq!(graph.seen().len(), seen_before + 2);
     assert!(st.store.list().unwrap().is_empty(), "nothing stored");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_captured_miss_keeps_its_notifications_and_the_next_run_replays_them() {
+    init();
+    let graph = FakeGraph::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // a cassette with only a keepAlive
+    let st = store();
+    let mut rec_cfg = record_config("grow", &graph);
+    rec_cfg.export = Some(dir.path().join("grow.json"));
+    let rec = start_record(rec_cfg, &st.store, false).await;
+    assert_eq!(keep_alive(&rec.url(), 7).await.status, 200);
+    rec.stop().await;
+
+    let bot = FakeBot::start().await;
+    let mut cfg = capture_config(dir.path(), &graph, OnMiss::Record);
+    cfg.bot_url = Some(graphvcr::config::BotUrl::parse(&bot.url()).unwrap());
+    let st = store();
+    let rp = start_replay_faces(cfg, &st.store, false, true).await;
+    graph.set_callback(&format!("http://{}/api/calls", rp.callbacks.unwrap()));
+    let r = send(
+        "POST",
+        &format!(
+            "{}/v1.0/communications/calls/{}/participants/invite",
+            rp.url(),
+            guid(0xca11, 7)
+        ),
+        &[JSON, ("authorization", "Bearer live")],
+        serde_json::to_vec(&invite_body(&guid(0xc0c0, 7), &guid(0x05e7, 7), None)).unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "captured: {}", String::from_utf8_lossy(&r.body));
+    bot.wait_for(2, Duration::from_secs(10)).await;
+    let _ = rp.stop().await.unwrap();
+    let c = graphvcr::cassette::json::parse(&std::fs::read(dir.path().join("grow.json")).unwrap(), "grow").unwrap();
+    let captured = c
+        .events
+        .iter()
+        .find(|e| e.request.uri.ends_with("/invite"))
+        .expect("the invite was appended");
+    let notes: Vec<_> = c
+        .events
+        .iter()
+        .filter(|e| e.kind == graphvcr::cassette::Kind::Notification)
+        .collect();
+    assert_eq!(notes.len(), 2, "its notifications were recorded with it");
+    assert!(notes.iter().all(|n| n.follows == Some(captured.seq)), "and follow it");
+
+    // the next run serves the invite and its notifications, with no upstream
+    let seen = graph.seen().len();
+    let bot = FakeBot::start().await;
+    let mut cfg = capture_config(dir.path(), &graph, OnMiss::Error);
+    cfg.bot_url = Some(graphvcr::config::BotUrl::parse(&bot.url()).unwrap());
+    cfg.pacing = fast();
+    let rp = start_replay(cfg, &store().store).await;
+    assert_eq!(invite(&rp.url(), "v1.0", 8).await.status, 200);
+    assert_eq!(bot.wait_for(2, Duration::from_secs(10)).await.len(), 2);
+    let _ = rp.stop().await;
+    assert_eq!(graph.seen().len(), seen);
+}

@@ -210,6 +210,8 @@ pub async fn start_record_with(
 pub struct Replaying {
     pub addr: SocketAddr,
     pub proxy: Option<SocketAddr>,
+    /// The callback face (captured misses' notifications), when asked.
+    pub callbacks: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<ReplayOutcome, app::AppError>>,
 }
@@ -247,8 +249,19 @@ pub async fn start_replay(cfg: ReplayConfig, store: &Arc<dyn Store>) -> Replayin
 
 /// Replays on the Graph face, and on the proxy face when asked.
 pub async fn start_replay_with(cfg: ReplayConfig, store: &Arc<dyn Store>, with_proxy: bool) -> Replaying {
+    start_replay_faces(cfg, store, with_proxy, false).await
+}
+
+/// Replays on the Graph face, and on the proxy and callback faces when asked.
+pub async fn start_replay_faces(
+    cfg: ReplayConfig,
+    store: &Arc<dyn Store>,
+    with_proxy: bool,
+    with_callbacks: bool,
+) -> Replaying {
     let (l, addr) = bind_local().await;
     let (proxy, proxy_addr) = bind_if(with_proxy).await;
+    let (callbacks, callbacks_addr) = bind_if(with_callbacks).await;
     let (tx, rx) = oneshot::channel::<()>();
     let deps = Deps {
         store: store.clone(),
@@ -257,7 +270,7 @@ pub async fn start_replay_with(cfg: ReplayConfig, store: &Arc<dyn Store>, with_p
     let replayer = app::replayer(&cfg, &deps).expect("replayer builds");
     let faces = app::Faces {
         graph: l,
-        callbacks: None,
+        callbacks,
         proxy,
     };
     let task = tokio::spawn(app::serve_replay_faces(cfg, deps, replayer, faces, async move {
@@ -266,6 +279,7 @@ pub async fn start_replay_with(cfg: ReplayConfig, store: &Arc<dyn Store>, with_p
     Replaying {
         addr,
         proxy: proxy_addr,
+        callbacks: callbacks_addr,
         stop: Some(tx),
         task,
     }
