@@ -171,9 +171,11 @@ pub fn import_changed(store: &dyn Store, dir: &Path) -> Result<usize, AppError> 
     let staged = stage_files(store, &changed, Some(&Rules::default())).map_err(secret_hint)?;
     let mut publish = Vec::new();
     for s in staged {
+        // the file wins over any copy imported from a file (a stale store in a cached
+        // CI workspace); a cassette recorded here and never exported is kept
         let ours = match store.info(&s.meta.name)? {
             None => true,
-            Some(old) => old.source.as_ref().is_some_and(|x| x.path == s.source_path),
+            Some(old) => old.source.is_some(),
         };
         if ours {
             if damaged.contains(&s.meta.name) {
@@ -182,11 +184,11 @@ pub fn import_changed(store: &dyn Store, dir: &Path) -> Result<usize, AppError> 
             tracing::info!(cassette = %s.meta.name, file = %s.path.display(), "imported");
             publish.push(s.publish());
         } else {
-            // recorded here, or imported from another file: never overwritten silently
+            // recorded here and never exported: never overwritten silently
             tracing::warn!(
                 cassette = %s.meta.name,
                 file = %s.path.display(),
-                "not imported: the store's cassette of that name did not come from this file \
+                "not imported: the store's cassette of that name was recorded here, not imported \
                  (`graphvcr cassette import --overwrite` it, or `graphvcr cassette rm` it first)"
             );
             let _ = store.discard(s.staging);

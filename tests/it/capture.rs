@@ -215,3 +215,32 @@ async fn a_captured_miss_keeps_its_notifications_and_the_next_run_replays_them()
     let _ = rp.stop().await;
     assert_eq!(graph.seen().len(), seen);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cassette_file_wins_over_a_stale_copy_in_a_cached_store() {
+    init();
+    let graph = FakeGraph::start().await;
+    let (old_dir, new_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    cassette_file(&graph, old_dir.path()).await;
+    // the same cassette, re-recorded elsewhere with a keepAlive added
+    let st = store();
+    let mut cfg = record_config("grow", &graph);
+    cfg.export = Some(new_dir.path().join("grow.json"));
+    let rec = start_record(cfg, &st.store, false).await;
+    assert_eq!(keep_alive(&rec.url(), 9).await.status, 200);
+    rec.stop().await;
+
+    let cached = store();
+    let mut cfg = ReplayConfig::new("grow").unwrap();
+    cfg.cassettes_dir = Some(old_dir.path().to_path_buf());
+    let _ = start_replay(cfg, &cached.store).await.stop().await;
+    let mut cfg = ReplayConfig::new("grow").unwrap();
+    cfg.cassettes_dir = Some(new_dir.path().to_path_buf());
+    let rp = start_replay(cfg, &cached.store).await;
+    assert_eq!(
+        keep_alive(&rp.url(), 10).await.status,
+        200,
+        "the file's version is served"
+    );
+    let _ = rp.stop().await;
+}
