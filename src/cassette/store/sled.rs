@@ -103,14 +103,14 @@ impl SledStore {
     /// [`Store::damage`]. sled can panic on corrupt files, so the open is guarded and
     /// every failure says how to recover.
     pub fn open(path: &Path) -> Result<SledStore, StoreError> {
-        Self::open_at(path, path, None)
+        patient(|| Self::open_at(path, path, None))
     }
 
     /// Opens a copy of the store for a read-only command, holding the original's lock
     /// meanwhile: sled repairs a damaged log when it opens it, and a read-only command
     /// must leave the evidence as it found it. A store that does not exist opens empty.
     pub fn open_read_only(path: &Path) -> Result<SledStore, StoreError> {
-        let snap = Snapshot::take(path)?;
+        let snap = patient(|| Snapshot::take(path))?;
         let copy = snap.path().to_path_buf();
         Self::open_at(&copy, path, Some(snap))
     }
@@ -125,6 +125,9 @@ impl SledStore {
             let db = sled::Config::new()
                 .path(&p)
                 .cache_capacity(Self::CACHE_BYTES)
+                // every durable write flushes explicitly (group commit); without sled's
+                // own flusher thread, dropping the store releases its lock at once
+                .flush_every_ms(None)
                 .open()
                 .map_err(|e| open_error(s2.clone(), e))?;
             let meta = db.open_tree("meta").map_err(|e| open_error(s2.clone(), e))?;
@@ -455,5 +458,23 @@ impl Store for SledStore {
             }
         }
         Ok(())
+    }
+}
+
+/// How long an open waits for a lock that is about to be released: a store dropped a
+/// moment ago (in this process) keeps its lock until sled's I/O threads let go.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Runs `open` again while the store is locked, for up to `LOCK_PATIENCE`; another
+/// process holding it still gets `Locked`, a little later.
+fn patient<T>(open: impl Fn() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+    loop {
+        match open() {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => return r,
+        }
     }
 }
