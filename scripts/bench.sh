@@ -56,11 +56,12 @@ install_tools() {
   local missing=()
   command -v wrk >/dev/null 2>&1 || missing+=(wrk)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
+  command -v python3 >/dev/null 2>&1 || missing+=(python3)
   if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing ${missing[*]} (apt-get)"
     if as_root apt-get update -qq; then as_root apt-get install -y -qq "${missing[@]}" >/dev/null || true; fi
   fi
-  command -v curl >/dev/null 2>&1 || { echo "bench.sh needs curl" >&2; exit 1; }
+  for t in curl python3; do command -v $t >/dev/null 2>&1 || { echo "bench.sh needs $t" >&2; exit 1; }; done
   if command -v wrk >/dev/null 2>&1; then
     loadgen=wrk
   else
@@ -94,6 +95,7 @@ trap 'exit 130' INT TERM
 # start OUT CMD...: runs CMD in the background (stdout OUT, stderr OUT.err); sets $pid, $url
 start() {
   local out=$1; shift
+  : >"$out" # emptied here, not by the child: no stale `listening on` line is read
   "$@" >"$out" 2>"$out.err" &
   pid=$!
   pids+=("$pid")
