@@ -13,6 +13,10 @@
 #   d   record in front of a fast local upstream (examples/bare_hyper.rs answering
 #       like Graph) against the upstream direct, -c CONNS
 #   d1  the same at one connection (what record adds to p50)
+#   e   a large cassette (--big N exchanges, default 10000, each invite with its 2
+#       notifications; examples/gen_cassette.rs): start-up time to `listening` on a
+#       fresh store (JSON import + load + prepare) and again (load + prepare), then a
+#       new call per request against it, with its RSS
 # Each run prints req/s, p50, p99, CPU us per request (utime+stime from /proc/PID/stat
 # over the run / requests; c, cn: until the sink stopped receiving), RSS at start,
 # peak (VmHWM) and end, and the ratio to bare hyper (d: record / direct), then a
@@ -21,11 +25,11 @@
 # per-request lines off); --replay-args: extra flags for every graphvcr replay.
 #
 # Usage: scripts/bench.sh [--quick] [--seconds N] [--rounds N] [--connections N]
-#          [--only a,a1,b,c,cn,d,d1] [--log LEVEL] [--replay-args "ARGS"] [--no-build]
+#          [--only a,a1,b,c,cn,d,d1,e] [--big N] [--log LEVEL] [--replay-args "ARGS"] [--no-build]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-secs=10 rounds=2 conns=32 only="a a1 b c cn d d1" log=error replay_args="" build=1
+secs=10 rounds=2 conns=32 only="a a1 b c cn d d1 e" big=10000 log=error replay_args="" build=1
 usage() { awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"; }
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -34,6 +38,7 @@ while [ $# -gt 0 ]; do
     --rounds) rounds=$2; shift ;;
     --connections) conns=$2; shift ;;
     --only) only=${2//,/ }; shift ;;
+    --big) big=$2; shift ;;
     --log) log=$2; shift ;;
     --replay-args) replay_args=$2; shift ;;
     --no-build) build=0 ;;
@@ -75,11 +80,12 @@ install_tools
 
 target=${CARGO_TARGET_DIR:-target}
 if [ "$build" = 1 ]; then
-  echo "building release (graphvcr, examples bare_hyper and sink)"
-  cargo build --release --quiet --bin graphvcr --example bare_hyper --example sink
+  echo "building release (graphvcr, examples bare_hyper, sink, gen_cassette)"
+  cargo build --release --quiet --bin graphvcr --example bare_hyper --example sink --example gen_cassette
 fi
 vcr=$target/release/graphvcr hyper=$target/release/examples/bare_hyper sink=$target/release/examples/sink
-for b in "$vcr" "$hyper" "$sink"; do [ -x "$b" ] || { echo "missing $b (run without --no-build)" >&2; exit 1; }; done
+gen=$target/release/examples/gen_cassette
+for b in "$vcr" "$hyper" "$sink" "$gen"; do [ -x "$b" ] || { echo "missing $b (run without --no-build)" >&2; exit 1; }; done
 
 # ---- processes ---------------------------------------------------------------------
 tmp=$(mktemp -d)
@@ -100,11 +106,11 @@ start() {
   pid=$!
   pids+=("$pid")
   url=""
-  for _ in $(seq 1 400); do
+  for _ in $(seq 1 6000); do
     url=$(sed -n 's/^listening on \(http:[^ ]*\).*$/\1/p' "$out" | head -1)
     [ -n "$url" ] && return 0
     kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
+    sleep 0.01
   done
   echo "bench.sh: $* did not start:" >&2; cat "$out.err" >&2; exit 1
 }
@@ -127,9 +133,11 @@ check() {
   [ "$code" = 200 ] || { echo "bench.sh: $1 answered $code to the invite: $(head -c 300 "$tmp/check.body")" >&2; exit 1; }
 }
 
-replay() { # extra flags...
+replay() { # [--cassette NAME --cassettes DIR --store DIR] extra flags...
+  local picked=(--cassette invite-one-participant --store memory)
+  [ "${1:-}" = --cassette ] && { picked=("$1" "$2" "$3" "$4" "$5" "$6"); shift 6; }
   # shellcheck disable=SC2086
-  start "$tmp/vcr.out" "$vcr" replay --cassette invite-one-participant --store memory --ca-dir "$tmp/ca" \
+  start "$tmp/vcr.out" "$vcr" replay "${picked[@]}" --ca-dir "$tmp/ca" \
     --listen 127.0.0.1:0 --timing fast --log "$log" "$@" $replay_args
 }
 
@@ -153,7 +161,7 @@ load() {
 }
 oha_load() {
   local url=$1 mode=$2 c=$3
-  local args=(-z "${secs}s" -c "$c" --no-tui --output-format json -m POST -H 'content-type: application/json')
+  local args=(-z "${secs}s" -w -c "$c" --no-tui --output-format json -m POST -H 'content-type: application/json')
   if [ "$mode" = live ]; then
     args+=(-H 'x-graphvcr-session: bench-live' -d "$(invite_body)" "$url$(invite_path)")
   else
@@ -217,7 +225,7 @@ run_notify() { # WORKLOAD ROUND LABEL [REPLAY FLAGS...]
   local summary counts
   summary=$(grep -h 'replay stopped' "$tmp/vcr.out" "$tmp/vcr.out.err" | tail -1)
   counts=$(tail -1 "$tmp/sink.out")
-  python3 - "$summary" "$counts" "$w" "$rd" >>"$tmp/notify.txt" <<'EOF'
+  python3 - "$summary" "$counts" "$w" "$rd" >>"$tmp/notes.txt" <<'EOF'
 import json, re, sys
 summary, counts, w, rnd = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
 num = lambda what: int((re.search(r"(\d+) " + what, summary) or [0, 0])[1])
@@ -229,7 +237,20 @@ print(f"  {w:<3} round {rnd} notifications: {counts['rate_per_s']:.0f}/s deliver
       f"{served} invites served, {delivered} delivered, {failed} failed, sink got {got} "
       f"({'none lost' if lost == 0 and failed == 0 else f'LOST {lost}'}); per-call order {seqs}")
 EOF
-  tail -1 "$tmp/notify.txt"
+  tail -1 "$tmp/notes.txt"
+}
+run_big() { # ROUND: start-up with a large cassette (first: import + load + prepare;
+  # again: load + prepare), then new calls against it
+  local name=bench-invites-$big t0 first again
+  [ -f "$tmp/big/$name.json" ] || { mkdir -p "$tmp/big"; "$gen" invites "$big" "$tmp/big/$name.json" >/dev/null; }
+  rm -rf "$tmp/big-store"
+  t0=$(date +%s%N); replay --cassette "$name" --cassettes "$tmp/big" --store "$tmp/big-store"
+  first=$((($(date +%s%N) - t0) / 1000000)); stop "$pid"
+  t0=$(date +%s%N); replay --cassette "$name" --cassettes "$tmp/big" --store "$tmp/big-store"
+  again=$((($(date +%s%N) - t0) / 1000000))
+  check "$url"; measure e "$1" "graphvcr replay, $big exch." "$pid" "$url" new "$conns"; stop "$pid"
+  echo "  e   round $1 start-up with a $big-exchange cassette: ${first} ms first (import + load + prepare), ${again} ms again (load + prepare), to 'listening'" |
+    tee -a "$tmp/notes.txt"
 }
 run_upstream() { # WORKLOAD ROUND CONNS
   start "$tmp/up.out" "$hyper"
@@ -266,6 +287,7 @@ for r in $(seq 1 "$rounds"); do
         [ "$w" = b ] && mode=live
         [ "$w" = a1 ] && c=1
         ab "$r" run_bare run_replay "$w" "$r" "$mode" "$c" ;;
+      e) run_big "$r" ;;
       c) run_notify c "$r" "graphvcr + sink" ;;
       cn) run_notify cn "$r" "graphvcr + sink, unsigned" --notify-auth none ;;
       d | d1)
@@ -279,5 +301,5 @@ done
 echo
 echo "== summary (ranges over rounds; ratio = graphvcr / bare hyper in the same round, d: record / direct)"
 awk -F'\t' -f scripts/bench-summary.awk "$tmp/results.tsv"
-[ -f "$tmp/notify.txt" ] && cat "$tmp/notify.txt"
+[ -f "$tmp/notes.txt" ] && cat "$tmp/notes.txt"
 echo "   load at end $(cut -d' ' -f1-3 /proc/loadavg)"
