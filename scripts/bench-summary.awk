@@ -1,5 +1,5 @@
 # Summary of scripts/bench.sh's results (tab-separated: workload round side rps p50 p99
-# cpu rss_start_kb rss_peak_kb rss_end_kb errors extra) as a Markdown table: ranges
+# cpu rss_start_kb rss_peak_kb rss_end_kb errors) as a Markdown table: ranges
 # over rounds, and per round the ratio of graphvcr to its baseline (bare hyper, or the
 # upstream direct for record), with what record adds to p50.
 function range(lo, hi, fmt) {

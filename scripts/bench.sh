@@ -118,8 +118,7 @@ stop() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 cpu_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
 status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 hz=$(getconf CLK_TCK)
-n=0
-fresh() { n=$((n + 1)); printf '%08x-%04x-4000-8000-%012x' "$1" $((RANDOM)) "$n"; }
+fresh() { printf '%08x-%04x-4000-8000-%04x%08x' "$1" $RANDOM $RANDOM $((RANDOM * 32768 + RANDOM)); }
 invite_path() { echo "/beta/communications/calls/$(fresh 0xca11)/participants/invite"; }
 invite_body() {
   printf '{"participants":[{"@odata.type":"#microsoft.graph.invitationParticipantInfo","replacesCallId":"%s","identity":{"@odata.type":"#microsoft.graph.identitySet","user":{"@odata.type":"#microsoft.graph.identity","id":"%s","identityProvider":"AAD"}}}],"clientContext":"%s"}' \
@@ -177,17 +176,17 @@ total = sum(int(v) for v in codes.values()) + sum(int(v) for v in r.get("errorDi
 print(total, round(s["requestsPerSec"]), "%.3f" % (p["p50"] * 1000), "%.3f" % (p["p99"] * 1000), total - ok)' "$tmp/load.out")
 }
 
-# measure WORKLOAD ROUND SIDE PID URL MODE CONNS [EXTRA]: one run, appended to results
+# measure WORKLOAD ROUND SIDE PID URL MODE CONNS: one run, appended to results
 measure() {
-  local w=$1 r=$2 side=$3 p=$4 u=$5 mode=$6 c=$7 extra=${8:-} t0 t1 rss0
+  local w=$1 r=$2 side=$3 p=$4 u=$5 mode=$6 c=$7 t0 t1 rss0
   t0=$(cpu_ticks "$p"); rss0=$(status_kb "$p" VmRSS)
   load "$u" "$mode" "$c"
   case $w in c*) drain_sink ;; esac
   t1=$(cpu_ticks "$p")
   local cpu
   cpu=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v n="$requests" 'BEGIN {printf "%.1f", n ? d * 1e6 / hz / n : 0}')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$r" "$side" "$rps" "$p50" "$p99" "$cpu" \
-    "$rss0" "$(status_kb "$p" VmHWM)" "$(status_kb "$p" VmRSS)" "$errs" "$extra" >>"$tmp/results.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$r" "$side" "$rps" "$p50" "$p99" "$cpu" \
+    "$rss0" "$(status_kb "$p" VmHWM)" "$(status_kb "$p" VmRSS)" "$errs" >>"$tmp/results.tsv"
   printf '  %-3s round %s %-22s %8s req/s  p50 %7s ms  p99 %7s ms  %7s us CPU/req  RSS %s/%s/%s kB  errors %s  load %s\n' \
     "$w" "$r" "$side" "$rps" "$p50" "$p99" "$cpu" "$rss0" "$(status_kb "$p" VmHWM)" "$(status_kb "$p" VmRSS)" \
     "$errs" "$(cut -d' ' -f1 /proc/loadavg)"

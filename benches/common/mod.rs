@@ -245,8 +245,9 @@ pub fn spread(n: usize) -> Cassette {
     }
 }
 
-/// A replayer as `replay --cassette` builds it (notifications to `bot_url`, or
-/// undeliverable without one), with its store; call inside a tokio runtime.
+/// A replayer as `replay --cassette X --timing fast` builds it, with no bot URL (its
+/// notifications are built and queued, then reported undeliverable), and its store;
+/// call inside a tokio runtime.
 pub fn replayer(cassette: Cassette, max_sessions: usize) -> (Replayer, tempfile::TempDir) {
     graphvcr::http::client::install_crypto_provider();
     let dir = tempfile::tempdir().expect("tempdir");
