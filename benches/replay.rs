@@ -1,91 +1,142 @@
-//! Replay hot path: matching a live invite against a cassette and producing the
-//! rewritten response and notifications (run: `cargo bench --bench replay`).
+//! Replay's work per request, in process (run: `cargo bench --bench replay`): a
+//! new-call invite at the session limit (a session created and the least recently
+//! used one evicted every time), a repeat in one live session, building a served
+//! exchange's notifications, and a poll served in a live session of a cassette with
+//! 100, 10k and 100k recordings on that one path.
 
-use std::sync::Arc;
+mod common;
+
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use criterion::{criterion_group, criterion_main, Criterion};
-use graphvcr::cassette::{json, SledStore, Store};
-use graphvcr::clock::FixedClock;
-use graphvcr::http::client::HttpClient;
-use graphvcr::matching::{MatchMode, Probe};
-use graphvcr::notify::Notifier;
-use graphvcr::replay::{Handled, Prepared, ReplayOptions, Replayer, SessionLimits, SessionSettings};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
+use graphvcr::config::{BotUrl, Pacing};
+use graphvcr::ids::{IdTable, Rewriter, Seed};
+use graphvcr::replay::{notification_jobs, NotificationBatch, Prepared, SessionSettings};
 
-const INVITE: &str = r##"{"clientContext":"0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0","participants":[{"@odata.type":"#microsoft.graph.invitationParticipantInfo","identity":{"@odata.type":"#microsoft.graph.identitySet","user":{"@odata.type":"#microsoft.graph.identity","id":"11112222-3333-4444-5555-666677778888","identityProvider":"AAD"}},"replacesCallId":"aaaabbbb-cccc-4ddd-8eee-ffff00001111"}]}"##;
+/// `--max-sessions`' default: the new-call bench runs at this limit.
+const MAX_SESSIONS: usize = 10_000;
 
-fn status(h: Handled) -> u16 {
-    match h {
-        Handled::Answer(r) | Handled::Delayed(_, r) => r.status().as_u16(),
-        Handled::Forward(_) => 0,
-    }
+/// Panics (after the measurement) if any answer was not a `200`: a bench of errors
+/// measures nothing.
+fn all_ok(what: &str, bad: u64) {
+    assert_eq!(bad, 0, "{what}: {bad} requests were not answered 200");
 }
 
-fn bench(c: &mut Criterion) {
-    let bytes = std::fs::read("cassettes/invite-one-participant.json").expect("run from the repository root");
-    let cassette = json::parse(&bytes, "invite-one-participant.json").expect("bundled cassette parses");
-    let body = graphvcr::cassette::Body::from_bytes(INVITE.as_bytes());
-    let uri = "/beta/communications/calls/12345678-90ab-4cde-8f01-234567890abc/participants/invite";
-
-    c.bench_function("prepare cassette", |b| b.iter(|| Prepared::new(cassette.clone())));
-    let prepared = Arc::new(Prepared::new(cassette.clone()));
-    c.bench_function("match invite (probe + index)", |b| {
-        b.iter(|| {
-            let p = Probe::new("POST", uri, &body).expect("graph path");
-            prepared.index().candidates(&p, MatchMode::Default).groups.len()
-        })
-    });
-
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let _guard = rt.enter();
-    graphvcr::http::client::install_crypto_provider();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).expect("store"));
-    let client = HttpClient::new(None, std::time::Duration::from_secs(1), 1 << 20).expect("client");
-    let notifier = Arc::new(Notifier::new(client, None, Default::default()));
-    let limits = SessionLimits {
-        idle_ms: 300_000,
-        max: 1_000_000,
-    };
-    let options = ReplayOptions {
-        defaults: SessionSettings::default(),
-        limits,
-        ring_timeout: std::time::Duration::from_secs(30),
-    };
-    let replayer = Replayer::new(Some(prepared), store, Arc::new(FixedClock::new(0)), notifier, options);
+fn new_call_at_the_limit(c: &mut Criterion) {
+    let (replayer, _dir) = common::replayer(common::bundled(), MAX_SESSIONS);
     let mut n = 0u64;
-    c.bench_function("serve invite in a new session (match, bind, rewrite, schedule)", |b| {
-        b.iter(|| {
-            n += 1;
-            let req = http::Request::builder()
-                .method("POST")
-                .uri(uri)
-                .header("content-type", "application/json")
-                .header("x-graphvcr-session", format!("bench-{n}"))
-                .body(())
-                .expect("request");
-            let (parts, ()) = req.into_parts();
-            status(replayer.handle(&parts, &Bytes::from_static(INVITE.as_bytes())))
-        })
+    let mut bad = 0u64;
+    let t = Instant::now();
+    for _ in 0..MAX_SESSIONS {
+        n += 1;
+        let (parts, body) = common::new_invite(n);
+        bad += u64::from(common::status(&replayer.handle(&parts, &body)) != 200);
+    }
+    eprintln!("{MAX_SESSIONS} sessions created in {:?}", t.elapsed());
+    all_ok("filling the sessions", bad);
+    c.bench_function("serve/new-call invite at the session limit (create + evict)", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                common::new_invite(n)
+            },
+            |(parts, body)| bad += u64::from(common::status(&replayer.handle(&parts, &body)) != 200),
+            BatchSize::SmallInput,
+        )
     });
-    c.bench_function("serve a repeated request in a live session", |b| {
-        b.iter(|| {
-            let req = http::Request::builder()
-                .method("POST")
-                .uri(uri)
-                .header("content-type", "application/json")
-                .header("x-graphvcr-session", "bench-live")
-                .body(())
-                .expect("request");
-            let (parts, ()) = req.into_parts();
-            status(replayer.handle(&parts, &Bytes::from_static(INVITE.as_bytes())))
-        })
+    all_ok("new-call invites", bad);
+}
+
+fn repeat_in_a_live_session(c: &mut Criterion) {
+    let (replayer, _dir) = common::replayer(common::bundled(), MAX_SESSIONS);
+    let uri = format!(
+        "/beta/communications/calls/{}/participants/invite",
+        common::guid(0xca11, 1)
+    );
+    let parts = common::request("POST", &uri, &[("x-graphvcr-session", "bench-live")]);
+    let body = Bytes::from(common::invite_body(1));
+    let mut bad = 0u64;
+    c.bench_function("serve/repeat in one live session", |b| {
+        b.iter(|| bad += u64::from(common::status(&replayer.handle(&parts, &body)) != 200))
+    });
+    all_ok("repeats", bad);
+}
+
+fn notifications(c: &mut Criterion) {
+    let prepared = Prepared::new(common::bundled());
+    let settings = SessionSettings {
+        bot_url: Some(BotUrl::parse("http://127.0.0.1:3978").expect("bot url")),
+        pacing: Pacing {
+            fast: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let seed = Seed::derive([&b"bench"[..]]);
+    let scoped = IdTable::default();
+    // the table as serving the invite's response left it (its operation id minted)
+    let mut served = IdTable::default();
+    Rewriter::new(&scoped, &mut served, prepared.stable(), &seed)
+        .rewrite_body(&prepared.exchange_event(0).response.body);
+    let batch = NotificationBatch {
+        events: prepared.follows(0),
+        after_ms: prepared.exchange_event(0).done_ms(),
+        callback_uri: None,
+        number: 1,
+        patience: None,
+        settings: &settings,
+    };
+    assert_eq!(batch.events.len(), 2, "the invite triggers 2 notifications");
+    c.bench_function("notifications/build the invite's 2 (rewrite, headers, address)", |b| {
+        b.iter_batched(
+            || served.clone(),
+            |mut table| {
+                let mut rw = Rewriter::new(&scoped, &mut table, prepared.stable(), &seed);
+                notification_jobs(&prepared, &batch, &mut rw)
+            },
+            BatchSize::SmallInput,
+        )
     });
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+fn polls_on_one_path(c: &mut Criterion) {
+    let mut group = c.benchmark_group("serve/poll in a live session, recordings on one path");
+    group.sample_size(10);
+    let live = format!(
+        "/v1.0/communications/calls/{}/operations/{}",
+        common::guid(0x1ca11, 7),
+        common::guid(0x10b, 7)
+    );
+    let parts = common::request("GET", &live, &[("x-graphvcr-session", "bench-poll")]);
+    for n in [100, 10_000, 100_000] {
+        let t = Instant::now();
+        let (replayer, _dir) = common::replayer(common::polls(n), MAX_SESSIONS);
+        eprintln!("polls cassette of {n} generated and prepared in {:?}", t.elapsed());
+        let mut bad = 0u64;
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| bad += u64::from(common::status(&replayer.handle(&parts, &Bytes::new())) != 200))
+        });
+        all_ok("polls", bad);
+    }
+    group.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = common::runtime();
+    let _guard = rt.enter();
+    // Order matters: a bench that follows one which freed much memory (10k sessions,
+    // a live session grown by 100k repeats) measured up to 3x slower on glibc's heap.
+    // The repeat bench, whose session grows without bound, runs last.
+    notifications(c);
+    new_call_at_the_limit(c);
+    polls_on_one_path(c);
+    repeat_in_a_live_session(c);
+}
+
+criterion_group! {
+    name = replay;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    targets = benches
+}
+criterion_main!(replay);

@@ -14,6 +14,9 @@ mod settings;
 mod start;
 mod verdict;
 
+/// Building a served exchange's notifications on their own: a hook for the criterion
+/// bench (`benches/replay.rs`); the server calls it from `Replayer::respond`.
+pub use callbacks::{jobs as notification_jobs, Batch as NotificationBatch};
 pub use faults::{validate as validate_fault, Applied};
 pub use prepared::{Prepared, RecordedExchange};
 pub use session::{Forwarded, Missed, Outcome, Report, Served, REPORT_TAIL};
