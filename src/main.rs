@@ -9,6 +9,11 @@ use graphvcr::cli::{CaCommand, CassetteCommand, Cli, Command};
 use graphvcr::clock::SystemClock;
 use std::sync::Arc;
 
+/// mimalloc: replay allocates and frees many small buffers per request across two
+/// workers; glibc's malloc spent about a fifth of the CPU on them (docs/NOTES.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,

@@ -126,21 +126,31 @@ impl Notifier {
 
     /// Delivers one job with retries on a refused connection or a 5xx.
     /// `progress` sees the delivery after every failed attempt (for the report).
+    /// The log entry of a job that has nowhere to go (its `url` is the reason).
+    fn undeliverable(job: Job) -> Delivery {
+        let reason = job.url.err();
+        if let Some(why) = &reason {
+            tracing::warn!(seq = job.seq, "notification undeliverable: {why}");
+        }
+        Delivery {
+            seq: job.seq,
+            url: None,
+            attempts: Vec::new(),
+            delivered: false,
+            reason,
+        }
+    }
+
     async fn deliver(&self, job: Job, progress: impl Fn(&Delivery)) -> Delivery {
+        let Ok(url) = job.url.clone() else {
+            return Notifier::undeliverable(job);
+        };
         let mut d = Delivery {
             seq: job.seq,
-            url: job.url.as_ref().ok().cloned(),
+            url: Some(url.clone()),
             attempts: Vec::new(),
             delivered: false,
             reason: None,
-        };
-        let url = match job.url {
-            Ok(u) => u,
-            Err(why) => {
-                tracing::warn!(seq = job.seq, "notification undeliverable: {why}");
-                d.reason = Some(why);
-                return d;
-            }
         };
         let mut headers = job.headers;
         if let Some(z) = &self.authorizer {
@@ -257,6 +267,15 @@ impl Outbox {
         self.0.notifier.totals.pending.fetch_add(n, Ordering::SeqCst);
         let start = {
             let mut q = lock(&self.0.queue);
+            if !q.running && jobs.iter().all(|j| j.url.is_err()) {
+                // nowhere to send them and nothing queued before them: settled now,
+                // in order, without a task or a wait
+                drop(q);
+                for job in jobs {
+                    Self::settle(&self.0, Notifier::undeliverable(job));
+                }
+                return;
+            }
             q.jobs.extend(jobs);
             !std::mem::replace(&mut q.running, true)
         };
@@ -286,26 +305,32 @@ impl Outbox {
             }
             let n = &state.notifier;
             let d = n.deliver(job, |d| lock(&state.log).current = Some(d.clone())).await;
-            let total = if d.delivered {
-                &n.totals.delivered
-            } else {
-                &n.totals.failed
-            };
-            total.fetch_add(1, Ordering::Relaxed);
-            {
-                let mut l = lock(&state.log);
-                l.current = None;
-                if d.delivered {
-                    l.delivered.insert(d.seq);
-                } else {
-                    l.failed += 1;
-                }
-                l.recent.push(d);
-            }
-            lock(&state.queue).sending = None;
-            state.pending.fetch_sub(1, Ordering::SeqCst);
-            n.totals.pending.fetch_sub(1, Ordering::SeqCst);
+            Self::settle(&state, d);
         }
+    }
+
+    /// Logs a finished delivery (delivered or not) and counts it out of the pending.
+    fn settle(state: &OutboxState, d: Delivery) {
+        let n = &state.notifier;
+        let total = if d.delivered {
+            &n.totals.delivered
+        } else {
+            &n.totals.failed
+        };
+        total.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut l = lock(&state.log);
+            l.current = None;
+            if d.delivered {
+                l.delivered.insert(d.seq);
+            } else {
+                l.failed += 1;
+            }
+            l.recent.push(d);
+        }
+        lock(&state.queue).sending = None;
+        state.pending.fetch_sub(1, Ordering::SeqCst);
+        n.totals.pending.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// How many were delivered and failed in all (cheap: no log copy).

@@ -15,6 +15,12 @@ use super::IdentityError;
 /// Bits of a generated key.
 pub const RSA_BITS: usize = 2048;
 
+/// Tokens remembered by signing input: RS256 (PKCS#1 v1.5) is deterministic, so a
+/// remembered token is the one signing again would give — at a fraction of the cost
+/// (an RSA-2048 signature is ~1 ms; a burst of notifications within one clock second
+/// carries the same claims).
+const REMEMBERED_TOKENS: usize = 256;
+
 /// Signs tokens with graphvcr's RSA key.
 pub struct Signer {
     key: RsaKeyPair,
@@ -22,6 +28,7 @@ pub struct Signer {
     kid: String,
     n: String,
     e: String,
+    signed: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -65,6 +72,7 @@ impl Signer {
             kid,
             n,
             e,
+            signed: Default::default(),
         })
     }
 
@@ -79,11 +87,26 @@ impl Signer {
         let header = json!({"typ": "JWT", "alg": "RS256", "kid": self.kid});
         let payload = serde_json::to_vec(claims).map_err(|e| IdentityError::Key(e.to_string()))?;
         let input = format!("{}.{}", B64.encode(header.to_string().as_bytes()), B64.encode(&payload));
+        if let Some(t) = self.remembered(|m| m.get(&input).cloned()) {
+            return Ok(t);
+        }
         let mut sig = vec![0u8; self.key.public().modulus_len()];
         self.key
             .sign(&RSA_PKCS1_SHA256, &self.rng, input.as_bytes(), &mut sig)
             .map_err(|_| IdentityError::Key("RSA signing failed".into()))?;
-        Ok(format!("{input}.{}", B64.encode(&sig)))
+        let token = format!("{input}.{}", B64.encode(&sig));
+        self.remembered(|m| {
+            if m.len() >= REMEMBERED_TOKENS {
+                m.clear();
+            }
+            m.insert(input, token.clone())
+        });
+        Ok(token)
+    }
+
+    fn remembered<T>(&self, f: impl FnOnce(&mut std::collections::HashMap<String, String>) -> Option<T>) -> Option<T> {
+        // a poisoned cache is only a cache: sign afresh
+        self.signed.lock().ok().and_then(|mut m| f(&mut m))
     }
 
     /// The public key as a JWK.
@@ -122,7 +145,9 @@ mod tests {
         let mut claims = Map::new();
         claims.insert("aud".into(), Value::from("app"));
         let token = s.sign(&claims).unwrap();
-        assert_eq!(token, s.sign(&claims).unwrap(), "deterministic");
+        assert_eq!(token, s.sign(&claims).unwrap(), "remembered");
+        let fresh = Signer::from_pem(&pem).unwrap();
+        assert_eq!(token, fresh.sign(&claims).unwrap(), "deterministic: a fresh signature");
         let (input, sig) = token.rsplit_once('.').unwrap();
         let jwk = s.jwk();
         let part = |k: &str| B64.decode(jwk[k].as_str().unwrap()).unwrap();

@@ -2,7 +2,7 @@
 //! each recorded notification rewritten for the live session, addressed and paced.
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::Method;
 
 use super::headers::notification_headers;
@@ -61,23 +61,30 @@ pub fn jobs(cassette: &Prepared, batch: &Batch<'_>, rw: &mut Rewriter<'_>) -> Ve
         .zip(waits)
         .map(|(&i, wait)| {
             let ev = cassette.event(i);
-            let message = [ev.seq.to_be_bytes(), batch.number.to_be_bytes()].concat();
-            let mut headers = notification_headers(&ev.request.headers, rw, &message);
-            if !headers.contains_key(header::CONTENT_TYPE) && ev.request.body.json().is_some() {
-                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            }
-            let body = rw.rewrite_body(&ev.request.body);
-            let uri = rw.rewrite_str(&ev.request.uri).into_owned();
-            Job {
+            let mut job = Job {
                 seq: ev.seq,
                 method: Method::from_bytes(ev.request.method.as_bytes()).unwrap_or(Method::POST),
-                url: target(batch.settings.bot_url.as_ref(), batch.callback_uri, &uri),
-                headers,
-                body: Bytes::from(body.to_bytes()),
+                url: target(batch.settings.bot_url.as_ref(), batch.callback_uri, &ev.request.uri),
+                headers: HeaderMap::new(),
+                body: Bytes::new(),
                 wait,
                 batch_start: None,
                 patience: batch.patience,
+            };
+            if job.url.is_err() {
+                // nowhere to go: reported undeliverable, not built (nor its ids minted)
+                return job;
             }
+            let uri = rw.rewrite_str(&ev.request.uri).into_owned();
+            job.url = target(batch.settings.bot_url.as_ref(), batch.callback_uri, &uri);
+            let message = [ev.seq.to_be_bytes(), batch.number.to_be_bytes()].concat();
+            job.headers = notification_headers(&ev.request.headers, rw, &message);
+            if !job.headers.contains_key(header::CONTENT_TYPE) && ev.request.body.json().is_some() {
+                job.headers
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            }
+            job.body = Bytes::from(rw.rewrite_body(&ev.request.body).to_bytes());
+            job
         })
         .collect()
 }

@@ -381,7 +381,7 @@ impl Sessions {
         if dropped.is_empty() {
             return;
         }
-        let outcomes: Vec<Outcome> = dropped.iter().map(|s| Outcome::of(&lock(s).report(false))).collect();
+        let outcomes: Vec<Outcome> = dropped.iter().map(|s| lock(s).outcome()).collect();
         let mut inner = self.inner();
         for o in outcomes {
             inner.history.push(o);
