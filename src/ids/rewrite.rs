@@ -8,7 +8,8 @@ use serde_json::{Map, Value};
 
 use super::mint::Seed;
 use super::table::IdTable;
-use super::token::{map_tokens, render, Canon, Token};
+use super::template::{write_json, Template};
+use super::token::{map_tokens, render, splice, Canon, Token};
 use crate::cassette::Body;
 use crate::graph;
 
@@ -113,6 +114,32 @@ impl<'a> Rewriter<'a> {
             }
             other => other.clone(),
         }
+    }
+
+    /// Rewrites a compiled recorded body: the bytes `rewrite_body(..).to_bytes()`
+    /// gives, minting in the same order, without rebuilding the JSON.
+    pub fn rewrite_template(&mut self, t: &Template) -> Vec<u8> {
+        let mut out = Vec::with_capacity(t.bytes.len() + 64);
+        let mut last = 0;
+        for p in &t.pieces {
+            let live = match p.key.as_deref().and_then(|k| self.member_string(k, &p.text)) {
+                Some(l) => Some(l),
+                None => match splice(&p.text, &p.tokens, |tok, text| self.replacement(tok, text)) {
+                    Cow::Owned(l) => Some(l),
+                    Cow::Borrowed(_) => None,
+                },
+            };
+            let Some(live) = live else { continue };
+            out.extend_from_slice(&t.bytes[last..p.start]);
+            if t.json {
+                write_json(&mut out, &live);
+            } else {
+                out.extend_from_slice(live.as_bytes());
+            }
+            last = p.end;
+        }
+        out.extend_from_slice(&t.bytes[last..]);
+        out
     }
 
     /// Rewrites a recorded body (JSON and text; other bytes stay as recorded).

@@ -37,7 +37,8 @@ pub enum BindOutcome {
 pub struct IdTable {
     fwd: HashMap<Canon, Bound>,
     rev: HashMap<Canon, Canon>,
-    strings: HashMap<(Box<str>, Box<str>), Box<str>>,
+    /// Member -> recorded scalar -> live scalar.
+    strings: HashMap<Box<str>, HashMap<Box<str>, Box<str>>>,
 }
 
 impl IdTable {
@@ -47,10 +48,7 @@ impl IdTable {
 
     /// The live value for a recorded scalar under member `key`.
     pub fn string(&self, key: &str, recorded: &str) -> Option<&str> {
-        if self.strings.is_empty() {
-            return None;
-        }
-        self.strings.get(&(key.into(), recorded.into())).map(|s| &**s)
+        self.strings.get(key)?.get(recorded).map(|s| &**s)
     }
 
     /// Whether `recorded -> live` can join the table, and whether it is already there.
@@ -92,7 +90,10 @@ impl IdTable {
 
     /// Binds a recorded scalar under member `key` to a live one (last one wins).
     pub fn bind_string(&mut self, key: &str, recorded: &str, live: &str) {
-        self.strings.insert((key.into(), recorded.into()), live.into());
+        self.strings
+            .entry(key.into())
+            .or_default()
+            .insert(recorded.into(), live.into());
     }
 
     /// The live id for `recorded`, minting one (deterministically) when unbound.

@@ -163,12 +163,16 @@ pub fn scan(s: &str) -> Vec<Token> {
 
 /// Replaces tokens in `s`: `f` returns the replacement, or `None` to keep one.
 /// Borrows when nothing changes.
-pub fn map_tokens<'s>(s: &'s str, mut f: impl FnMut(&Token, &str) -> Option<String>) -> Cow<'s, str> {
-    let toks = scan(s);
+pub fn map_tokens<'s>(s: &'s str, f: impl FnMut(&Token, &str) -> Option<String>) -> Cow<'s, str> {
+    splice(s, &scan(s), f)
+}
+
+/// [`map_tokens`] over tokens already found in `s` (by [`scan`]).
+pub fn splice<'s>(s: &'s str, toks: &[Token], mut f: impl FnMut(&Token, &str) -> Option<String>) -> Cow<'s, str> {
     let mut out = String::new();
     let mut last = 0;
     let mut changed = false;
-    for t in &toks {
+    for t in toks {
         let text = &s[t.start..t.end];
         match f(t, text) {
             Some(r) if r != text => {

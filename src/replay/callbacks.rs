@@ -83,7 +83,7 @@ pub fn jobs(cassette: &Prepared, batch: &Batch<'_>, rw: &mut Rewriter<'_>) -> Ve
                 job.headers
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             }
-            job.body = Bytes::from(rw.rewrite_body(&ev.request.body).to_bytes());
+            job.body = Bytes::from(rw.rewrite_template(cassette.sent(i)));
             job
         })
         .collect()

@@ -390,8 +390,8 @@ impl Replayer {
             if let Ok(v) = HeaderValue::from_str(&session_id) {
                 headers.insert(HeaderName::from_static("x-graphvcr-session"), v);
             }
-            let body = rw.rewrite_body(&rec_ev.response.body);
-            let resp = wire::response(rec_ev.response.status.unwrap_or(200), headers, body.to_bytes());
+            let body = rw.rewrite_template(cassette.sent(cassette.exchanges()[entry].event));
+            let resp = wire::response(rec_ev.response.status.unwrap_or(200), headers, body);
             let batch = Batch {
                 events: cassette.follows(entry),
                 after_ms: rec_ev.done_ms(),

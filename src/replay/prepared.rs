@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cassette::{Body, Cassette, Event, Kind, Meta};
 use crate::graph::{self, GraphPath};
-use crate::ids::{self, Canon};
+use crate::ids::{self, Canon, Template};
 use crate::matching::{Index, Probe, Shape};
 
 /// A recorded exchange, parsed once.
@@ -42,6 +42,9 @@ pub struct Prepared {
     largest_body: HashMap<String, usize>,
     /// Per exchange: served by some session, ever.
     used: Vec<AtomicBool>,
+    /// Per event: the body graphvcr sends, compiled for rewriting (an exchange's
+    /// response, a notification's request).
+    sent: Vec<Template>,
 }
 
 /// The ids in one side of an event: target and body (request), body and headers
@@ -60,6 +63,14 @@ fn ids_in(e: &Event, response: bool, out: &mut HashSet<Canon>) {
     }
     for (_, v) in headers {
         out.extend(ids::scan(v).into_iter().map(|t| t.canon));
+    }
+}
+
+/// The body graphvcr sends of an event: an exchange's response, a notification's request.
+fn sent_body(e: &Event) -> &Body {
+    match e.kind {
+        Kind::Exchange => &e.response.body,
+        _ => &e.request.body,
     }
 }
 
@@ -164,6 +175,7 @@ impl Prepared {
             }
         }
         let created = created_ids(&c.events, &exchanges, &follows, &stable);
+        let sent = c.events.iter().map(|e| Template::of(sent_body(e))).collect();
         Prepared {
             meta: c.meta,
             events: c.events,
@@ -176,6 +188,7 @@ impl Prepared {
             stable,
             recorded_ids,
             used: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            sent,
         }
     }
 
@@ -222,6 +235,12 @@ impl Prepared {
     /// Every recorded event, in seq order.
     pub fn events(&self) -> &[Event] {
         &self.events
+    }
+
+    /// Event `i`'s sent body (its response, for a notification its request),
+    /// compiled for rewriting.
+    pub fn sent(&self, i: usize) -> &Template {
+        &self.sent[i]
     }
 
     /// Event `i` (an index into `events`).
