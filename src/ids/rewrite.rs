@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::mint::Seed;
 use super::table::IdTable;
 use super::template::{write_json, Template};
-use super::token::{map_tokens, render, splice, Canon, Token};
+use super::token::{map_tokens, render, Canon, Token};
 use crate::cassette::Body;
 use crate::graph;
 
@@ -122,21 +122,23 @@ impl<'a> Rewriter<'a> {
         let mut out = Vec::with_capacity(t.bytes.len() + 64);
         let mut last = 0;
         for p in &t.pieces {
-            let live = match p.key.as_deref().and_then(|k| self.member_string(k, &p.text)) {
+            let text = p.text(&t.bytes, t.json);
+            let live = match p.key().and_then(|k| self.member_string(k, text)) {
                 Some(l) => Some(l),
-                None => match splice(&p.text, &p.tokens, |tok, text| self.replacement(tok, text)) {
+                None if p.has_ids => match map_tokens(text, |tok, text| self.replacement(tok, text)) {
                     Cow::Owned(l) => Some(l),
                     Cow::Borrowed(_) => None,
                 },
+                None => None,
             };
             let Some(live) = live else { continue };
-            out.extend_from_slice(&t.bytes[last..p.start]);
+            out.extend_from_slice(&t.bytes[last..p.start as usize]);
             if t.json {
                 write_json(&mut out, &live);
             } else {
                 out.extend_from_slice(live.as_bytes());
             }
-            last = p.end;
+            last = p.end as usize;
         }
         out.extend_from_slice(&t.bytes[last..]);
         out

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::token::{scan, Token};
+use super::token::scan;
 use crate::cassette::Body;
 use crate::graph;
 
@@ -13,14 +13,28 @@ use crate::graph;
 #[derive(Debug)]
 pub(super) struct Piece {
     /// Byte span in the template's bytes (with its quotes in JSON).
-    pub start: usize,
-    pub end: usize,
-    /// The member it sits under (list items under their list's member).
-    pub key: Option<Box<str>>,
-    /// The string itself, unescaped.
-    pub text: Box<str>,
-    pub tokens: Vec<Token>,
+    pub start: u32,
+    pub end: u32,
+    /// Whether it has ids in it (found again when rewriting: keeping the tokens
+    /// would cost more memory than the body's bytes).
+    pub has_ids: bool,
+    /// What few pieces need besides (boxed: a piece is 16 bytes without).
+    pub rare: Option<Box<Rare>>,
 }
+
+/// The rarer parts of a piece.
+#[derive(Debug)]
+pub(super) struct Rare {
+    /// The member it sits under (list items under their list's member), kept only
+    /// when a request may bind the string under it.
+    pub key: Option<Box<str>>,
+    /// The string, when its bytes are not it as they stand (JSON escapes).
+    pub unescaped: Option<Box<str>>,
+}
+
+/// Whether a string under a member may be bound whole by some request (a template
+/// keeps such strings even without ids in them).
+pub type Bindable<'a> = &'a dyn Fn(&str, &str) -> bool;
 
 /// A recorded body ready to be rewritten (`Rewriter::rewrite_template`).
 #[derive(Debug, Default)]
@@ -31,28 +45,52 @@ pub struct Template {
     pub(super) json: bool,
 }
 
+impl Piece {
+    /// The member a request may bind the string under.
+    pub fn key(&self) -> Option<&str> {
+        self.rare.as_ref().and_then(|r| r.key.as_deref())
+    }
+
+    /// The string itself (its bytes are UTF-8 text: a JSON or text body's).
+    pub fn text<'t>(&'t self, bytes: &'t [u8], json: bool) -> &'t str {
+        if let Some(u) = self.rare.as_ref().and_then(|r| r.unescaped.as_deref()) {
+            return u;
+        }
+        let (a, b) = (self.start as usize, self.end as usize);
+        let inner = if json { &bytes[a + 1..b - 1] } else { &bytes[a..b] };
+        std::str::from_utf8(inner).unwrap_or_default()
+    }
+}
+
 impl Template {
     /// Compiles a recorded body: the same bytes `Body::to_bytes` gives, and the
-    /// strings a rewrite reads (every JSON string outside annotations that has ids or
-    /// sits under a member; the whole of a text body).
+    /// strings a rewrite reads: every JSON string outside annotations with ids in it
+    /// or that sits under a member, the whole of a text body.
     pub fn of(body: &Body) -> Template {
+        Template::compile(body, &|_, _| true)
+    }
+
+    /// [`Template::of`], keeping id-less strings under a member only when
+    /// `bindable(member, string)` (a cassette knows which its requests can bind).
+    pub fn compile(body: &Body, bindable: Bindable<'_>) -> Template {
         match body {
             Body::Json(v) => {
                 let mut t = Template {
                     json: true,
                     ..Template::default()
                 };
-                t.write(v, None);
+                t.write(v, None, bindable);
+                t.bytes.shrink_to_fit();
+                t.pieces.shrink_to_fit();
                 t
             }
             Body::Text(s) => Template {
                 bytes: s.as_bytes().to_vec(),
                 pieces: vec![Piece {
                     start: 0,
-                    end: s.len(),
-                    key: None,
-                    text: s.as_str().into(),
-                    tokens: scan(s),
+                    end: span(s.len()),
+                    has_ids: true,
+                    rare: None,
                 }],
                 json: false,
             },
@@ -63,25 +101,42 @@ impl Template {
         }
     }
 
+    /// Whether the body is JSON.
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
+    /// The JSON value of the body, parsed afresh (for the rare reader that needs it).
+    pub fn json_value(&self) -> Option<serde_json::Value> {
+        self.json.then(|| serde_json::from_slice(&self.bytes).ok()).flatten()
+    }
+
     /// The body as recorded.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
 
     /// Writes `v` (sitting under member `key`) as compact JSON, as serde_json does.
-    fn write(&mut self, v: &Value, key: Option<&str>) {
+    fn write(&mut self, v: &Value, key: Option<&str>, bindable: Bindable<'_>) {
         match v {
             Value::String(s) => {
                 let start = self.bytes.len();
                 write_json(&mut self.bytes, s);
-                let tokens = scan(s);
-                if key.is_some() || !tokens.is_empty() {
+                let has_ids = !scan(s).is_empty();
+                let key = key.filter(|k| bindable(k, s));
+                if key.is_some() || has_ids {
+                    let end = self.bytes.len();
+                    let plain = end - start == s.len() + 2;
                     self.pieces.push(Piece {
-                        start,
-                        end: self.bytes.len(),
-                        key: key.map(Into::into),
-                        text: s.as_str().into(),
-                        tokens,
+                        start: span(start),
+                        end: span(end),
+                        has_ids,
+                        rare: (key.is_some() || !plain).then(|| {
+                            Box::new(Rare {
+                                key: key.map(Into::into),
+                                unescaped: (!plain).then(|| s.as_str().into()),
+                            })
+                        }),
                     });
                 }
             }
@@ -91,7 +146,7 @@ impl Template {
                     if i > 0 {
                         self.bytes.push(b',');
                     }
-                    self.write(x, key);
+                    self.write(x, key, bindable);
                 }
                 self.bytes.push(b']');
             }
@@ -106,7 +161,7 @@ impl Template {
                     if graph::is_annotation_member(k) {
                         write_json(&mut self.bytes, x);
                     } else {
-                        self.write(x, Some(k));
+                        self.write(x, Some(k), bindable);
                     }
                 }
                 self.bytes.push(b'}');
@@ -114,6 +169,11 @@ impl Template {
             other => write_json(&mut self.bytes, other),
         }
     }
+}
+
+/// A byte offset as a template keeps it (bodies past 4 GiB are not served anyway).
+fn span(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Appends `v` as compact JSON (writing into a `Vec` cannot fail, nor can

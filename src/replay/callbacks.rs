@@ -79,7 +79,7 @@ pub fn jobs(cassette: &Prepared, batch: &Batch<'_>, rw: &mut Rewriter<'_>) -> Ve
             job.url = target(batch.settings.bot_url.as_ref(), batch.callback_uri, &uri);
             let message = [ev.seq.to_be_bytes(), batch.number.to_be_bytes()].concat();
             job.headers = notification_headers(&ev.request.headers, rw, &message);
-            if !job.headers.contains_key(header::CONTENT_TYPE) && ev.request.body.json().is_some() {
+            if !job.headers.contains_key(header::CONTENT_TYPE) && cassette.sent(i).is_json() {
                 job.headers
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             }

@@ -24,24 +24,16 @@ pub struct Applied {
     pub target: String,
 }
 
-/// Whether the recorded notification event `i` reports an operation's outcome.
 fn is_operation(cassette: &Prepared, i: usize) -> bool {
-    let Some(v) = cassette.event(i).request.body.json() else {
-        return false;
-    };
-    crate::graph::notification_items(v).iter().any(|n| {
-        n.get("resourceUrl")
-            .and_then(Value::as_str)
-            .is_some_and(|u| crate::graph::operation_id_in(u).is_some())
-    })
+    cassette.reports_operation(i)
 }
 
 fn targets(cassette: &Prepared, i: usize, target: &NotifyTarget) -> bool {
     let ev = cassette.event(i);
     match target {
         NotifyTarget::Seq(seq) => ev.seq == *seq,
-        NotifyTarget::Kind { change, template } => ev.request.body.json().is_some_and(|v| {
-            faults::notification_kinds(v)
+        NotifyTarget::Kind { change, template } => cassette.sent(i).json_value().is_some_and(|v| {
+            faults::notification_kinds(&v)
                 .iter()
                 .any(|(c, t)| c == change && t == template)
         }),

@@ -43,8 +43,11 @@ pub struct Prepared {
     /// Per exchange: served by some session, ever.
     used: Vec<AtomicBool>,
     /// Per event: the body graphvcr sends, compiled for rewriting (an exchange's
-    /// response, a notification's request).
+    /// response, a notification's request). `events` no longer hold these bodies:
+    /// a parsed JSON tree costs many times its bytes, and only the template is read.
     sent: Vec<Template>,
+    /// Per event: a notification that reports an operation's outcome.
+    operations: Vec<bool>,
 }
 
 /// The ids in one side of an event: target and body (request), body and headers
@@ -66,12 +69,59 @@ fn ids_in(e: &Event, response: bool, out: &mut HashSet<Canon>) {
     }
 }
 
-/// The body graphvcr sends of an event: an exchange's response, a notification's request.
-fn sent_body(e: &Event) -> &Body {
-    match e.kind {
-        Kind::Exchange => &e.response.body,
-        _ => &e.request.body,
+/// Whether a notification reports an operation's outcome (its resource is one).
+fn reports_operation(e: &Event) -> bool {
+    let Some(v) = e.request.body.json().filter(|_| e.kind == Kind::Notification) else {
+        return false;
+    };
+    graph::notification_items(v).iter().any(|n| {
+        n.get("resourceUrl")
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|u| graph::operation_id_in(u).is_some())
+    })
+}
+
+/// Compiles the body graphvcr sends of each event (an exchange's response, a
+/// notification's request) and takes it out of the event. Strings without ids stay
+/// pieces of a template only where a recorded request holds the same string under
+/// the same member: only those can be bound whole (`Pairing::strs`).
+fn sent_templates(events: &mut [Event]) -> Vec<Template> {
+    let mut bindable: HashMap<String, HashSet<&str>> = HashMap::new();
+    for e in events.iter().filter(|e| e.kind == Kind::Exchange) {
+        if let Body::Json(v) = &e.request.body {
+            ids::visit_strings(v, &mut |key, _, s| {
+                if let Some(k) = key {
+                    match bindable.get_mut(k) {
+                        Some(set) => {
+                            set.insert(s);
+                        }
+                        None => {
+                            bindable.insert(k.to_string(), HashSet::from([s]));
+                        }
+                    }
+                }
+            });
+        }
     }
+    let can_bind = |k: &str, s: &str| bindable.get(k).is_some_and(|v| v.contains(s));
+    let templates: Vec<Template> = events
+        .iter()
+        .map(|e| {
+            let body = match e.kind {
+                Kind::Exchange => &e.response.body,
+                Kind::Notification => &e.request.body,
+            };
+            Template::compile(body, &can_bind)
+        })
+        .collect();
+    drop(bindable);
+    for e in events.iter_mut() {
+        match e.kind {
+            Kind::Exchange => e.response.body = Body::Empty,
+            Kind::Notification => e.request.body = Body::Empty,
+        }
+    }
+    templates
 }
 
 /// Per exchange, the ids its action creates: in its response or the notifications
@@ -175,10 +225,12 @@ impl Prepared {
             }
         }
         let created = created_ids(&c.events, &exchanges, &follows, &stable);
-        let sent = c.events.iter().map(|e| Template::of(sent_body(e))).collect();
+        let mut events = c.events;
+        let operations = events.iter().map(reports_operation).collect();
+        let sent = sent_templates(&mut events);
         Prepared {
             meta: c.meta,
-            events: c.events,
+            events,
             exchanges,
             created,
             largest_body,
@@ -189,6 +241,7 @@ impl Prepared {
             recorded_ids,
             used: (0..n).map(|_| AtomicBool::new(false)).collect(),
             sent,
+            operations,
         }
     }
 
@@ -238,12 +291,18 @@ impl Prepared {
     }
 
     /// Event `i`'s sent body (its response, for a notification its request),
-    /// compiled for rewriting.
+    /// compiled for rewriting; its JSON is `sent(i).json_value()`.
     pub fn sent(&self, i: usize) -> &Template {
         &self.sent[i]
     }
 
-    /// Event `i` (an index into `events`).
+    /// Whether event `i` is a notification reporting an operation's outcome.
+    pub fn reports_operation(&self, i: usize) -> bool {
+        self.operations.get(i).copied().unwrap_or(false)
+    }
+
+    /// Event `i` (an index into `events`), without the body graphvcr sends (see
+    /// [`Prepared::sent`]).
     pub fn event(&self, i: usize) -> &Event {
         &self.events[i]
     }
