@@ -15,6 +15,7 @@ BEGIN {
   what["a"] = "new call per request"; what["a1"] = "new call per request, 1 connection"
   what["b"] = "one live session"; what["c"] = "new call + 2 notifications to the sink"
   what["cn"] = "new call + 2 unsigned notifications to the sink"
+  what["x"] = "new call + 2 notifications, the bot down"
   what["e"] = "large cassette, new call per request"
   what["d"] = "record vs upstream direct"; what["d1"] = "record vs upstream direct, 1 connection"
 }

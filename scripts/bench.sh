@@ -10,6 +10,8 @@
 #       (examples/sink.rs): notifications/s, and that none were lost or reordered;
 #       each notification signed (RS256), as replay does by default
 #   cn  the same with --notify-auth none (delivery without the signing)
+#   x   the same traffic with the bot down (nothing listens at --bot-url): what a bot
+#       that is down costs per request, against c
 #   d   record in front of a fast local upstream (examples/bare_hyper.rs answering
 #       like Graph) against the upstream direct, -c CONNS
 #   d1  the same at one connection (what record adds to p50)
@@ -25,11 +27,11 @@
 # per-request lines off); --replay-args: extra flags for every graphvcr replay.
 #
 # Usage: scripts/bench.sh [--quick] [--seconds N] [--rounds N] [--connections N]
-#          [--only a,a1,b,c,cn,d,d1,e] [--big N] [--log LEVEL] [--replay-args "ARGS"] [--no-build]
+#          [--only a,a1,b,c,cn,x,d,d1,e] [--big N] [--log LEVEL] [--replay-args "ARGS"] [--no-build]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-secs=10 rounds=2 conns=32 only="a a1 b c cn d d1 e" big=10000 log=error replay_args="" build=1
+secs=10 rounds=2 conns=32 only="a a1 b c cn x d d1 e" big=10000 log=error replay_args="" build=1
 usage() { awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"; }
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -238,6 +240,12 @@ print(f"  {w:<3} round {rnd} notifications: {counts['rate_per_s']:.0f}/s deliver
 EOF
   tail -1 "$tmp/notes.txt"
 }
+run_down() { # ROUND: workload c's traffic, nothing listening at the bot URL
+  local port
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  replay --bot-url "http://127.0.0.1:$port"
+  check "$url"; measure x "$1" "graphvcr, bot down" "$pid" "$url" new "$conns"; stop "$pid"
+}
 run_big() { # ROUND: start-up with a large cassette (first: import + load + prepare;
   # again: load + prepare), then new calls against it
   local name=bench-invites-$big t0 first again
@@ -289,6 +297,7 @@ for r in $(seq 1 "$rounds"); do
       e) run_big "$r" ;;
       c) run_notify c "$r" "graphvcr + sink" ;;
       cn) run_notify cn "$r" "graphvcr + sink, unsigned" --notify-auth none ;;
+      x) run_down "$r" ;;
       d | d1)
         c=$conns; [ "$w" = d1 ] && c=1
         ab "$r" run_upstream run_record "$w" "$r" "$c" ;;

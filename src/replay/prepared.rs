@@ -69,6 +69,24 @@ fn ids_in(e: &Event, response: bool, out: &mut HashSet<Canon>) {
     }
 }
 
+/// The match probe of a recorded exchange's request, with its parsed path and query.
+fn recorded_probe(e: &Event) -> (Probe, Option<GraphPath>, Option<&str>) {
+    let (path, query) = graph::split_uri(&e.request.uri);
+    let gp = GraphPath::parse(path);
+    let probe = match &gp {
+        Some(gp) => Probe::from_parts(&e.request.method, gp, query, &e.request.body),
+        // not a Graph path: indexed under a key no Graph request produces
+        None => Probe {
+            method: e.request.method.to_ascii_uppercase(),
+            version: String::new(),
+            template: path.to_string(),
+            query: String::new(),
+            shape: Shape::of_body(&e.request.body),
+        },
+    };
+    (probe, gp, query)
+}
+
 /// Whether a notification reports an operation's outcome (its resource is one).
 fn reports_operation(e: &Event) -> bool {
     let Some(v) = e.request.body.json().filter(|_| e.kind == Kind::Notification) else {
@@ -188,19 +206,7 @@ impl Prepared {
             if e.kind != Kind::Exchange {
                 continue;
             }
-            let (path, query) = graph::split_uri(&e.request.uri);
-            let gp = GraphPath::parse(path);
-            let probe = match &gp {
-                Some(gp) => Probe::from_parts(&e.request.method, gp, query, &e.request.body),
-                // not a Graph path: indexed under a key no Graph request produces
-                None => Probe {
-                    method: e.request.method.to_ascii_uppercase(),
-                    version: String::new(),
-                    template: path.to_string(),
-                    query: String::new(),
-                    shape: Shape::of_body(&e.request.body),
-                },
-            };
+            let (probe, gp, query) = recorded_probe(e);
             entry_of_seq.insert(e.seq, exchanges.len());
             let size = e.request.body.to_bytes().len();
             let largest = largest_body.entry(probe.key()).or_insert(0);

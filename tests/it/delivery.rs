@@ -1,5 +1,6 @@
 //! Replayed notifications: every bundled cassette, recorded timing and fast order,
-//! retries for a bot that is down at first, and many concurrent sessions never crossing.
+//! retries for a bot that is down at first, a bot that stays down not tried again for
+//! a while, and many concurrent sessions never crossing.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::*;
-use graphvcr::config::BotUrl;
+use graphvcr::config::{BotUrl, Retry};
 
 const JSON: (&str, &str) = ("content-type", "application/json");
 
@@ -205,6 +206,58 @@ async fn a_bot_that_is_down_at_first_gets_each_notification_once_after_retries()
         "the 503 was retried: {:?}",
         first.attempts
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_that_stays_down_is_not_tried_again_until_its_cool_down_ends() {
+    init();
+    let st = store();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut cfg = replay_config("invite-one-participant", None);
+    cfg.bot_url = Some(BotUrl::parse(&format!("http://{addr}")).unwrap());
+    cfg.cassettes_dir = Some(bundled());
+    cfg.pacing = fast();
+    cfg.retry = Retry {
+        attempts: 2,
+        first_backoff: Duration::from_millis(10),
+        // the cool-down: far longer than this test
+        max_backoff: Duration::from_secs(600),
+    };
+    let rp = start_replay(cfg, &st.store).await;
+    let mut sessions = Vec::new();
+    // one call after the other: the second starts once the first's deliveries ended
+    for k in 0..2 {
+        let r = invite(&rp.url(), "beta", 301 + k).await;
+        assert_eq!(r.status, 200);
+        let sid = header(&r, "x-graphvcr-session");
+        wait_report(&rp.url(), &sid, Duration::from_secs(10), |rep| {
+            rep["notifications"].as_array().is_some_and(|n| n.len() == 2)
+        })
+        .await;
+        sessions.push(sid);
+    }
+    let out = rp.stop().await.unwrap();
+    let deliveries: Vec<&graphvcr::notify::Delivery> = sessions
+        .iter()
+        .filter_map(|sid| out.reports.iter().find(|r| &r.session == sid))
+        .flat_map(|r| &r.notifications)
+        .collect();
+    assert_eq!(deliveries.len(), 4);
+    assert!(deliveries.iter().all(|d| !d.delivered));
+    let tried: Vec<usize> = deliveries.iter().map(|d| d.attempts.len()).collect();
+    assert_eq!(
+        tried,
+        [2, 0, 0, 0],
+        "the first used its attempts, the others were not tried"
+    );
+    for d in deliveries.iter().filter(|d| d.attempts.is_empty()) {
+        let why = d.reason.as_deref().unwrap_or_default();
+        assert!(why.starts_with(&format!("not tried: http://{addr} refused")), "{why}");
+    }
+    assert_eq!(out.totals.failed, 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,9 @@
 //! Delivery of replayed notifications: each session's outbox delivers its rewritten
-//! notifications in order, paced, with retries, logging every attempt. Knows nothing
-//! of recording (the record-mode callback face lives in `record`).
+//! notifications in order, paced, with retries, logging every attempt; a target that
+//! refuses every attempt is skipped for a while (`breaker`). Knows nothing of
+//! recording (the record-mode callback face lives in `record`).
+
+mod breaker;
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -94,6 +97,7 @@ pub struct Notifier {
     totals: Totals,
     /// Deliveries in flight at once, over every session (one pooled client).
     in_flight: tokio::sync::Semaphore,
+    breakers: breaker::Breakers,
 }
 
 /// The most notification deliveries in flight at once, over every session.
@@ -108,6 +112,7 @@ impl Notifier {
             retry,
             totals: Totals::default(),
             in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
+            breakers: breaker::Breakers::new(retry.max_backoff),
         }
     }
 
@@ -124,8 +129,6 @@ impl Notifier {
         &self.totals
     }
 
-    /// Delivers one job with retries on a refused connection or a 5xx.
-    /// `progress` sees the delivery after every failed attempt (for the report).
     /// The log entry of a job that has nowhere to go (its `url` is the reason).
     fn undeliverable(job: Job) -> Delivery {
         let reason = job.url.err();
@@ -141,6 +144,25 @@ impl Notifier {
         }
     }
 
+    /// Why a job is not tried: its target is down (a ringing call's bot may still be
+    /// starting: its jobs are always tried).
+    fn skipped(&self, job: &Job, target: &str) -> Option<String> {
+        if job.patience.is_some() {
+            return None;
+        }
+        match self.breakers.check(target, tokio::time::Instant::now()) {
+            breaker::Verdict::Try => None,
+            breaker::Verdict::Skip { trips } => Some(format!(
+                "not tried: {target} refused every connection of the last {trips} delivery(ies); \
+                 it is tried again after {:?}",
+                self.retry.max_backoff
+            )),
+        }
+    }
+
+    /// Delivers one job with retries on a refused connection or a 5xx, unless its
+    /// target is known to be down. `progress` sees the delivery after every failed
+    /// attempt (for the report).
     async fn deliver(&self, job: Job, progress: impl Fn(&Delivery)) -> Delivery {
         let Ok(url) = job.url.clone() else {
             return Notifier::undeliverable(job);
@@ -152,6 +174,11 @@ impl Notifier {
             delivered: false,
             reason: None,
         };
+        let target = breaker::target(&url);
+        if let Some(why) = self.skipped(&job, target) {
+            d.reason = Some(why);
+            return d;
+        }
         let mut headers = job.headers;
         if let Some(z) = &self.authorizer {
             z.authorize(&mut headers);
@@ -161,6 +188,7 @@ impl Notifier {
         }
         let started = tokio::time::Instant::now();
         let mut n: u32 = 0;
+        let mut refused = true;
         loop {
             n += 1;
             let r = {
@@ -191,6 +219,8 @@ impl Notifier {
                     matches!(e, ClientError::Connect { .. })
                 }
             };
+            // only a connection refused every time says the target is down
+            refused &= retry && r.is_err();
             let wait = self.retry.backoff(n);
             let patient = job.patience.is_some_and(|p| started.elapsed() + wait < p);
             if !retry || (n >= self.retry.attempts.max(1) && !patient) {
@@ -199,6 +229,7 @@ impl Notifier {
             progress(&d);
             tokio::time::sleep(wait).await;
         }
+        self.breakers.record(target, refused, tokio::time::Instant::now());
         if d.delivered {
             tracing::debug!(seq = d.seq, %url, attempts = d.attempts.len(), "notification delivered");
         } else {
