@@ -15,6 +15,11 @@
 #   d   record in front of a fast local upstream (examples/bare_hyper.rs answering
 #       like Graph) against the upstream direct, -c CONNS
 #   d1  the same at one connection (what record adds to p50)
+#   f   fan-out: 1,000 new calls sent at once (examples/fire.rs), each with 3
+#       notifications (a generated cassette), to the sink: the wall time from the
+#       first request to the last notification, none lost, order per call
+#   f1  one session alone: one call whose invite triggers 20,000 notifications:
+#       notifications/s
 #   e   a large cassette (--big N exchanges, default 10000, each invite with its 2
 #       notifications; examples/gen_cassette.rs): start-up time to `listening` on a
 #       fresh store (JSON import + load + prepare) and again (load + prepare), then a
@@ -27,11 +32,11 @@
 # per-request lines off); --replay-args: extra flags for every graphvcr replay.
 #
 # Usage: scripts/bench.sh [--quick] [--seconds N] [--rounds N] [--connections N]
-#          [--only a,a1,b,c,cn,x,d,d1,e] [--big N] [--log LEVEL] [--replay-args "ARGS"] [--no-build]
+#          [--only a,a1,b,c,cn,x,f,f1,d,d1,e] [--big N] [--log LEVEL] [--replay-args "ARGS"] [--no-build]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-secs=10 rounds=2 conns=32 only="a a1 b c cn x d d1 e" big=10000 log=error replay_args="" build=1
+secs=10 rounds=2 conns=32 only="a a1 b c cn x f f1 d d1 e" big=10000 log=error replay_args="" build=1
 usage() { awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"; }
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -82,12 +87,12 @@ install_tools
 
 target=${CARGO_TARGET_DIR:-target}
 if [ "$build" = 1 ]; then
-  echo "building release (graphvcr, examples bare_hyper, sink, gen_cassette)"
-  cargo build --release --quiet --bin graphvcr --example bare_hyper --example sink --example gen_cassette
+  echo "building release (graphvcr, examples bare_hyper, sink, gen_cassette, fire)"
+  cargo build --release --quiet --bin graphvcr --example bare_hyper --example sink --example gen_cassette --example fire
 fi
 vcr=$target/release/graphvcr hyper=$target/release/examples/bare_hyper sink=$target/release/examples/sink
-gen=$target/release/examples/gen_cassette
-for b in "$vcr" "$hyper" "$sink" "$gen"; do [ -x "$b" ] || { echo "missing $b (run without --no-build)" >&2; exit 1; }; done
+gen=$target/release/examples/gen_cassette fire=$target/release/examples/fire
+for b in "$vcr" "$hyper" "$sink" "$gen" "$fire"; do [ -x "$b" ] || { echo "missing $b (run without --no-build)" >&2; exit 1; }; done
 
 # ---- processes ---------------------------------------------------------------------
 tmp=$(mktemp -d)
@@ -246,6 +251,31 @@ run_down() { # ROUND: workload c's traffic, nothing listening at the bot URL
   replay --bot-url "http://127.0.0.1:$port"
   check "$url"; measure x "$1" "graphvcr, bot down" "$pid" "$url" new "$conns"; stop "$pid"
 }
+run_fanout() { # WORKLOAD ROUND CALLS PER_CALL: CALLS new calls at once, each with
+  # PER_CALL notifications, to the sink; wall time, CPU per notification, order
+  local w=$1 rd=$2 calls=$3 per=$4 name=bench-burst-$4
+  [ -f "$tmp/burst/$name.json" ] || { mkdir -p "$tmp/burst"; "$gen" burst "$per" "$tmp/burst/$name.json" >/dev/null; }
+  start "$tmp/sink.out" "$sink"; local sinkpid=$pid sinkurl=$url
+  replay --cassette "$name" --cassettes "$tmp/burst" --store memory --bot-url "$sinkurl"
+  local vcrpid=$pid t0 t1
+  t0=$(cpu_ticks "$vcrpid")
+  "$fire" "$url" "$calls" "$sinkurl/" $((calls * per)) >"$tmp/fire.out"
+  t1=$(cpu_ticks "$vcrpid")
+  stop "$vcrpid"; stop "$sinkpid"
+  python3 - "$tmp/fire.out" "$w" "$rd" $((t1 - t0)) "$hz" >>"$tmp/notes.txt" <<'EOF'
+import json, re, sys
+r, w, rnd, ticks, hz = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+got, want = r["sink"]["notifications"], r["expected"]
+# a long sequence, shortened: "deleted,updated x19999"
+short = lambda seq: re.sub(r"((?:^|,)([a-z]+))(?:,\2)+", lambda m: f"{m[1]} x{m[0].count(',') + (0 if m[0].startswith(',') else 1)}", seq)
+r["sink"]["sequences"] = {short(k): v for k, v in r["sink"]["sequences"].items()}
+print(f"  {w:<3} round {rnd} {r['calls']} call(s) at once, {want // r['calls']} notifications each: "
+      f"{r['ok']} answered 200 in {r['answered_s']:.3f} s, {got} of {want} delivered in {r['wall_s']:.3f} s wall "
+      f"({r['sink']['rate_per_s']:.0f}/s at the sink, {ticks * 1e6 / hz / max(got, 1):.1f} us CPU per notification); "
+      f"{'none lost' if got == want else f'LOST {want - got}'}; per-call order {r['sink']['sequences']}")
+EOF
+  tail -1 "$tmp/notes.txt"
+}
 run_big() { # ROUND: start-up with a large cassette (first: import + load + prepare;
   # again: load + prepare), then new calls against it
   local name=bench-invites-$big t0 first again
@@ -298,6 +328,8 @@ for r in $(seq 1 "$rounds"); do
       c) run_notify c "$r" "graphvcr + sink" ;;
       cn) run_notify cn "$r" "graphvcr + sink, unsigned" --notify-auth none ;;
       x) run_down "$r" ;;
+      f) run_fanout f "$r" 1000 3 ;;
+      f1) run_fanout f1 "$r" 1 20000 ;;
       d | d1)
         c=$conns; [ "$w" = d1 ] && c=1
         ab "$r" run_upstream run_record "$w" "$r" "$c" ;;
@@ -308,6 +340,6 @@ done
 
 echo
 echo "== summary (ranges over rounds; ratio = graphvcr / bare hyper in the same round, d: record / direct)"
-awk -F'\t' -f scripts/bench-summary.awk "$tmp/results.tsv"
+[ -f "$tmp/results.tsv" ] && awk -F'\t' -f scripts/bench-summary.awk "$tmp/results.tsv"
 [ -f "$tmp/notes.txt" ] && cat "$tmp/notes.txt"
 echo "   load at end $(cut -d' ' -f1-3 /proc/loadavg)"

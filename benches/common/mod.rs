@@ -79,6 +79,25 @@ pub fn invites(n: usize) -> Cassette {
     }
 }
 
+/// The bundled invite followed by `k` notifications: its first (the operation's
+/// outcome), then its roster update repeated, a few ms apart (each a notification of
+/// its own: `deleted,updated,updated,...` per call at the sink).
+pub fn burst(k: usize) -> Cassette {
+    let base = bundled();
+    let (invite, done, roster) = (&base.events[0], &base.events[1], &base.events[2]);
+    let mut events = vec![invite.clone()];
+    for i in 0..k {
+        let mut e = if i == 0 { done.clone() } else { roster.clone() };
+        e.seq = 1 + i as u64;
+        e.at_ms = done.at_ms + i as u64;
+        events.push(e);
+    }
+    Cassette {
+        meta: meta(format!("bench-burst-{k}")),
+        events,
+    }
+}
+
 fn exchange(seq: usize, method: &str, uri: String, body: Value, response: Value) -> Event {
     let json_headers = || vec![("content-type".to_string(), "application/json".to_string())];
     let (headers, body) = match body {
