@@ -86,7 +86,8 @@ fn staging_dir(dir: &Path) -> PathBuf {
 }
 
 /// The material in `dir`, creating it with `make` when there is none yet. Returns it
-/// and whether it was created now.
+/// and whether it was created now. Concurrent first runs agree on one CA: the loser
+/// of the race reads the winner's.
 pub fn load_or_create(
     dir: &Path,
     make: impl FnOnce() -> Result<Material, IdentityError>,
@@ -95,11 +96,16 @@ pub fn load_or_create(
         return Ok((read(dir)?, false));
     }
     let m = make()?;
-    if dir.exists() {
-        // an existing (empty or foreign) directory: write into it
-        write_all(dir, &m)?;
-        return Ok((m, true));
+    match place(dir, &m) {
+        Ok(()) => Ok((m, true)),
+        Err(e) => theirs(dir).map(|m| (m, false)).ok_or(e),
     }
+}
+
+/// Puts the material in place: written into a fresh directory renamed onto `dir`
+/// (atomic, also onto an empty `dir`); into `dir` itself when it already holds
+/// something else.
+fn place(dir: &Path, m: &Material) -> Result<(), IdentityError> {
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
     }
@@ -110,17 +116,70 @@ pub fn load_or_create(
         use std::os::unix::fs::PermissionsExt as _;
         let _ = std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o700));
     }
-    let written = write_all(&staging, &m).and_then(|()| std::fs::rename(&staging, dir).map_err(|e| io_err(dir, e)));
-    match written {
-        Ok(()) => Ok((m, true)),
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&staging);
-            // another process created it meanwhile: use theirs
-            if dir.join(CA_CERT).exists() {
-                Ok((read(dir)?, false))
-            } else {
-                Err(e)
-            }
+    let renamed = write_all(&staging, m).and_then(|()| std::fs::rename(&staging, dir).map_err(|e| io_err(dir, e)));
+    if renamed.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+        if dir.is_dir() && !dir.join(CA_CERT).exists() {
+            // a directory with other things in it: write beside them
+            return write_all(dir, m);
         }
+    }
+    renamed
+}
+
+/// What another process (or thread) that won the race to create `dir` wrote: its
+/// certificate comes last, so it is waited for a little.
+fn theirs(dir: &Path) -> Option<Material> {
+    for _ in 0..100 {
+        if dir.join(CA_CERT).exists() {
+            return read(dir).ok();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn race(dir: &Path) -> Vec<String> {
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let dir = dir.to_path_buf();
+                std::thread::spawn(move || {
+                    let (m, _) = load_or_create(&dir, || {
+                        Ok(Material {
+                            ca_cert: format!("cert {i}"),
+                            ca_key: format!("key {i}"),
+                            signing_key: format!("signing {i}"),
+                        })
+                    })
+                    .map_err(|e| e.to_string())?;
+                    assert_eq!(m.ca_key, m.ca_cert.replace("cert", "key"), "one creator's set");
+                    Ok::<_, String>(m.ca_cert)
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("no panic").expect("every racer gets the material"))
+            .collect()
+    }
+
+    #[test]
+    fn concurrent_first_runs_agree_on_one_ca() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let fresh = race(&root.path().join("a").join("ca"));
+        assert!(fresh.iter().all(|c| *c == fresh[0]), "{fresh:?}");
+        let empty = root.path().join("empty");
+        std::fs::create_dir(&empty).expect("mkdir");
+        let into_empty = race(&empty);
+        assert!(into_empty.iter().all(|c| *c == into_empty[0]), "{into_empty:?}");
+        let on_disk = read(&empty).expect("read");
+        assert_eq!(
+            on_disk.ca_cert, into_empty[0],
+            "what every racer uses is what is on disk"
+        );
     }
 }

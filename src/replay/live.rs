@@ -18,7 +18,7 @@ use crate::graph::{self, GraphPath};
 use crate::http::wire::header_str;
 use crate::ids::Canon;
 use crate::ids::{self, Pairing};
-use crate::matching;
+use crate::matching::{self, Probe};
 use crate::sync::lock;
 
 /// A parsed live request.
@@ -30,6 +30,8 @@ pub struct Live<'a> {
     pub path: GraphPath,
     pub query: Option<&'a str>,
     pub body: Body,
+    /// What matching compares (built here, before the session's lock is taken).
+    pub probe: Probe,
 }
 
 impl<'a> Live<'a> {
@@ -41,13 +43,17 @@ impl<'a> Live<'a> {
                 "`{path}` is not a Graph path: graphvcr serves /v1.0/... and /beta/... (admin: /_graphvcr/)"
             ))
         })?;
+        let body = Body::from_bytes(body);
+        let method = parts.method.as_str();
+        let probe = Probe::from_parts(method, &gp, query, &body);
         Ok(Live {
             parts,
-            method: parts.method.as_str(),
+            method,
             pq,
             path: gp,
             query,
-            body: Body::from_bytes(body),
+            body,
+            probe,
         })
     }
 

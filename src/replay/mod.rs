@@ -42,7 +42,6 @@ use crate::faults::ResponseFault;
 use crate::graph;
 use crate::http::wire::{self, header_str, Resp};
 use crate::ids::{self, Canon};
-use crate::matching::Probe;
 use crate::notify::{Job, Notifier};
 use crate::sync::lock;
 use callbacks::Batch;
@@ -289,9 +288,8 @@ impl Replayer {
     /// Matches the request: the entry to serve and whether it repeats; a miss the
     /// session forwards; or a miss.
     fn choose(&self, s: &mut Session, cassette: &Prepared, live: &Live<'_>) -> Result<Choice, ProxyError> {
-        let probe = Probe::from_parts(live.method, &live.path, live.query, &live.body);
         let mode = s.settings().match_mode;
-        if let Some((entry, repeated)) = s.pick(cassette.index(), &probe, mode) {
+        if let Some((entry, repeated)) = s.pick(cassette.index(), &live.probe, mode) {
             return Ok(Choice::Serve { entry, repeated });
         }
         match s.settings().on_miss {
@@ -299,7 +297,7 @@ impl Replayer {
             OnMiss::Record => return Ok(Choice::Forward(true)),
             OnMiss::Passthrough => return Ok(Choice::Forward(false)),
         }
-        let (nearest, reason) = cassette.index().explain_miss(&probe, mode);
+        let (nearest, reason) = cassette.index().explain_miss(&live.probe, mode);
         let nearest_seq = nearest.map(|e| cassette.exchange_event(e).seq);
         s.note_missed(Missed {
             request: live.shown(),

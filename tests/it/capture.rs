@@ -30,9 +30,16 @@ async fn cassette_file(graph: &FakeGraph, dir: &std::path::Path) -> std::path::P
     file
 }
 
-fn capture_config(dir: &std::path::Path, graph: &FakeGraph, on_miss: OnMiss) -> ReplayConfig {
+/// `grow`, replayed from the files in `dir` (the shared test CA, never the checkout's).
+fn grow_config(dir: &std::path::Path) -> ReplayConfig {
     let mut cfg = ReplayConfig::new("grow").unwrap();
+    cfg.tls.ca_dir = test_ca_dir();
     cfg.cassettes_dir = Some(dir.to_path_buf());
+    cfg
+}
+
+fn capture_config(dir: &std::path::Path, graph: &FakeGraph, on_miss: OnMiss) -> ReplayConfig {
+    let mut cfg = grow_config(dir);
     cfg.on_miss = on_miss;
     cfg.upstream = Some(UpstreamUrl::parse(&graph.url()).unwrap());
     cfg.upstream_ca = Some(graph.pki.ca_pem.clone());
@@ -231,12 +238,11 @@ async fn a_cassette_file_wins_over_a_stale_copy_in_a_cached_store() {
     rec.stop().await;
 
     let cached = store();
-    let mut cfg = ReplayConfig::new("grow").unwrap();
-    cfg.cassettes_dir = Some(old_dir.path().to_path_buf());
-    let _ = start_replay(cfg, &cached.store).await.stop().await;
-    let mut cfg = ReplayConfig::new("grow").unwrap();
-    cfg.cassettes_dir = Some(new_dir.path().to_path_buf());
-    let rp = start_replay(cfg, &cached.store).await;
+    let _ = start_replay(grow_config(old_dir.path()), &cached.store)
+        .await
+        .stop()
+        .await;
+    let rp = start_replay(grow_config(new_dir.path()), &cached.store).await;
     assert_eq!(
         keep_alive(&rp.url(), 10).await.status,
         200,

@@ -45,6 +45,7 @@ async fn record_invite(st: &TestStore, name: &str, keep_alive: bool) {
 
 fn serve_config() -> ReplayConfig {
     let mut cfg = ReplayConfig::serve();
+    cfg.tls.ca_dir = test_ca_dir();
     cfg.cassettes_dir = Some(bundled());
     cfg.pacing = fast();
     cfg

@@ -182,6 +182,7 @@ pub async fn start_record_with(
     with_callbacks: bool,
     with_proxy: bool,
 ) -> Recording {
+    assert!(cfg.tls.ca_dir.is_absolute(), "a test keeps its CA out of the checkout");
     let (graph, addr) = bind_local().await;
     let (cb, cb_addr) = bind_if(with_callbacks).await;
     let (proxy, proxy_addr) = bind_if(with_proxy).await;
@@ -259,6 +260,7 @@ pub async fn start_replay_faces(
     with_proxy: bool,
     with_callbacks: bool,
 ) -> Replaying {
+    assert!(cfg.tls.ca_dir.is_absolute(), "a test keeps its CA out of the checkout");
     let (l, addr) = bind_local().await;
     let (proxy, proxy_addr) = bind_if(with_proxy).await;
     let (callbacks, callbacks_addr) = bind_if(with_callbacks).await;
