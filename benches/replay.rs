@@ -31,7 +31,7 @@ fn new_call_at_the_limit(c: &mut Criterion) {
     for _ in 0..MAX_SESSIONS {
         n += 1;
         let (parts, body) = common::new_invite(n);
-        bad += u64::from(common::status(&replayer.handle(&parts, &body)) != 200);
+        bad += u64::from(common::status(&replayer.handle_now(&parts, &body)) != 200);
     }
     eprintln!("{MAX_SESSIONS} sessions created in {:?}", t.elapsed());
     all_ok("filling the sessions", bad);
@@ -41,7 +41,7 @@ fn new_call_at_the_limit(c: &mut Criterion) {
                 n += 1;
                 common::new_invite(n)
             },
-            |(parts, body)| bad += u64::from(common::status(&replayer.handle(&parts, &body)) != 200),
+            |(parts, body)| bad += u64::from(common::status(&replayer.handle_now(&parts, &body)) != 200),
             BatchSize::SmallInput,
         )
     });
@@ -58,7 +58,7 @@ fn repeat_in_a_live_session(c: &mut Criterion) {
     let body = Bytes::from(common::invite_body(1));
     let mut bad = 0u64;
     c.bench_function("serve/repeat in one live session", |b| {
-        b.iter(|| bad += u64::from(common::status(&replayer.handle(&parts, &body)) != 200))
+        b.iter(|| bad += u64::from(common::status(&replayer.handle_now(&parts, &body)) != 200))
     });
     all_ok("repeats", bad);
 }
@@ -115,7 +115,7 @@ fn polls_on_one_path(c: &mut Criterion) {
         eprintln!("polls cassette of {n} generated and prepared in {:?}", t.elapsed());
         let mut bad = 0u64;
         group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
-            b.iter(|| bad += u64::from(common::status(&replayer.handle(&parts, &Bytes::new())) != 200))
+            b.iter(|| bad += u64::from(common::status(&replayer.handle_now(&parts, &Bytes::new())) != 200))
         });
         all_ok("polls", bad);
     }

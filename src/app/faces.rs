@@ -122,7 +122,7 @@ impl Endpoint for GraphFace {
             }
             match &self.mode {
                 Mode::Record(r) => r.clone().handle(parts, body).await,
-                Mode::Replay(r, misses) => match (r.handle(&parts, &body), misses) {
+                Mode::Replay(r, misses) => match (r.handle(&parts, &body).await, misses) {
                     (Handled::Answer(resp), _) => resp,
                     (Handled::Delayed(d, resp), _) => {
                         tokio::time::sleep(d).await;

@@ -43,12 +43,15 @@ use crate::graph;
 use crate::http::wire::{self, header_str, Resp};
 use crate::ids::{self, Canon};
 use crate::notify::{Job, Notifier};
-use crate::sync::lock;
+use crate::sync::{lock, Turns};
 use callbacks::Batch;
 use headers::LiveRequest;
 use live::{pair, seed_material, Live, OVERSIZE_CHECK};
 use session::{Bound, Session};
 use sessions::{ClaimError, Route, Sessions, Shared};
+
+/// Stripes of the session turns (two live sessions rarely share one).
+const TURN_STRIPES: usize = 64;
 
 /// How replay sessions are bounded.
 #[derive(Debug, Clone, Copy)]
@@ -86,6 +89,8 @@ pub struct Replayer {
     last_request_ms: AtomicU64,
     /// Requests that matched nothing, in all sessions ever.
     misses: AtomicU64,
+    /// Turns of each session's requests.
+    turns: Turns,
 }
 
 /// What the replayer made of a request.
@@ -154,6 +159,7 @@ impl Replayer {
             unnamed: AtomicU64::new(0),
             last_request_ms: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            turns: Turns::new(TURN_STRIPES),
         }
     }
 
@@ -197,16 +203,22 @@ impl Replayer {
         }
     }
 
-    /// Answers one bot request from the cassette, or says to forward it.
-    pub fn handle(&self, parts: &http::request::Parts, body: &Bytes) -> Handled {
+    /// Answers one bot request from the cassette, or says to forward it. Its only
+    /// wait is for its session's turn.
+    pub async fn handle(&self, parts: &http::request::Parts, body: &Bytes) -> Handled {
         self.last_request_ms.store(self.clock.mono_ms(), Ordering::Relaxed);
-        match self.serve(parts, body) {
+        match self.serve(parts, body).await {
             Ok(h) => h,
             Err(e) => Handled::Answer(e.respond(&*self.clock, &parts.method, &parts.uri, body)),
         }
     }
 
-    fn serve(&self, parts: &http::request::Parts, body: &Bytes) -> Result<Handled, ProxyError> {
+    /// [`Replayer::handle`] for a synchronous caller (in-process benches and tools).
+    pub fn handle_now(&self, parts: &http::request::Parts, body: &Bytes) -> Handled {
+        crate::sync::now(self.handle(parts, body))
+    }
+
+    async fn serve(&self, parts: &http::request::Parts, body: &Bytes) -> Result<Handled, ProxyError> {
         if body.len() > OVERSIZE_CHECK {
             self.refuse_oversized(parts, body.len())?;
         }
@@ -244,6 +256,8 @@ impl Replayer {
                     self.sessions.create_new(&cassette, &route, now)?
                 }
             };
+            // requests of one session take turns without blocking a worker thread
+            let _turn = self.turns.take(Arc::as_ptr(&shared) as usize).await;
             let mut s = lock(&shared);
             if let Some(handled) = self.serve_in(&shared, &mut s, &live)? {
                 return Ok(handled);

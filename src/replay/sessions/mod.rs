@@ -142,7 +142,7 @@ pub struct Route<'a> {
     pub body_ids: &'a [Canon],
     /// What a new session's seed derives from (besides the cassette name); only
     /// called when a session is created, outside the index lock.
-    pub seed_material: &'a dyn Fn() -> Vec<u8>,
+    pub seed_material: &'a (dyn Fn() -> Vec<u8> + Sync),
 }
 
 /// Why ids could not be claimed for a session.

@@ -14,7 +14,7 @@ fn empty() -> Arc<Prepared> {
     }))
 }
 
-fn route<'a>(path: &'a [Canon], material: &'a dyn Fn() -> Vec<u8>) -> Route<'a> {
+fn route<'a>(path: &'a [Canon], material: &'a (dyn Fn() -> Vec<u8> + Sync)) -> Route<'a> {
     static SETTINGS: std::sync::LazyLock<SessionSettings> = std::sync::LazyLock::new(SessionSettings::default);
     Route {
         settings: &SETTINGS,
