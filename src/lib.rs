@@ -53,6 +53,7 @@ pub mod drift;
 pub mod error;
 pub mod faults;
 pub mod graph;
+pub mod hash;
 pub mod http;
 pub mod identity;
 pub mod ids;

@@ -2,7 +2,7 @@
 //! twice — never a panic, and the same output both times.
 #![no_main]
 
-use std::collections::HashSet;
+use graphvcr::hash::Set;
 
 use graphvcr::ids::{IdTable, Pairing, Rewriter, Seed};
 use libfuzzer_sys::fuzz_target;
@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let split = data.iter().position(|&b| b == 0).unwrap_or(data.len());
     let (rec, live) = (value(&data[..split]), value(data.get(split + 1..).unwrap_or_default()));
     let seed = Seed::derive([data]);
-    let (scoped, stable) = (IdTable::default(), HashSet::new());
+    let (scoped, stable) = (IdTable::default(), Set::default());
     let run = || {
         let mut p = Pairing::default();
         p.json(&rec, &live, None);

@@ -2,7 +2,6 @@
 //! identities stay, every other id is minted (and remembered in the table).
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
@@ -12,6 +11,7 @@ use super::template::{write_json, Template};
 use super::token::{map_tokens, render, Canon, Token};
 use crate::cassette::Body;
 use crate::graph;
+use crate::hash::Set;
 
 /// Applies a session's table to recorded text: bound ids become live ids, stable
 /// identities stay, every other id is minted (and remembered in the table).
@@ -19,14 +19,14 @@ pub struct Rewriter<'a> {
     /// Request-scoped bindings (those that would break the bijection), checked first.
     scoped: &'a IdTable,
     table: &'a mut IdTable,
-    stable: &'a HashSet<Canon>,
+    stable: &'a Set<Canon>,
     seed: &'a Seed,
     /// Live ids minted during this rewrite, for the session index.
     minted: Vec<Canon>,
 }
 
 impl<'a> Rewriter<'a> {
-    pub fn new(scoped: &'a IdTable, table: &'a mut IdTable, stable: &'a HashSet<Canon>, seed: &'a Seed) -> Self {
+    pub fn new(scoped: &'a IdTable, table: &'a mut IdTable, stable: &'a Set<Canon>, seed: &'a Seed) -> Self {
         Rewriter {
             scoped,
             table,
@@ -180,7 +180,7 @@ mod tests {
                 &pair.live_text,
             );
         }
-        let stable = HashSet::new();
+        let stable = Set::default();
         let scoped = IdTable::default();
         let mut rw = Rewriter::new(&scoped, &mut table, &stable, &seed);
         let out = rw.rewrite_json(&json!({
@@ -207,7 +207,7 @@ mod tests {
         for (k, r, l) in &p.strings {
             table.bind_string(k, r, l);
         }
-        let (stable, scoped) = (HashSet::new(), IdTable::default());
+        let (stable, scoped) = (Set::default(), IdTable::default());
         let mut rw = Rewriter::new(&scoped, &mut table, &stable, &seed);
         let out = rw.rewrite_json(&json!({
             "subject": "default",
@@ -239,7 +239,7 @@ mod tests {
             let s = format!("{pre}{g}");
             let mut table = IdTable::default();
             table.bind(Canon::Guid(v), &g, Canon::Guid(v), &g);
-            let stable = HashSet::new();
+            let stable = Set::default();
             let scoped = IdTable::default();
             let seed = Seed::derive([b"p".as_slice()]);
             let mut rw = Rewriter::new(&scoped, &mut table, &stable, &seed);

@@ -2,7 +2,7 @@
 //! values, plus member-scoped string bindings) and the pairing walk that proposes
 //! bindings from a recorded request beside a live one.
 
-use std::collections::HashMap;
+use crate::hash::Map;
 
 use serde_json::Value;
 
@@ -35,10 +35,10 @@ pub enum BindOutcome {
 /// under the member name they were sent in.
 #[derive(Clone, Debug, Default)]
 pub struct IdTable {
-    fwd: HashMap<Canon, Bound>,
-    rev: HashMap<Canon, Canon>,
+    fwd: Map<Canon, Bound>,
+    rev: Map<Canon, Canon>,
     /// Member -> recorded scalar -> live scalar.
-    strings: HashMap<Box<str>, HashMap<Box<str>, Box<str>>>,
+    strings: Map<Box<str>, Map<Box<str>, Box<str>>>,
 }
 
 impl IdTable {

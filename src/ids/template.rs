@@ -186,7 +186,7 @@ pub(super) fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T)
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
+    use crate::hash::Set;
 
     use proptest::prelude::*;
     use serde_json::{json, Map};
@@ -248,7 +248,7 @@ mod tests {
 
         #[test]
         fn a_template_rewrites_to_the_bytes_and_mints_of_a_tree_rewrite(v in value()) {
-            let (seed, stable, scoped) = (Seed::derive([b"t".as_slice()]), HashSet::from([Canon::Guid(3)]), IdTable::default());
+            let (seed, stable, scoped) = (Seed::derive([b"t".as_slice()]), Set::from_iter([Canon::Guid(3)]), IdTable::default());
             let (mut a, mut b) = (table(), table());
             let mut tree = Rewriter::new(&scoped, &mut a, &stable, &seed);
             let want = serde_json::to_vec(&tree.rewrite_json(&v)).unwrap();
@@ -263,7 +263,7 @@ mod tests {
 
         #[test]
         fn a_text_template_rewrites_like_a_string(s in text()) {
-            let (seed, stable, scoped) = (Seed::derive([b"t".as_slice()]), HashSet::new(), IdTable::default());
+            let (seed, stable, scoped) = (Seed::derive([b"t".as_slice()]), Set::default(), IdTable::default());
             let (mut a, mut b) = (table(), table());
             let want = Rewriter::new(&scoped, &mut a, &stable, &seed).rewrite_str(&s).into_owned();
             let got = Rewriter::new(&scoped, &mut b, &stable, &seed).rewrite_template(&Template::of(&Body::Text(s)));

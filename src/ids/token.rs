@@ -117,46 +117,44 @@ fn phone_at(b: &[u8], i: usize) -> Option<usize> {
     ((7..=15).contains(&n) && b.get(i + 1) != Some(&b'0') && is_boundary(b.get(j))).then_some(j)
 }
 
+/// The token starting at `i` (a word boundary), if any; only the kinds that can
+/// start with `b[i]` are tried.
+fn token_at(s: &str, i: usize) -> Option<Token> {
+    let b = s.as_bytes();
+    let (end, canon, form) = match b[i] {
+        b'+' => phone_at(b, i).map(|end| (end, Canon::Phone(s[i..end].into()), Form::Phone))?,
+        c if hex_val(c).is_some() => match thread_at(b, i) {
+            Some(end) => (end, Canon::Thread(s[i..end].into()), Form::Thread),
+            None => guid_at(b, i).map(|(end, v, form)| (end, Canon::Guid(v), form))?,
+        },
+        _ => return None,
+    };
+    Some(Token {
+        start: i,
+        end,
+        canon,
+        form,
+    })
+}
+
 /// Every id-like token in `s`, left to right, non-overlapping.
 pub fn scan(s: &str) -> Vec<Token> {
     let b = s.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {
-        let at_boundary = i == 0 || !b[i - 1].is_ascii_alphanumeric();
-        if at_boundary {
-            if let Some(end) = thread_at(b, i) {
-                out.push(Token {
-                    start: i,
-                    end,
-                    canon: Canon::Thread(s[i..end].into()),
-                    form: Form::Thread,
-                });
-                i = end;
-                continue;
+        // `i` is at a word boundary here
+        match token_at(s, i) {
+            Some(t) => {
+                i = t.end;
+                out.push(t);
             }
-            if let Some((end, v, form)) = guid_at(b, i) {
-                out.push(Token {
-                    start: i,
-                    end,
-                    canon: Canon::Guid(v),
-                    form,
-                });
-                i = end;
-                continue;
-            }
-            if let Some(end) = phone_at(b, i) {
-                out.push(Token {
-                    start: i,
-                    end,
-                    canon: Canon::Phone(s[i..end].into()),
-                    form: Form::Phone,
-                });
-                i = end;
-                continue;
-            }
+            None => i += 1,
         }
-        i += 1;
+        // no token starts inside a word: skip to the next boundary
+        while i < b.len() && b[i - 1].is_ascii_alphanumeric() {
+            i += 1;
+        }
     }
     out
 }
@@ -205,20 +203,18 @@ pub fn render(canon: &Canon, form: Form) -> String {
 }
 
 pub(crate) fn render_guid(v: u128, upper: bool, dashed: bool) -> String {
-    let hex = if upper {
-        format!("{v:032X}")
+    let digits: &[u8; 16] = if upper {
+        b"0123456789ABCDEF"
     } else {
-        format!("{v:032x}")
+        b"0123456789abcdef"
     };
-    if !dashed {
-        return hex;
-    }
     let mut out = String::with_capacity(36);
-    for (k, part) in [(0, 8), (8, 12), (12, 16), (16, 20), (20, 32)].iter().enumerate() {
-        if k > 0 {
+    for k in 0..32 {
+        if dashed && matches!(k, 8 | 12 | 16 | 20) {
             out.push('-');
         }
-        out.push_str(&hex[part.0..part.1]);
+        let nibble = (v >> (124 - 4 * k)) & 0xf;
+        out.push(char::from(digits[nibble as usize]));
     }
     out
 }
@@ -279,7 +275,51 @@ mod tests {
         assert!(scan("sourceId 1").is_empty());
     }
 
+    /// The scan as first written: every boundary tries every kind.
+    fn scan_every_boundary(s: &str) -> Vec<Token> {
+        let b = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if i == 0 || !b[i - 1].is_ascii_alphanumeric() {
+                let found = thread_at(b, i)
+                    .map(|end| (end, Canon::Thread(s[i..end].into()), Form::Thread))
+                    .or_else(|| guid_at(b, i).map(|(end, v, form)| (end, Canon::Guid(v), form)))
+                    .or_else(|| phone_at(b, i).map(|end| (end, Canon::Phone(s[i..end].into()), Form::Phone)));
+                if let Some((end, canon, form)) = found {
+                    out.push(Token {
+                        start: i,
+                        end,
+                        canon,
+                        form,
+                    });
+                    i = end;
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        out
+    }
+
+    /// Text dense in token starts and near-tokens.
+    fn id_soup() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            any::<u128>().prop_map(|v| render_guid(v, v % 2 == 0, v % 3 != 0)),
+            "\\+[0-9]{5,16}",
+            "19:[a-zA-Z0-9_-]{0,6}@thread\\.v[0-9]",
+            "[a-f0-9+:/ .@-]{1,12}",
+            ".{0,4}",
+        ];
+        proptest::collection::vec(piece, 0..12).prop_map(|v| v.concat())
+    }
+
     proptest! {
+        #[test]
+        fn skipping_words_finds_the_same_tokens(s in id_soup()) {
+            prop_assert_eq!(scan(&s), scan_every_boundary(&s));
+        }
+
         #[test]
         fn guid_render_roundtrips(v in any::<u128>(), upper in any::<bool>(), dashed in any::<bool>()) {
             let text = render_guid(v, upper, dashed);

@@ -2,6 +2,7 @@
 //! call-scoped ids that route requests, and the ids at identity positions.
 
 use std::collections::HashSet;
+use std::hash::BuildHasher;
 
 use serde_json::Value;
 
@@ -32,7 +33,7 @@ pub fn visit_strings<'v>(v: &'v Value, f: &mut impl FnMut(Option<&str>, Option<&
 }
 
 /// Every id in a JSON value.
-pub fn collect(v: &Value, out: &mut HashSet<Canon>) {
+pub fn collect<S: BuildHasher>(v: &Value, out: &mut HashSet<Canon, S>) {
     visit_strings(v, &mut |_, _, s| out.extend(scan(s).into_iter().map(|t| t.canon)));
 }
 
@@ -49,7 +50,7 @@ pub fn call_scoped(v: &Value) -> Vec<Canon> {
 
 /// Collects the ids that sit at identity positions (`tenantId`, `user.id`, ...) or
 /// follow `appid:`: they stay as recorded unless the bot sends them.
-pub fn collect_stable(v: &Value, out: &mut HashSet<Canon>) {
+pub fn collect_stable<S: BuildHasher>(v: &Value, out: &mut HashSet<Canon, S>) {
     visit_strings(v, &mut |k, parent, s| match k {
         Some(k) if graph::is_identity_member(parent, k) => out.extend(scan(s).into_iter().map(|t| t.canon)),
         _ => collect_appids(s, out),
@@ -58,7 +59,7 @@ pub fn collect_stable(v: &Value, out: &mut HashSet<Canon>) {
 
 /// Collects the ids of recorded headers that hold identities (Graph's callback-token
 /// claims): like `collect_stable`, they stay as recorded unless the bot sends them.
-pub fn collect_stable_headers(headers: &[(String, String)], out: &mut HashSet<Canon>) {
+pub fn collect_stable_headers<S: BuildHasher>(headers: &[(String, String)], out: &mut HashSet<Canon, S>) {
     for (n, v) in headers {
         if graph::is_identity_header(n) {
             out.extend(scan(v).into_iter().map(|t| t.canon));
@@ -67,7 +68,7 @@ pub fn collect_stable_headers(headers: &[(String, String)], out: &mut HashSet<Ca
 }
 
 /// Ids written as `appid:<guid>` inside free text.
-pub fn collect_appids(s: &str, out: &mut HashSet<Canon>) {
+pub fn collect_appids<S: BuildHasher>(s: &str, out: &mut HashSet<Canon, S>) {
     if !s.contains("appid:") {
         return;
     }

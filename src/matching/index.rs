@@ -4,7 +4,7 @@
 //! request with a recorded shape finds its candidates with two hash lookups; only a
 //! request whose exact shape was never recorded is compared, once per distinct shape.
 
-use std::collections::HashMap;
+use crate::hash::Map;
 
 use super::shape::{compare, Comparison, MatchMode, Shape};
 use super::{clip, Probe};
@@ -25,7 +25,7 @@ struct Key {
     /// The key's parts, for messages (method, version, template, query).
     head: Probe,
     groups: Vec<usize>,
-    by_shape: HashMap<Shape, usize>,
+    by_shape: Map<Shape, usize>,
 }
 
 /// The recorded exchanges of one cassette.
@@ -35,7 +35,7 @@ pub struct Index {
     seqs: Vec<u64>,
     groups: Vec<Group>,
     keys: Vec<Key>,
-    by_key: HashMap<String, usize>,
+    by_key: Map<String, usize>,
 }
 
 /// Candidate groups for a live request, best first; each holds compatible recordings.
@@ -57,7 +57,7 @@ impl Index {
                         ..p.clone()
                     },
                     groups: Vec::new(),
-                    by_shape: HashMap::new(),
+                    by_shape: Map::default(),
                 });
                 idx.keys.len() - 1
             });

@@ -2,8 +2,6 @@
 //! recorded notification or request), the response fault a request gets instead of
 //! its recording, and what the notification faults do to a batch before it is queued.
 
-use std::collections::HashMap;
-
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -80,7 +78,7 @@ pub fn validate(f: &Fault, cassette: &Prepared) -> Result<(), FaultError> {
 pub fn response_fault(
     settings: &SessionSettings,
     seed: &Seed,
-    occurrences: &mut HashMap<String, u64>,
+    occurrences: &mut crate::hash::Map<String, u64>,
     method: &str,
     template: &str,
 ) -> Option<(ResponseFault, Applied)> {

@@ -2,6 +2,8 @@
 //! each exchange triggers, the ids that stay stable and every id it mentions.
 
 use std::collections::{HashMap, HashSet};
+
+use crate::hash::Set;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cassette::{Body, Cassette, Event, Kind, Meta};
@@ -30,9 +32,9 @@ pub struct Prepared {
     /// Notifications that need no trigger (`follows: null`).
     unattached: Vec<usize>,
     /// Ids at identity positions (tenant, users, apps): never minted.
-    stable: HashSet<Canon>,
+    stable: Set<Canon>,
     /// Every id the cassette mentions (a live id equal to one is "bound to itself").
-    recorded_ids: HashSet<Canon>,
+    recorded_ids: Set<Canon>,
     /// Per exchange: the ids its action creates (in its response or notifications,
     /// not in its request, never seen before it, not stable). Served again in a
     /// session, a state-changing exchange mints these afresh: a new action, a new
@@ -148,7 +150,7 @@ fn created_ids(
     events: &[Event],
     exchanges: &[RecordedExchange],
     follows: &[Vec<usize>],
-    stable: &HashSet<Canon>,
+    stable: &Set<Canon>,
 ) -> Vec<HashSet<Canon>> {
     // where each id first shows up
     let mut first: HashMap<Canon, usize> = HashMap::new();
@@ -184,8 +186,8 @@ impl Prepared {
         let mut exchanges = Vec::new();
         let mut probes = Vec::new();
         let mut entry_of_seq = HashMap::new();
-        let mut stable = HashSet::new();
-        let mut recorded_ids = HashSet::new();
+        let mut stable = Set::default();
+        let mut recorded_ids = Set::default();
         let mut largest_body: HashMap<String, usize> = HashMap::new();
         for (i, e) in c.events.iter().enumerate() {
             for b in [&e.request.body, &e.response.body] {
@@ -333,7 +335,7 @@ impl Prepared {
     }
 
     /// Ids at identity positions: never minted.
-    pub fn stable(&self) -> &HashSet<Canon> {
+    pub fn stable(&self) -> &Set<Canon> {
         &self.stable
     }
 

@@ -5,7 +5,7 @@
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
-use std::collections::HashMap;
+use crate::hash::Map;
 
 use super::faults::{self, Applied};
 use super::prepared::Prepared;
@@ -40,9 +40,9 @@ pub struct Session {
     table: IdTable,
     /// Times each exchange (index entry) was served, for those served at all (a
     /// session costs the same whatever the cassette's size).
-    served_count: HashMap<usize, u32>,
+    served_count: Map<usize, u32>,
     /// Per shape group: where its first unserved recording may be.
-    cursors: HashMap<usize, usize>,
+    cursors: Map<usize, usize>,
     /// The `callbackUri` learned from a create-call or answer request.
     callback_uri: Option<String>,
     served: Ring<Served>,
@@ -57,7 +57,7 @@ pub struct Session {
     /// Misses the requests did not declare.
     undeclared_misses: u64,
     /// Requests seen so far, by `METHOD template` (response faults count them).
-    occurrences: HashMap<String, u64>,
+    occurrences: Map<String, u64>,
     faults: Ring<Applied>,
 }
 
@@ -65,8 +65,8 @@ impl Session {
     pub fn new(id: String, cassette: Arc<Prepared>, seed: Seed, settings: SessionSettings) -> Session {
         Session {
             id,
-            served_count: HashMap::new(),
-            cursors: HashMap::new(),
+            served_count: Map::default(),
+            cursors: Map::default(),
             cassette,
             seed,
             table: IdTable::default(),
@@ -79,7 +79,7 @@ impl Session {
             announced: false,
             settings,
             undeclared_misses: 0,
-            occurrences: HashMap::new(),
+            occurrences: Map::default(),
             faults: Ring::new(REPORT_TAIL),
         }
     }

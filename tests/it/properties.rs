@@ -3,7 +3,7 @@
 //! or stored bytes — the redaction rules, the scrubber, matching, the interchange
 //! parser and the stored-event codec.
 
-use std::collections::HashSet;
+use graphvcr::hash::Set;
 
 use proptest::prelude::*;
 use serde_json::Value;
@@ -62,7 +62,7 @@ proptest! {
     #[test]
     fn rewriting_is_deterministic(rec in any_json(), live in any_json(), seed in any::<[u8; 8]>()) {
         let seed = Seed::derive([&seed[..]]);
-        let (scoped, stable) = (IdTable::default(), HashSet::new());
+        let (scoped, stable) = (IdTable::default(), Set::default());
         let run = || {
             let mut t = table_of(&rec, &live);
             let mut rw = Rewriter::new(&scoped, &mut t, &stable, &seed);
@@ -76,7 +76,7 @@ proptest! {
         let live = if upper { l.to_uppercase() } else { l.clone() };
         let rec = serde_json::json!({"call": r});
         let mut t = table_of(&rec, &serde_json::json!({"call": live}));
-        let (scoped, stable, seed) = (IdTable::default(), HashSet::new(), Seed::derive([&b"s"[..]]));
+        let (scoped, stable, seed) = (IdTable::default(), Set::default(), Seed::derive([&b"s"[..]]));
         let mut rw = Rewriter::new(&scoped, &mut t, &stable, &seed);
         prop_assert_eq!(rw.rewrite_str(&format!("/v1.0/communications/calls/{r}")).into_owned(),
             format!("/v1.0/communications/calls/{live}"));

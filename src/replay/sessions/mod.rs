@@ -7,7 +7,7 @@
 //! other way round (teardown detaches under the index lock, then reports). A request
 //! takes the index lock to find its session, once to claim its ids, once after serving.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -15,6 +15,7 @@ use super::prepared::Prepared;
 use super::session::{Outcome, Report, Session};
 use super::settings::SessionSettings;
 use crate::error::ProxyError;
+use crate::hash::{Map, Set};
 use crate::ids::{Canon, Seed};
 use crate::ring::Ring;
 use crate::sync::lock;
@@ -45,11 +46,11 @@ impl Entry {
 }
 
 struct Inner {
-    by_id: HashMap<String, Entry>,
+    by_id: Map<String, Entry>,
     /// Live id -> owning session.
-    index: HashMap<Canon, String>,
+    index: Map<Canon, String>,
     /// Seeds of live sessions (no two live sessions share one).
-    seeds: HashSet<Seed>,
+    seeds: Set<Seed>,
     /// Ended sessions by id, oldest first.
     ended: Ring<(String, Shared)>,
     /// Live sessions by last use, least recent first (expiry and eviction read it in order).
@@ -165,9 +166,9 @@ impl Sessions {
     pub fn new(idle_ms: u64, max: usize) -> Sessions {
         Sessions {
             inner: Mutex::new(Inner {
-                by_id: HashMap::new(),
-                index: HashMap::new(),
-                seeds: HashSet::new(),
+                by_id: Map::default(),
+                index: Map::default(),
+                seeds: Set::default(),
                 ended: Ring::new(ENDED_KEPT),
                 lru: BTreeSet::new(),
                 history: Ring::new(OUTCOMES_KEPT),
