@@ -21,7 +21,13 @@ use crate::ring::Ring;
 pub use crate::ring::REPORT_TAIL;
 
 /// How many unused exchanges a verdict names one by one (the rest are counted).
-const UNUSED_LISTED: usize = 100;
+const UNUSED_LISTED: usize = 20;
+
+/// Exchanges a session never served: the first ones and how many in all.
+pub struct Unused {
+    first: Vec<u64>,
+    total: usize,
+}
 
 /// What binding one request left behind.
 #[derive(Default)]
@@ -263,7 +269,7 @@ impl Session {
 
     /// `ok`, or the problems: misses beyond those expected, exchanges never used,
     /// notifications not delivered.
-    pub fn verdict(&self, unused: &[u64], deliveries: &[Delivery]) -> Verdict {
+    pub fn verdict(&self, unused: &Unused, deliveries: &[Delivery]) -> Verdict {
         let mut problems = Vec::new();
         if self.undeclared_misses > self.settings.expect_misses {
             if self.settings.expect_misses > 0 {
@@ -273,16 +279,14 @@ impl Session {
                 });
             }
             for m in self.missed.iter().filter(|m| !m.expected) {
-                problems.push(Problem::Miss {
-                    request: m.request.clone(),
-                    reason: m.reason.clone(),
-                });
+                problems.push(Problem::miss(m.request.clone(), m.reason.clone()));
             }
         }
-        problems.extend(unused.iter().take(UNUSED_LISTED).map(|&seq| Problem::Unused { seq }));
-        if unused.len() > UNUSED_LISTED {
+        let listed = unused.first.len().min(UNUSED_LISTED);
+        problems.extend(unused.first[..listed].iter().map(|&seq| Problem::Unused { seq }));
+        if unused.total > listed {
             problems.push(Problem::MoreUnused {
-                count: unused.len() - UNUSED_LISTED,
+                count: unused.total - listed,
             });
         }
         problems.extend(deliveries.iter().filter(|d| !d.delivered).map(Problem::undelivered));
@@ -321,11 +325,20 @@ impl Session {
     }
 
     /// The seqs of the recorded exchanges this session never used.
-    fn unused(&self) -> Vec<u64> {
-        (0..self.cassette.exchanges().len())
+    /// The first `listed` exchanges never served, and how many there are: costs
+    /// what the session served, not the cassette's size.
+    fn unused(&self, listed: usize) -> Unused {
+        let n = self.cassette.exchanges().len();
+        let first = (0..n)
             .filter(|i| !self.served_count.contains_key(i))
+            .take(listed)
             .map(|i| self.cassette.exchange_event(i).seq)
-            .collect()
+            .collect();
+        let served = self.served_count.keys().filter(|&&i| i < n).count();
+        Unused {
+            first,
+            total: n - served,
+        }
     }
 
     /// What the run keeps of this session: its verdict and counts, without the
@@ -335,14 +348,14 @@ impl Session {
         Outcome {
             session: self.id.clone(),
             cassette: self.cassette.name().to_string(),
-            verdict: self.verdict(&self.unused(), &recent),
+            verdict: self.verdict(&self.unused(UNUSED_LISTED), &recent),
             served_total: self.served.total(),
             missed_total: self.missed.total(),
         }
     }
 
     pub fn report(&self, active: bool) -> Report {
-        let unused = self.unused();
+        let unused = self.unused(REPORT_TAIL);
         let mut bindings: Vec<(String, String)> = self
             .table
             .iter()
@@ -370,8 +383,8 @@ impl Session {
             notifications_failed: log.failed,
             notifications_pending: pending,
             notification_retrying: log.retrying,
-            unused_total: unused.len(),
-            unused: unused.into_iter().take(REPORT_TAIL).collect(),
+            unused_total: unused.total,
+            unused: unused.first,
             bindings,
         }
     }

@@ -6,12 +6,13 @@ use serde::Serialize;
 
 use crate::notify::Delivery;
 
-/// One reason a session is not ok.
+/// One reason a session is not ok. Small (the run keeps up to 100,000 sessions'
+/// verdicts): the variants with text are boxed.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Problem {
     /// A request matched no recording (and was not declared a miss).
-    Miss { request: String, reason: String },
+    Miss(Box<Miss>),
     /// More undeclared misses than `expect_misses` allows (their count).
     Misses { count: u64, expected: u64 },
     /// A recorded exchange this session never used.
@@ -19,15 +20,31 @@ pub enum Problem {
     /// More unused exchanges than a verdict names one by one.
     MoreUnused { count: usize },
     /// A notification the bot never took.
-    Undelivered {
-        seq: u64,
-        target: Option<String>,
-        attempts: usize,
-        last: String,
-    },
+    Undelivered(Box<Undelivered>),
+}
+
+/// A request that matched no recording.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Miss {
+    pub request: String,
+    pub reason: String,
+}
+
+/// A notification the bot never took.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Undelivered {
+    pub seq: u64,
+    pub target: Option<String>,
+    pub attempts: usize,
+    pub last: String,
 }
 
 impl Problem {
+    /// A request that matched no recording, as a problem.
+    pub fn miss(request: String, reason: String) -> Problem {
+        Problem::Miss(Box::new(Miss { request, reason }))
+    }
+
     /// A notification delivery that failed, as a problem.
     pub fn undelivered(d: &Delivery) -> Problem {
         let last = match d.attempts.last() {
@@ -36,31 +53,29 @@ impl Problem {
                 .map_or_else(|| a.error.clone().unwrap_or_default(), |s| s.to_string()),
             None => d.reason.clone().unwrap_or_else(|| "never attempted".into()),
         };
-        Problem::Undelivered {
+        Problem::Undelivered(Box::new(Undelivered {
             seq: d.seq,
             target: d.url.clone(),
             attempts: d.attempts.len(),
             last,
-        }
+        }))
     }
 
     /// One line, for logs, `--expect-all` and JUnit.
     pub fn line(&self) -> String {
         match self {
-            Problem::Miss { request, reason } => format!("miss {request}: {reason}"),
+            Problem::Miss(m) => format!("miss {}: {}", m.request, m.reason),
             Problem::Misses { count, expected } => {
                 format!("{count} request(s) matched no recording ({expected} expected)")
             }
             Problem::Unused { seq } => format!("recorded exchange #{seq} never used"),
             Problem::MoreUnused { count } => format!("and {count} more recorded exchanges never used"),
-            Problem::Undelivered {
-                seq,
-                target,
-                attempts,
-                last,
-            } => format!(
-                "notification #{seq} to {} not delivered after {attempts} attempt(s) (last: {last})",
-                target.as_deref().unwrap_or("nowhere")
+            Problem::Undelivered(u) => format!(
+                "notification #{} to {} not delivered after {} attempt(s) (last: {})",
+                u.seq,
+                u.target.as_deref().unwrap_or("nowhere"),
+                u.attempts,
+                u.last
             ),
         }
     }

@@ -2,16 +2,21 @@
 
 use super::*;
 use crate::cassette::{Cassette, Meta};
+use crate::replay::verdict::Problem;
 
-fn empty() -> Arc<Prepared> {
+fn prepared(events: Vec<crate::cassette::Event>) -> Arc<Prepared> {
     Arc::new(Prepared::new(Cassette {
         meta: Meta {
             name: "t".into(),
             recorded_at: String::new(),
             upstream: String::new(),
         },
-        events: Vec::new(),
+        events,
     }))
+}
+
+fn empty() -> Arc<Prepared> {
+    prepared(Vec::new())
 }
 
 fn route<'a>(path: &'a [Canon], material: &'a (dyn Fn() -> Vec<u8> + Sync)) -> Route<'a> {
@@ -94,4 +99,36 @@ fn ending_a_session_while_a_request_holds_it_does_not_deadlock() {
     let report = ender.join().unwrap();
     assert!(report.is_some());
     assert!(matches!(claimed, Err(ClaimError::Ended)), "{claimed:?}");
+}
+
+#[test]
+fn a_verdict_names_the_first_unused_exchanges_and_counts_the_rest() {
+    use crate::cassette::{Event, Kind, Request, Response};
+    let events = (0..30)
+        .map(|seq| Event {
+            kind: Kind::Exchange,
+            seq,
+            at_ms: 0,
+            duration_ms: Some(0),
+            follows: None,
+            request: Request {
+                method: "GET".into(),
+                uri: format!("/v1.0/communications/calls/{seq}"),
+                ..Default::default()
+            },
+            response: Response {
+                status: Some(200),
+                ..Default::default()
+            },
+        })
+        .collect();
+    let s = Sessions::new(60_000, 10);
+    let material = Vec::new;
+    let shared = s.create_new(&prepared(events), &route(&[], &material), 0).unwrap();
+    let report = lock(&shared).report(true);
+    assert_eq!((report.unused.len(), report.unused_total), (30, 30));
+    let problems = &lock(&shared).outcome().verdict.problems;
+    assert_eq!(problems.len(), 21, "20 named, then a count");
+    assert_eq!(problems[0], Problem::Unused { seq: 0 });
+    assert_eq!(problems[20], Problem::MoreUnused { count: 10 });
 }
