@@ -132,7 +132,7 @@ pub fn open_store(path: &std::path::Path) -> Result<OpenStore, AppError> {
     let dir = std::env::temp_dir().join(format!("graphvcr-{}-{stamp}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| AppError::Runtime(format!("cannot create {}: {e}", dir.display())))?;
     let opened = OpenStore {
-        store: Arc::new(SledStore::open(&dir.join("store"))?),
+        store: Arc::new(SledStore::open_ephemeral(&dir.join("store"))?),
         temp: Some(dir),
     };
     Ok(opened)

@@ -69,6 +69,8 @@ pub struct SledStore {
     /// Set for a read-only command's copy: the copy (removed on drop) and the lock on
     /// the original.
     snapshot: Option<Snapshot>,
+    /// `--store memory`: removed on exit, so a commit never waits for the disk.
+    ephemeral: bool,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -104,6 +106,15 @@ impl SledStore {
     /// every failure says how to recover.
     pub fn open(path: &Path) -> Result<SledStore, StoreError> {
         patient(|| Self::open_at(path, path, None))
+    }
+
+    /// Opens a store that lives only as long as this process (`--store memory`):
+    /// commits are not flushed to disk, since nothing of it outlives the run.
+    pub fn open_ephemeral(path: &Path) -> Result<SledStore, StoreError> {
+        Ok(SledStore {
+            ephemeral: true,
+            ..Self::open(path)?
+        })
     }
 
     /// Opens a copy of the store for a read-only command, holding the original's lock
@@ -182,6 +193,7 @@ impl SledStore {
             }),
             sealed: Mutex::new(0),
             snapshot,
+            ephemeral: false,
         };
         if clean && store.snapshot.is_none() {
             for epoch in orphans {
@@ -439,7 +451,7 @@ impl Store for SledStore {
     }
 
     fn flush_then(&self, durable: &mut dyn FnMut(&Result<(), StoreError>)) -> Result<(), StoreError> {
-        if self.snapshot.is_some() {
+        if self.snapshot.is_some() || self.ephemeral {
             durable(&Ok(()));
             return Ok(());
         }
