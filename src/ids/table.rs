@@ -152,9 +152,12 @@ impl Pairing {
     /// `key` whose text differs beyond its ids is bound whole, for that member only.
     pub fn strs(&mut self, rec: &str, live: &str, key: Option<&str>, call_scoped: bool) {
         let tr = scan(rec);
-        let tl = scan(live);
+        // the same text (most strings): scanned once, each id paired with itself
+        let same = rec == live;
+        let scanned_live = if same { Vec::new() } else { scan(live) };
+        let tl = if same { &tr } else { &scanned_live };
         if tr.len() == tl.len() {
-            for (a, b) in tr.iter().zip(&tl) {
+            for (a, b) in tr.iter().zip(tl) {
                 self.tokens.push(Pair {
                     recorded: a.canon.clone(),
                     rec_text: rec[a.start..a.end].to_string(),
@@ -164,7 +167,7 @@ impl Pairing {
                 });
             }
         }
-        let differs = rec != live && (tr.len() != tl.len() || gaps(rec, &tr) != gaps(live, &tl));
+        let differs = !same && (tr.len() != tl.len() || gaps(rec, &tr) != gaps(live, tl));
         if let (true, Some(k)) = (differs, key) {
             self.strings.push((k.to_string(), rec.to_string(), live.to_string()));
         }
