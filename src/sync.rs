@@ -20,14 +20,14 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// keys that share a stripe only take turns with each other.
 pub struct Turns {
     gates: Box<[tokio::sync::Mutex<()>]>,
-    hasher: std::hash::RandomState,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl Turns {
     pub fn new(stripes: usize) -> Turns {
         Turns {
             gates: (0..stripes.max(1)).map(|_| tokio::sync::Mutex::new(())).collect(),
-            hasher: std::hash::RandomState::new(),
+            hasher: foldhash::fast::RandomState::default(),
         }
     }
 

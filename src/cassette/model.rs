@@ -121,6 +121,28 @@ pub struct Event {
 }
 
 impl Event {
+    /// A recorded exchange answered `200` with `body`, for tests.
+    #[cfg(test)]
+    pub fn test_exchange(seq: u64, method: &str, uri: &str, body: Body) -> Event {
+        Event {
+            kind: Kind::Exchange,
+            seq,
+            at_ms: 0,
+            duration_ms: Some(0),
+            follows: None,
+            request: Request {
+                method: method.into(),
+                uri: uri.into(),
+                ..Default::default()
+            },
+            response: Response {
+                status: Some(200),
+                body,
+                ..Default::default()
+            },
+        }
+    }
+
     /// When the response was complete, as an offset from the cassette start.
     pub fn done_ms(&self) -> u64 {
         self.at_ms.saturating_add(self.duration_ms.unwrap_or(0))

@@ -211,30 +211,14 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cassette::{Event, Kind, Request, Response};
+    use crate::cassette::Event;
     use serde_json::json;
 
     const CALL: &str = "ab6233a5-20b7-4c5e-bea2-ce56c9776429";
     const OP: &str = "eec3812a-fdc3-4fb4-825c-a06c9f35414e";
 
     fn exchange(seq: u64, method: &str, uri: &str, response: Value) -> Event {
-        Event {
-            kind: Kind::Exchange,
-            seq,
-            at_ms: 0,
-            duration_ms: Some(0),
-            follows: None,
-            request: Request {
-                method: method.into(),
-                uri: uri.into(),
-                ..Default::default()
-            },
-            response: Response {
-                status: Some(200),
-                body: Body::Json(response),
-                ..Default::default()
-            },
-        }
+        Event::test_exchange(seq, method, uri, Body::Json(response))
     }
 
     fn note(url: &str) -> NoteIds {

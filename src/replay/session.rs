@@ -24,7 +24,7 @@ pub use crate::ring::REPORT_TAIL;
 const UNUSED_LISTED: usize = 20;
 
 /// Exchanges a session never served: the first ones and how many in all.
-pub struct Unused {
+struct Unused {
     first: Vec<u64>,
     total: usize,
 }
@@ -269,7 +269,7 @@ impl Session {
 
     /// `ok`, or the problems: misses beyond those expected, exchanges never used,
     /// notifications not delivered.
-    pub fn verdict(&self, unused: &Unused, deliveries: &[Delivery]) -> Verdict {
+    fn verdict(&self, unused: &Unused, deliveries: &[Delivery]) -> Verdict {
         let mut problems = Vec::new();
         if self.undeclared_misses > self.settings.expect_misses {
             if self.settings.expect_misses > 0 {

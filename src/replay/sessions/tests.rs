@@ -103,23 +103,10 @@ fn ending_a_session_while_a_request_holds_it_does_not_deadlock() {
 
 #[test]
 fn a_verdict_names_the_first_unused_exchanges_and_counts_the_rest() {
-    use crate::cassette::{Event, Kind, Request, Response};
     let events = (0..30)
-        .map(|seq| Event {
-            kind: Kind::Exchange,
-            seq,
-            at_ms: 0,
-            duration_ms: Some(0),
-            follows: None,
-            request: Request {
-                method: "GET".into(),
-                uri: format!("/v1.0/communications/calls/{seq}"),
-                ..Default::default()
-            },
-            response: Response {
-                status: Some(200),
-                ..Default::default()
-            },
+        .map(|seq| {
+            let uri = format!("/v1.0/communications/calls/{seq}");
+            crate::cassette::Event::test_exchange(seq, "GET", &uri, crate::cassette::Body::Empty)
         })
         .collect();
     let s = Sessions::new(60_000, 10);
