@@ -77,11 +77,12 @@ fn notifications(c: &mut Criterion) {
     let scoped = IdTable::default();
     // the table as serving the invite's response left it (its operation id minted)
     let mut served = IdTable::default();
-    Rewriter::new(&scoped, &mut served, prepared.stable(), &seed)
-        .rewrite_body(&prepared.exchange_event(0).response.body);
+    let response = prepared.load_exchange(0).expect("the invite");
+    Rewriter::new(&scoped, &mut served, prepared.stable(), &seed).rewrite_template(response.sent());
+    let events = prepared.load_all(prepared.follows(0)).expect("its notifications");
     let batch = NotificationBatch {
-        events: prepared.follows(0),
-        after_ms: prepared.exchange_event(0).done_ms(),
+        events: &events,
+        after_ms: prepared.exchange_head(0).done_ms(),
         callback_uri: None,
         number: 1,
         patience: None,
@@ -93,7 +94,7 @@ fn notifications(c: &mut Criterion) {
             || served.clone(),
             |mut table| {
                 let mut rw = Rewriter::new(&scoped, &mut table, prepared.stable(), &seed);
-                notification_jobs(&prepared, &batch, &mut rw)
+                notification_jobs(&batch, &mut rw)
             },
             BatchSize::SmallInput,
         )

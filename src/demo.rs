@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::app::{self, say, AppError, Deps};
-use crate::cassette::{Body, CassetteError, Event};
+use crate::cassette::{Body, CassetteError, Event, Kind};
 use crate::clock::SystemClock;
 use crate::config::{BotUrl, Limits, ReplayConfig};
 use crate::http::client::{HttpClient, Reply};
@@ -145,7 +145,8 @@ fn role_of(c: &Prepared, id: &str) -> String {
             _ => None,
         }
     }
-    for e in c.events() {
+    for l in (0..c.heads().len()).filter_map(|i| c.load(i).ok()) {
+        let e = l.event();
         let (path, _) = crate::graph::split_uri(&e.request.uri);
         let segs: Vec<&str> = path.split('/').collect();
         if let Some(i) = segs.iter().position(|s| s.to_ascii_lowercase() == id) {
@@ -154,8 +155,14 @@ fn role_of(c: &Prepared, id: &str) -> String {
                 segs.get(i.wrapping_sub(1)).unwrap_or(&"").trim_end_matches('s')
             );
         }
-        for (side, b) in [("request", &e.request.body), ("response", &e.response.body)] {
-            if let Some(k) = b.json().and_then(|v| find(v, id, "")) {
+        // the body graphvcr sends is compiled out of the event
+        let sent = l.sent().json_value();
+        let (request, response) = match e.kind {
+            Kind::Exchange => (e.request.body.json().cloned(), sent),
+            Kind::Notification => (sent, None),
+        };
+        for (side, b) in [("request", request), ("response", response)] {
+            if let Some(k) = b.and_then(|v| find(&v, id, "")) {
                 return format!("{k} ({side})");
             }
         }
@@ -336,7 +343,11 @@ pub async fn run(cassette: &str, dir: &Path) -> Result<String, AppError> {
             "cassette `{cassette}` has no exchange to replay"
         )));
     };
-    let recorded = prepared.event(first.event).clone();
+    let recorded = prepared
+        .load(first.event)
+        .map_err(|e| AppError::Runtime(e.to_string()))?
+        .event()
+        .clone();
     let expected = prepared.follows(0).len();
     say(&format!(
         "graphvcr demo: replaying `{cassette}` ({} exchange(s), {expected} notification(s)) to a built-in bot at http://{bot_addr}",

@@ -286,6 +286,7 @@ pub fn replayer(cassette: Cassette, max_sessions: usize) -> (Replayer, tempfile:
             max: max_sessions,
         },
         ring_timeout: std::time::Duration::from_secs(30),
+        hold_events: graphvcr::config::defaults::HOLD_EVENTS,
     };
     let prepared = Arc::new(Prepared::new(cassette));
     let clock = Arc::new(FixedClock::new(1_790_000_000_000));

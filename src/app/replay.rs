@@ -112,11 +112,12 @@ pub fn replayer(cfg: &ReplayConfig, deps: &Deps) -> Result<Arc<Replayer>, AppErr
 
     let default = match &cfg.cassette {
         Some(name) => {
-            let c = match deps.store.load(name)? {
-                Some(c) => c,
-                None => crate::bundled::cassette(name).ok_or_else(|| CassetteError::Unknown(name.clone()))??,
+            let p = match Prepared::stream(&*deps.store, name, cfg.hold_events)? {
+                Some(p) => p,
+                None => {
+                    Prepared::new(crate::bundled::cassette(name).ok_or_else(|| CassetteError::Unknown(name.clone()))??)
+                }
             };
-            let p = Prepared::new(c);
             for f in &cfg.faults {
                 crate::replay::validate_fault(f, &p).map_err(|e| AppError::Usage(e.to_string()))?;
             }
@@ -152,6 +153,7 @@ pub fn replayer(cfg: &ReplayConfig, deps: &Deps) -> Result<Arc<Replayer>, AppErr
             max: cfg.max_sessions,
         },
         ring_timeout: cfg.ring_timeout,
+        hold_events: cfg.hold_events,
     };
     Ok(Arc::new(Replayer::new(
         default,

@@ -6,7 +6,9 @@ pub mod model;
 pub mod store;
 
 pub use model::{Body, Cassette, Event, Headers, Kind, Meta, Request, Response, FORMAT_VERSION};
-pub use store::{Committer, Damage, Publish, SledStore, Source, Staging, Store, StoreError, Stored};
+pub use store::{
+    Committer, Damage, EventReader, Publish, SledStore, Source, Staging, Store, StoreError, Stored, Streamed,
+};
 
 /// Why a cassette could not be read, written or found.
 #[derive(Debug, thiserror::Error)]

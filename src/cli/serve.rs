@@ -104,6 +104,10 @@ pub struct ServeArgs {
     /// Most sessions alive at once (least recently used idle ones are evicted).
     #[arg(long, env = "GRAPHVCR_MAX_SESSIONS", default_value_t = defaults::MAX_SESSIONS)]
     pub max_sessions: usize,
+    /// Cassettes with more events than this are served from the store, their bodies
+    /// read when a session needs them (a long recording is not held in memory).
+    #[arg(long, env = "GRAPHVCR_HOLD_EVENTS", default_value_t = defaults::HOLD_EVENTS)]
+    pub hold_events: usize,
     /// How strictly a request must agree with a recording.
     #[arg(long = "match", env = "GRAPHVCR_MATCH", value_enum, default_value = "default")]
     pub match_mode: Match,
@@ -199,6 +203,7 @@ impl ServeArgs {
             return Err("--max-sessions must be at least 1".into());
         }
         c.max_sessions = self.max_sessions;
+        c.hold_events = self.hold_events;
         c.expect_all = self.expect_all;
         c.match_mode = self.match_mode.mode();
         c.on_miss = match self.on_miss {

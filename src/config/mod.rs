@@ -39,6 +39,8 @@ pub mod defaults {
     pub const SPEED: f64 = 1.0;
     pub const SESSION_IDLE: Duration = Duration::from_secs(300);
     pub const MAX_SESSIONS: usize = 10_000;
+    /// Cassettes with more events are served from the store, not held in memory.
+    pub const HOLD_EVENTS: usize = 4096;
     pub const DELIVERY_ATTEMPTS: u32 = 5;
     pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
     pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -272,6 +274,9 @@ pub struct ReplayConfig {
     pub notify_timeout: Duration,
     pub session_idle: Duration,
     pub max_sessions: usize,
+    /// Cassettes with more events than this are served from the store (their bodies
+    /// read when served), not held in memory.
+    pub hold_events: usize,
     pub expect_all: bool,
     /// How strictly requests must agree with recordings.
     pub match_mode: MatchMode,
@@ -356,6 +361,7 @@ impl ReplayConfig {
             notify_timeout: defaults::NOTIFY_TIMEOUT,
             session_idle: defaults::SESSION_IDLE,
             max_sessions: defaults::MAX_SESSIONS,
+            hold_events: defaults::HOLD_EVENTS,
             expect_all: false,
             match_mode: MatchMode::Default,
             ring_at_start: true,

@@ -1,12 +1,14 @@
 //! Building the notifications a served exchange (or a ringing session) triggers:
 //! each recorded notification rewritten for the live session, addressed and paced.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::Method;
 
+use super::bodies::Loaded;
 use super::headers::notification_headers;
-use super::prepared::Prepared;
 use super::settings::SessionSettings;
 use crate::config::BotUrl;
 use crate::ids::Rewriter;
@@ -14,8 +16,8 @@ use crate::notify::Job;
 
 /// What a batch of notifications is built from.
 pub struct Batch<'a> {
-    /// Event indices of the recorded notifications, in order.
-    pub events: &'a [usize],
+    /// The recorded notifications, in order (`Prepared::load_all`).
+    pub events: &'a [Arc<Loaded>],
     /// Offset of the trigger (the recorded response's end) the waits count from.
     pub after_ms: u64,
     /// The `callbackUri` the session learned, if any.
@@ -48,19 +50,19 @@ pub fn target(bot: Option<&BotUrl>, callback_uri: Option<&str>, recorded_uri: &s
 }
 
 /// Rewrites and addresses a batch of notifications, paced from the trigger.
-pub fn jobs(cassette: &Prepared, batch: &Batch<'_>, rw: &mut Rewriter<'_>) -> Vec<Job> {
+pub fn jobs(batch: &Batch<'_>, rw: &mut Rewriter<'_>) -> Vec<Job> {
     let offsets: Vec<u64> = batch
         .events
         .iter()
-        .map(|&i| cassette.event(i).at_ms.saturating_sub(batch.after_ms))
+        .map(|l| l.event().at_ms.saturating_sub(batch.after_ms))
         .collect();
     let waits = batch.settings.pacing.schedule(&offsets);
     batch
         .events
         .iter()
         .zip(waits)
-        .map(|(&i, wait)| {
-            let ev = cassette.event(i);
+        .map(|(loaded, wait)| {
+            let ev = loaded.event();
             let mut job = Job {
                 seq: ev.seq,
                 method: Method::from_bytes(ev.request.method.as_bytes()).unwrap_or(Method::POST),
@@ -79,11 +81,11 @@ pub fn jobs(cassette: &Prepared, batch: &Batch<'_>, rw: &mut Rewriter<'_>) -> Ve
             job.url = target(batch.settings.bot_url.as_ref(), batch.callback_uri, &uri);
             let message = [ev.seq.to_be_bytes(), batch.number.to_be_bytes()].concat();
             job.headers = notification_headers(&ev.request.headers, rw, &message);
-            if !job.headers.contains_key(header::CONTENT_TYPE) && cassette.sent(i).is_json() {
+            if !job.headers.contains_key(header::CONTENT_TYPE) && loaded.sent().is_json() {
                 job.headers
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             }
-            job.body = Bytes::from(rw.rewrite_template(cassette.sent(i)));
+            job.body = Bytes::from(rw.rewrite_template(loaded.sent()));
             job
         })
         .collect()

@@ -8,11 +8,11 @@ use bytes::Bytes;
 
 use std::sync::atomic::Ordering;
 
-use super::prepared::Prepared;
+use super::prepared::RecordedExchange;
 use super::session::Missed;
 use super::sessions::Route;
 use super::{OnMiss, Replayer};
-use crate::cassette::Body;
+use crate::cassette::{Body, Event};
 use crate::error::ProxyError;
 use crate::graph::{self, GraphPath};
 use crate::http::wire::header_str;
@@ -99,9 +99,7 @@ pub fn seed_material(live: &Live<'_>) -> Vec<u8> {
 }
 
 /// Walks the recorded request beside the live one: path, query and body.
-pub fn pair(cassette: &Prepared, entry: usize, live: &Live<'_>) -> Pairing {
-    let rec = &cassette.exchanges()[entry];
-    let rec_ev = cassette.exchange_event(entry);
+pub fn pair(rec: &RecordedExchange, rec_ev: &Event, live: &Live<'_>) -> Pairing {
     let mut pairing = Pairing::default();
     if let Some(rp) = &rec.path {
         for (a, b) in rp.segments.iter().zip(&live.path.segments) {

@@ -2,10 +2,12 @@
 //! cassette (choose), binds its ids (bind), rewrites the recorded response and
 //! schedules the notifications that follow it (respond). Never contacts Graph.
 
+mod bodies;
 mod callbacks;
 mod faults;
 mod headers;
 mod live;
+mod prepare;
 mod prepared;
 mod report;
 mod run;
@@ -15,11 +17,12 @@ mod settings;
 mod start;
 mod verdict;
 
+pub use bodies::Loaded;
 /// Building a served exchange's notifications on their own: a hook for the criterion
 /// bench (`benches/replay.rs`); the server calls it from `Replayer::respond`.
 pub use callbacks::{jobs as notification_jobs, Batch as NotificationBatch};
 pub use faults::{validate as validate_fault, Applied};
-pub use prepared::{Prepared, RecordedExchange};
+pub use prepared::{Head, Prepared, RecordedExchange, HOLD_EVENTS};
 pub use report::{Forwarded, Missed, Outcome, Report, Served};
 pub use session::REPORT_TAIL;
 pub use settings::{validate_session_name, OnMiss, SessionSettings};
@@ -70,6 +73,8 @@ pub struct ReplayOptions {
     pub limits: SessionLimits,
     /// How long a ringing call's notifications retry a bot that refuses connections.
     pub ring_timeout: std::time::Duration,
+    /// Cassettes with more events than this are served from the store, not held.
+    pub hold_events: usize,
 }
 
 /// The replay engine behind the Graph face.
@@ -83,6 +88,7 @@ pub struct Replayer {
     notifier: Arc<Notifier>,
     defaults: SessionSettings,
     ring_timeout: std::time::Duration,
+    hold_events: usize,
     /// Sessions started without a name, for their generated names.
     unnamed: AtomicU64,
     /// When the latest bot request arrived (monotonic ms).
@@ -122,6 +128,15 @@ enum Choice {
     Forward(bool),
 }
 
+/// The recorded exchange a request is served from, read before anything changes.
+struct Chosen {
+    entry: usize,
+    repeated: bool,
+    exchange: Arc<Loaded>,
+    /// The notifications that follow it, in order.
+    notifications: Vec<Arc<Loaded>>,
+}
+
 /// Counts over a whole replay run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReplayTotals {
@@ -156,6 +171,7 @@ impl Replayer {
             notifier,
             defaults: options.defaults,
             ring_timeout: options.ring_timeout,
+            hold_events: options.hold_events,
             unnamed: AtomicU64::new(0),
             last_request_ms: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -169,13 +185,15 @@ impl Replayer {
             return Ok(c);
         }
         crate::cassette::validate_name(name).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
-        let c = match self.store.load(name)? {
-            Some(c) => c,
-            None => crate::bundled::cassette(name)
-                .ok_or_else(|| ProxyError::NotFound(format!("no cassette named `{name}` in the store")))?
-                .map_err(|e| ProxyError::Internal(e.to_string()))?,
+        let p = match Prepared::stream(&*self.store, name, self.hold_events)? {
+            Some(p) => p,
+            None => Prepared::new(
+                crate::bundled::cassette(name)
+                    .ok_or_else(|| ProxyError::NotFound(format!("no cassette named `{name}` in the store")))?
+                    .map_err(|e| ProxyError::Internal(e.to_string()))?,
+            ),
         };
-        let p = Arc::new(Prepared::new(c));
+        let p = Arc::new(p);
         if let Ok(mut m) = self.cassettes.write() {
             m.insert(name.to_string(), p.clone());
         }
@@ -289,10 +307,16 @@ impl Replayer {
                 })))
             }
         };
-        let Some(bound) = self.bind(shared, s, &cassette, entry, live)? else {
+        let chosen = Chosen {
+            entry,
+            repeated,
+            exchange: cassette.load_exchange(entry)?,
+            notifications: cassette.load_all(cassette.follows(entry))?,
+        };
+        let Some(bound) = self.bind(shared, s, &cassette, &chosen, live)? else {
             return Ok(None);
         };
-        let resp = self.respond(s, &cassette, entry, repeated, bound, live);
+        let resp = self.respond(s, &cassette, &chosen, bound, live);
         Ok(Some(match delay {
             Some(d) => Handled::Delayed(d, resp),
             None => Handled::Answer(resp),
@@ -312,7 +336,7 @@ impl Replayer {
             OnMiss::Passthrough => return Ok(Choice::Forward(false)),
         }
         let (nearest, reason) = cassette.index().explain_miss(&live.probe, mode);
-        let nearest_seq = nearest.map(|e| cassette.exchange_event(e).seq);
+        let nearest_seq = nearest.map(|e| cassette.exchange_head(e).seq);
         s.note_missed(Missed {
             request: live.shown(),
             nearest_seq,
@@ -334,10 +358,10 @@ impl Replayer {
         shared: &Shared,
         s: &mut Session,
         cassette: &Prepared,
-        entry: usize,
+        chosen: &Chosen,
         live: &Live<'_>,
     ) -> Result<Option<Bound>, ProxyError> {
-        let pairing = pair(cassette, entry, live);
+        let pairing = pair(&cassette.exchanges()[chosen.entry], chosen.exchange.event(), live);
         let claims: Vec<Canon> = pairing
             .tokens
             .iter()
@@ -369,12 +393,12 @@ impl Replayer {
         &self,
         s: &mut Session,
         cassette: &Prepared,
-        entry: usize,
-        repeated: bool,
+        chosen: &Chosen,
         mut bound: Bound,
         live: &Live<'_>,
     ) -> Resp {
-        let rec_ev = cassette.exchange_event(entry);
+        let (entry, repeated) = (chosen.entry, chosen.repeated);
+        let rec_ev = chosen.exchange.event();
         // a state-changing request served again is a new action: new resources
         let reminted = if repeated && graph::changes_state(live.method) {
             s.remint(entry, &mut bound)
@@ -402,17 +426,17 @@ impl Replayer {
             if let Ok(v) = HeaderValue::from_str(&session_id) {
                 headers.insert(HeaderName::from_static("x-graphvcr-session"), v);
             }
-            let body = rw.rewrite_template(cassette.sent(cassette.exchanges()[entry].event));
+            let body = rw.rewrite_template(chosen.exchange.sent());
             let resp = wire::response(rec_ev.response.status.unwrap_or(200), headers, body);
             let batch = Batch {
-                events: cassette.follows(entry),
+                events: &chosen.notifications,
                 after_ms: rec_ev.done_ms(),
                 callback_uri: callback_uri.as_deref(),
                 number,
                 patience: None,
                 settings: &settings,
             };
-            let jobs = callbacks::jobs(cassette, &batch, &mut rw);
+            let jobs = callbacks::jobs(&batch, &mut rw);
             (resp, jobs, rw.into_minted())
         };
         let mut jobs = jobs;

@@ -1,255 +1,65 @@
-//! A cassette prepared for serving, once at load: the match index, the notifications
-//! each exchange triggers, the ids that stay stable and every id it mentions.
+//! A cassette prepared for serving, once at load (`prepare`): the match index, the
+//! notifications each exchange triggers, the ids that stay stable and every id it
+//! mentions; the events' bodies held, or read from the store when served (`bodies`).
 
-use std::collections::{HashMap, HashSet};
-
-use crate::hash::Set;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use crate::cassette::{Body, Cassette, Event, Kind, Meta};
-use crate::graph::{self, GraphPath};
-use crate::ids::{self, Canon, Template};
-use crate::matching::{Index, Probe, Shape};
+use crate::cassette::{Cassette, Meta, Store, StoreError};
+use crate::hash::Set;
+use crate::ids::Canon;
+use crate::matching::Index;
 
-/// A recorded exchange, parsed once.
-#[derive(Debug)]
-pub struct RecordedExchange {
-    /// Index into the cassette's events.
-    pub event: usize,
-    pub path: Option<GraphPath>,
-    pub query: Option<String>,
-}
+use super::bodies::{Bodies, Loaded};
+use super::prepare::{Builder, Summary};
+pub use super::prepare::{Head, RecordedExchange};
+
+/// Cassettes with more events than this are served from the store, not held.
+pub const HOLD_EVENTS: usize = 4096;
 
 /// A cassette ready to serve.
 #[derive(Debug)]
 pub struct Prepared {
     meta: Meta,
-    events: Vec<Event>,
-    exchanges: Vec<RecordedExchange>,
-    index: Index,
-    /// Per exchange (index entry): the notifications that follow it, in order.
-    follows: Vec<Vec<usize>>,
-    /// Notifications that need no trigger (`follows: null`).
-    unattached: Vec<usize>,
-    /// Ids at identity positions (tenant, users, apps): never minted.
-    stable: Set<Canon>,
-    /// Every id the cassette mentions (a live id equal to one is "bound to itself").
-    recorded_ids: Set<Canon>,
-    /// Per exchange: the ids its action creates (in its response or notifications,
-    /// not in its request, never seen before it, not stable). Served again in a
-    /// session, a state-changing exchange mints these afresh: a new action, a new
-    /// resource.
-    created: Vec<HashSet<Canon>>,
-    /// Per index key: the largest recorded request body, in bytes.
-    largest_body: HashMap<String, usize>,
+    summary: Summary,
+    bodies: Bodies,
     /// Per exchange: served by some session, ever.
     used: Vec<AtomicBool>,
-    /// Per event: the body graphvcr sends, compiled for rewriting (an exchange's
-    /// response, a notification's request). `events` no longer hold these bodies:
-    /// a parsed JSON tree costs many times its bytes, and only the template is read.
-    sent: Vec<Template>,
-    /// Per event: a notification that reports an operation's outcome.
-    operations: Vec<bool>,
-}
-
-/// The ids in one side of an event: target and body (request), body and headers
-/// such as `Location` (response).
-fn ids_in(e: &Event, response: bool, out: &mut HashSet<Canon>) {
-    let (body, headers) = if response {
-        (&e.response.body, &e.response.headers)
-    } else {
-        out.extend(ids::scan(&e.request.uri).into_iter().map(|t| t.canon));
-        (&e.request.body, &e.request.headers)
-    };
-    match body {
-        Body::Json(v) => ids::collect(v, out),
-        Body::Text(s) => out.extend(ids::scan(s).into_iter().map(|t| t.canon)),
-        _ => {}
-    }
-    for (_, v) in headers {
-        out.extend(ids::scan(v).into_iter().map(|t| t.canon));
-    }
-}
-
-/// The match probe of a recorded exchange's request, with its parsed path and query.
-fn recorded_probe(e: &Event) -> (Probe, Option<GraphPath>, Option<&str>) {
-    let (path, query) = graph::split_uri(&e.request.uri);
-    let gp = GraphPath::parse(path);
-    let probe = match &gp {
-        Some(gp) => Probe::from_parts(&e.request.method, gp, query, &e.request.body),
-        // not a Graph path: indexed under a key no Graph request produces
-        None => Probe {
-            method: e.request.method.to_ascii_uppercase(),
-            version: String::new(),
-            template: path.to_string(),
-            query: String::new(),
-            shape: Shape::of_body(&e.request.body),
-        },
-    };
-    (probe, gp, query)
-}
-
-/// Whether a notification reports an operation's outcome (its resource is one).
-fn reports_operation(e: &Event) -> bool {
-    let Some(v) = e.request.body.json().filter(|_| e.kind == Kind::Notification) else {
-        return false;
-    };
-    graph::notification_items(v).iter().any(|n| {
-        n.get("resourceUrl")
-            .and_then(serde_json::Value::as_str)
-            .is_some_and(|u| graph::operation_id_in(u).is_some())
-    })
-}
-
-/// Compiles the body graphvcr sends of each event (an exchange's response, a
-/// notification's request) and takes it out of the event. Strings without ids stay
-/// pieces of a template only where a recorded request holds the same string under
-/// the same member: only those can be bound whole (`Pairing::strs`).
-fn sent_templates(events: &mut [Event]) -> Vec<Template> {
-    let mut bindable: HashMap<String, HashSet<&str>> = HashMap::new();
-    for e in events.iter().filter(|e| e.kind == Kind::Exchange) {
-        if let Body::Json(v) = &e.request.body {
-            ids::visit_strings(v, &mut |key, _, s| {
-                if let Some(k) = key {
-                    match bindable.get_mut(k) {
-                        Some(set) => {
-                            set.insert(s);
-                        }
-                        None => {
-                            bindable.insert(k.to_string(), HashSet::from([s]));
-                        }
-                    }
-                }
-            });
-        }
-    }
-    let can_bind = |k: &str, s: &str| bindable.get(k).is_some_and(|v| v.contains(s));
-    let templates: Vec<Template> = events
-        .iter()
-        .map(|e| {
-            let body = match e.kind {
-                Kind::Exchange => &e.response.body,
-                Kind::Notification => &e.request.body,
-            };
-            Template::compile(body, &can_bind)
-        })
-        .collect();
-    drop(bindable);
-    for e in events.iter_mut() {
-        match e.kind {
-            Kind::Exchange => e.response.body = Body::Empty,
-            Kind::Notification => e.request.body = Body::Empty,
-        }
-    }
-    templates
-}
-
-/// Per exchange, the ids its action creates: in its response or the notifications
-/// that follow it, not in its request, in no earlier event, not stable.
-fn created_ids(
-    events: &[Event],
-    exchanges: &[RecordedExchange],
-    follows: &[Vec<usize>],
-    stable: &Set<Canon>,
-) -> Vec<HashSet<Canon>> {
-    // where each id first shows up
-    let mut first: HashMap<Canon, usize> = HashMap::new();
-    for (i, e) in events.iter().enumerate() {
-        let mut here = HashSet::new();
-        ids_in(e, false, &mut here);
-        ids_in(e, true, &mut here);
-        for c in here {
-            first.entry(c).or_insert(i);
-        }
-    }
-    exchanges
-        .iter()
-        .enumerate()
-        .map(|(entry, x)| {
-            let ev = &events[x.event];
-            let mut request = HashSet::new();
-            ids_in(ev, false, &mut request);
-            let mut made = HashSet::new();
-            ids_in(ev, true, &mut made);
-            for &n in &follows[entry] {
-                ids_in(&events[n], false, &mut made);
-            }
-            let new_here = |c: &Canon| first.get(c).is_none_or(|&i| i >= x.event);
-            made.retain(|c| !request.contains(c) && new_here(c) && !stable.contains(c));
-            made
-        })
-        .collect()
 }
 
 impl Prepared {
+    /// Prepares a cassette held in memory.
     pub fn new(c: Cassette) -> Prepared {
-        let mut exchanges = Vec::new();
-        let mut probes = Vec::new();
-        let mut entry_of_seq = HashMap::new();
-        let mut stable = Set::default();
-        let mut recorded_ids = Set::default();
-        let mut largest_body: HashMap<String, usize> = HashMap::new();
-        for (i, e) in c.events.iter().enumerate() {
-            for b in [&e.request.body, &e.response.body] {
-                match b {
-                    Body::Json(v) => {
-                        ids::collect_stable(v, &mut stable);
-                        ids::collect(v, &mut recorded_ids);
-                    }
-                    Body::Text(s) => {
-                        ids::collect_appids(s, &mut stable);
-                        recorded_ids.extend(ids::scan(s).into_iter().map(|t| t.canon));
-                    }
-                    _ => {}
-                }
-            }
-            recorded_ids.extend(ids::scan(&e.request.uri).into_iter().map(|t| t.canon));
-            ids::collect_stable_headers(&e.request.headers, &mut stable);
-            if e.kind != Kind::Exchange {
-                continue;
-            }
-            let (probe, gp, query) = recorded_probe(e);
-            entry_of_seq.insert(e.seq, exchanges.len());
-            let size = e.request.body.to_bytes().len();
-            let largest = largest_body.entry(probe.key()).or_insert(0);
-            *largest = (*largest).max(size);
-            probes.push((probe, e.seq));
-            exchanges.push(RecordedExchange {
-                event: i,
-                path: gp,
-                query: query.map(str::to_string),
-            });
+        let mut b = Builder::new(usize::MAX);
+        for e in c.events {
+            b.push(e);
         }
-        let n = exchanges.len();
-        let mut follows = vec![Vec::new(); n];
-        let mut unattached = Vec::new();
-        for (i, e) in c.events.iter().enumerate() {
-            if e.kind != Kind::Notification {
-                continue;
-            }
-            match e.follows.and_then(|s| entry_of_seq.get(&s)) {
-                Some(&x) => follows[x].push(i),
-                None => unattached.push(i),
-            }
-        }
-        let created = created_ids(&c.events, &exchanges, &follows, &stable);
-        let mut events = c.events;
-        let operations = events.iter().map(reports_operation).collect();
-        let sent = sent_templates(&mut events);
+        let (summary, _, held) = b.finish();
+        Prepared::of(c.meta, summary, Bodies::Held(held.unwrap_or_default()))
+    }
+
+    /// Prepares cassette `name` as the store streams it (`None`: not stored): held
+    /// when it has at most `hold` events, else served from the store, its bodies read
+    /// when a session needs them.
+    pub fn stream(store: &dyn Store, name: &str, hold: usize) -> Result<Option<Prepared>, StoreError> {
+        let mut b = Builder::new(hold);
+        let Some(streamed) = store.stream(name, &mut |e| b.push(e))? else {
+            return Ok(None);
+        };
+        let (summary, bindable, held) = b.finish();
+        let bodies = match held {
+            Some(h) => Bodies::Held(h),
+            None => Bodies::stored(streamed.reader, bindable),
+        };
+        Ok(Some(Prepared::of(streamed.meta, summary, bodies)))
+    }
+
+    fn of(meta: Meta, summary: Summary, bodies: Bodies) -> Prepared {
         Prepared {
-            meta: c.meta,
-            events,
-            exchanges,
-            created,
-            largest_body,
-            index: Index::build(probes),
-            follows,
-            unattached,
-            stable,
-            recorded_ids,
-            used: (0..n).map(|_| AtomicBool::new(false)).collect(),
-            sent,
-            operations,
+            meta,
+            used: (0..summary.exchanges.len()).map(|_| AtomicBool::new(false)).collect(),
+            summary,
+            bodies,
         }
     }
 
@@ -257,18 +67,22 @@ impl Prepared {
     /// any recording (allowing generous room for SDK whitespace and escaping): such a
     /// request misses without being parsed.
     pub fn body_too_large(&self, key: &str, len: usize) -> Option<usize> {
-        let largest = self.largest_body.get(key).copied().unwrap_or(0);
+        let largest = self.summary.largest_body.get(key).copied().unwrap_or(0);
         (len > largest.saturating_mul(4).saturating_add(4096)).then_some(largest)
     }
 
     /// The index entry of the exchange recorded as `seq`.
     pub fn entry_of(&self, seq: u64) -> Option<usize> {
-        self.exchanges.iter().position(|x| self.events[x.event].seq == seq)
+        let s = &self.summary;
+        s.exchanges.iter().position(|x| s.heads[x.event].seq == seq)
     }
 
-    /// The ids index entry `entry`'s action creates (see `created`).
-    pub fn created(&self, entry: usize) -> &HashSet<Canon> {
-        &self.created[entry]
+    /// The ids index entry `entry`'s action creates (in its response or the
+    /// notifications that follow it, not in its request, never seen before it, not
+    /// stable). Served again in a session, a state-changing exchange mints these
+    /// afresh: a new action, a new resource.
+    pub fn created(&self, entry: usize) -> &Set<Canon> {
+        &self.summary.created[entry]
     }
 
     pub fn mark_used(&self, entry: usize) {
@@ -279,9 +93,9 @@ impl Prepared {
 
     /// Seqs of the exchanges no session has served.
     pub fn unused(&self) -> Vec<u64> {
-        (0..self.exchanges.len())
+        (0..self.summary.exchanges.len())
             .filter(|&i| !self.used[i].load(Ordering::Relaxed))
-            .map(|i| self.exchange_event(i).seq)
+            .map(|i| self.exchange_head(i).seq)
             .collect()
     }
 
@@ -293,59 +107,127 @@ impl Prepared {
         &self.meta
     }
 
-    /// Every recorded event, in seq order.
-    pub fn events(&self) -> &[Event] {
-        &self.events
+    /// Every recorded event's head, in seq order.
+    pub fn heads(&self) -> &[Head] {
+        &self.summary.heads
     }
 
-    /// Event `i`'s sent body (its response, for a notification its request),
-    /// compiled for rewriting; its JSON is `sent(i).json_value()`.
-    pub fn sent(&self, i: usize) -> &Template {
-        &self.sent[i]
+    /// Event `i`'s head (`i` an index into `heads`).
+    pub fn head(&self, i: usize) -> &Head {
+        &self.summary.heads[i]
+    }
+
+    /// Event `i` as served: without the body graphvcr sends, which is compiled for
+    /// rewriting (read from the store when the cassette is not held).
+    pub fn load(&self, i: usize) -> Result<Arc<Loaded>, StoreError> {
+        self.bodies.get(i, self.summary.heads[i].seq)
+    }
+
+    /// Events `events` as served, in order.
+    pub fn load_all(&self, events: &[usize]) -> Result<Vec<Arc<Loaded>>, StoreError> {
+        events.iter().map(|&i| self.load(i)).collect()
     }
 
     /// Whether event `i` is a notification reporting an operation's outcome.
     pub fn reports_operation(&self, i: usize) -> bool {
-        self.operations.get(i).copied().unwrap_or(false)
-    }
-
-    /// Event `i` (an index into `events`), without the body graphvcr sends (see
-    /// [`Prepared::sent`]).
-    pub fn event(&self, i: usize) -> &Event {
-        &self.events[i]
+        self.summary.operations.get(i).copied().unwrap_or(false)
     }
 
     /// The recorded exchanges, in order; index entry `i` is exchange `i`.
     pub fn exchanges(&self) -> &[RecordedExchange] {
-        &self.exchanges
+        &self.summary.exchanges
     }
 
     pub fn index(&self) -> &Index {
-        &self.index
+        &self.summary.index
     }
 
     /// The notifications (event indices) that follow index entry `entry`, in order.
     pub fn follows(&self, entry: usize) -> &[usize] {
-        &self.follows[entry]
+        &self.summary.follows[entry]
     }
 
     /// Notifications that need no trigger (`follows: null`), in order.
     pub fn unattached(&self) -> &[usize] {
-        &self.unattached
+        &self.summary.unattached
     }
 
-    /// Ids at identity positions: never minted.
+    /// Ids at identity positions (tenant, users, apps): never minted.
     pub fn stable(&self) -> &Set<Canon> {
-        &self.stable
+        &self.summary.stable
     }
 
     /// Whether the recording itself mentions `id` (such a live id is "bound to itself").
     pub fn mentions(&self, id: &Canon) -> bool {
-        self.recorded_ids.contains(id)
+        self.summary.recorded_ids.contains(id)
     }
 
-    /// The recorded exchange behind index entry `entry`.
-    pub fn exchange_event(&self, entry: usize) -> &Event {
-        &self.events[self.exchanges[entry].event]
+    /// The head of the recorded exchange behind index entry `entry`.
+    pub fn exchange_head(&self, entry: usize) -> &Head {
+        &self.summary.heads[self.summary.exchanges[entry].event]
+    }
+
+    /// The recorded exchange behind index entry `entry`, as served.
+    pub fn load_exchange(&self, entry: usize) -> Result<Arc<Loaded>, StoreError> {
+        self.load(self.summary.exchanges[entry].event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cassette::SledStore;
+
+    fn stored(names: &[&str]) -> (tempfile::TempDir, SledStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SledStore::open(dir.path()).expect("store");
+        for n in names {
+            let c = crate::bundled::cassette(n).expect("bundled").expect("parses");
+            store.replace(&c, None).expect("stored");
+        }
+        (dir, store)
+    }
+
+    #[test]
+    fn a_cassette_served_from_the_store_is_prepared_as_one_held() {
+        let name = "invite-one-participant";
+        let (_dir, store) = stored(&[name]);
+        let held = Prepared::new(store.load(name).expect("loads").expect("stored"));
+        let lazy = Prepared::stream(&store, name, 0).expect("streams").expect("stored");
+        assert!(matches!(lazy.bodies, Bodies::Stored(_)), "{:?}", lazy.bodies);
+        let streamed_held = Prepared::stream(&store, name, usize::MAX)
+            .expect("streams")
+            .expect("stored");
+        assert!(matches!(streamed_held.bodies, Bodies::Held(_)));
+        for p in [&lazy, &streamed_held] {
+            let (a, b) = (&held.summary, &p.summary);
+            assert_eq!(format!("{:?}", a.heads), format!("{:?}", b.heads));
+            assert_eq!(format!("{:?}", a.exchanges), format!("{:?}", b.exchanges));
+            assert_eq!((&a.follows, &a.unattached), (&b.follows, &b.unattached));
+            assert_eq!((&a.stable, &a.recorded_ids), (&b.stable, &b.recorded_ids));
+            assert_eq!((&a.created, &a.largest_body), (&b.created, &b.largest_body));
+            assert_eq!(a.operations, b.operations);
+            for i in 0..held.heads().len() {
+                let (a, b) = (held.load(i).expect("held"), p.load(i).expect("loads"));
+                assert_eq!(a.event(), b.event(), "event {i}");
+                assert_eq!(a.sent().bytes(), b.sent().bytes(), "event {i}'s sent body");
+            }
+        }
+    }
+
+    #[test]
+    fn a_replaced_cassette_is_never_read_as_the_one_being_served() {
+        let name = "invite-one-participant";
+        let (_dir, store) = stored(&[name]);
+        let lazy = Prepared::stream(&store, name, 0).expect("streams").expect("stored");
+        let kept = lazy.load(0).expect("read before");
+        let mut other = crate::bundled::cassette("invite-multiple-participants")
+            .expect("bundled")
+            .expect("parses");
+        other.meta.name = name.to_string();
+        store.replace(&other, None).expect("replaced");
+        assert_eq!(lazy.load(0).expect("kept").event(), kept.event());
+        let err = lazy.load(1).expect_err("its epoch is gone");
+        assert!(err.to_string().contains("no longer in the store"), "{err}");
     }
 }

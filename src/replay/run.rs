@@ -23,11 +23,9 @@ impl Replayer {
     /// cassette is reloaded (new sessions see it) and the session serves from the new
     /// version, the recorded exchange counted as served.
     pub fn adopt_recorded(&self, session: &str, cassette: &str, seq: u64) -> Result<(), ProxyError> {
-        let c = self
-            .store
-            .load(cassette)?
+        let fresh = Prepared::stream(&*self.store, cassette, self.hold_events)?
             .ok_or_else(|| ProxyError::NotFound(format!("no cassette named `{cassette}` in the store")))?;
-        let fresh = Arc::new(Prepared::new(c));
+        let fresh = Arc::new(fresh);
         if let Ok(mut m) = self.cassettes.write() {
             m.insert(cassette.to_string(), fresh.clone());
         }

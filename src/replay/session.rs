@@ -332,7 +332,7 @@ impl Session {
         let first = (0..n)
             .filter(|i| !self.served_count.contains_key(i))
             .take(listed)
-            .map(|i| self.cassette.exchange_event(i).seq)
+            .map(|i| self.cassette.exchange_head(i).seq)
             .collect();
         let served = self.served_count.keys().filter(|&&i| i < n).count();
         Unused {

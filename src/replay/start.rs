@@ -84,7 +84,7 @@ impl Replayer {
             )));
         }
         s.announce();
-        let (notifications, calls) = self.ring(&mut s, &cassette);
+        let (notifications, calls) = self.ring(&mut s, &cassette)?;
         Ok(Started {
             session: name,
             cassette: cassette.name().to_string(),
@@ -107,22 +107,23 @@ impl Replayer {
 
     /// Queues the session's untriggered notifications not yet delivered (or queued);
     /// returns how many, and the live ids of the calls they announce.
-    fn ring(&self, s: &mut Session, cassette: &Prepared) -> (usize, Vec<String>) {
+    fn ring(&self, s: &mut Session, cassette: &Prepared) -> Result<(usize, Vec<String>), ProxyError> {
         let done: HashSet<u64> = s.delivered_or_queued();
         let events: Vec<usize> = cassette
             .unattached()
             .iter()
             .copied()
-            .filter(|&i| !done.contains(&cassette.event(i).seq))
+            .filter(|&i| !done.contains(&cassette.head(i).seq))
             .collect();
         if events.is_empty() {
-            return (0, Vec::new());
+            return Ok((0, Vec::new()));
         }
         let callback_uri = s.callback_uri().map(str::to_string);
         let settings = s.settings().clone();
+        let loaded = cassette.load_all(&events)?;
         let batch = Batch {
-            events: &events,
-            after_ms: cassette.event(events[0]).at_ms,
+            events: &loaded,
+            after_ms: cassette.head(events[0]).at_ms,
             callback_uri: callback_uri.as_deref(),
             number: s.batches(),
             patience: Some(self.ring_timeout),
@@ -131,7 +132,7 @@ impl Replayer {
         let scoped = IdTable::default();
         let (jobs, minted) = {
             let mut rw = s.rewriter(&scoped);
-            let jobs = callbacks::jobs(cassette, &batch, &mut rw);
+            let jobs = callbacks::jobs(&batch, &mut rw);
             (jobs, rw.into_minted())
         };
         let mut jobs = jobs;
@@ -153,6 +154,6 @@ impl Replayer {
         let _ = now.send(());
         let pending = self.dispatch(s, after, jobs);
         self.sessions.served(s.id(), &minted, pending);
-        (n, calls)
+        Ok((n, calls))
     }
 }

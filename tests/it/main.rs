@@ -17,5 +17,6 @@ mod properties;
 mod proxy;
 mod rest;
 mod secrets;
+mod stored;
 mod suite;
 mod tls;

@@ -6,12 +6,15 @@
 //!   an epoch of their own, so an import is staged and then published atomically.
 //! - `verify`: the check every open runs (every event's checksum, each cassette's
 //!   count and digest, the seal), `seal`: the witness file outside sled.
+//! - `read`: the verified scan of a cassette's events and a reader of single events
+//!   pinned to the epoch it was opened on (replay serves large cassettes from it).
 //! - `copy`: read-only commands open a copy, so they never make damage worse.
 //! - `commit`: group commit for durable appends.
 
 pub mod codec;
 mod commit;
 mod copy;
+mod read;
 mod seal;
 mod sled;
 mod verify;
@@ -132,6 +135,18 @@ impl Staging {
     }
 }
 
+/// Single events of one stored cassette, read when needed.
+pub trait EventReader: Send + Sync + 'static {
+    /// Event `seq`, verified against its checksum; an error when it is gone or damaged.
+    fn event(&self, seq: u64) -> Result<Event, StoreError>;
+}
+
+/// A cassette streamed from the store: its metadata and a reader of its events.
+pub struct Streamed {
+    pub meta: Meta,
+    pub reader: std::sync::Arc<dyn EventReader>,
+}
+
 /// A staged cassette to publish under its name.
 #[derive(Debug)]
 pub struct Publish {
@@ -146,6 +161,10 @@ pub trait Store: Send + Sync + 'static {
     fn info(&self, name: &str) -> Result<Option<Stored>, StoreError>;
     /// A whole cassette, verified against its count and digest (`Damaged` otherwise).
     fn load(&self, name: &str) -> Result<Option<Cassette>, StoreError>;
+    /// Visits every event of a cassette in seq order, verified as `load` verifies them
+    /// (on `Damaged` some were visited: discard what was built from them), and returns
+    /// its metadata and a reader of its events: a cassette served without being held.
+    fn stream(&self, name: &str, visit: &mut dyn FnMut(Event)) -> Result<Option<Streamed>, StoreError>;
     /// One intact event.
     fn event(&self, name: &str, seq: u64) -> Result<Option<Event>, StoreError>;
     fn set_source(&self, name: &str, source: Option<Source>) -> Result<(), StoreError>;

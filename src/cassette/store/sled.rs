@@ -5,16 +5,17 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
 
 use super::codec::{self, Digest};
 use super::copy::Snapshot;
+use super::read::{self, SledReader};
 use super::seal::{self, Seal};
 use super::verify::{self, Verified};
-use super::{Damage, Publish, Source, Staging, Store, StoreError, Stored};
+use super::{Damage, Publish, Source, Staging, Store, StoreError, Stored, Streamed};
 use crate::cassette::{Cassette, Event, Meta};
 use crate::sync::lock;
 
@@ -245,38 +246,28 @@ impl SledStore {
         serde_json::to_vec(r).map_err(io)
     }
 
-    /// Reads every event of a record, stopping at the first that is not intact.
-    fn read_events(&self, name: &str, r: &MetaRecord) -> Result<Vec<Event>, StoreError> {
-        let mut events = Vec::new();
-        let mut digest = Digest::default();
-        let mut whole = true;
-        for kv in self.events.scan_prefix(codec::epoch_prefix(r.epoch)) {
-            let decoded = kv.map_err(|e| e.to_string()).and_then(|(k, v)| {
-                let (_, seq) = codec::parse_key(&k).ok_or("bad key")?;
-                codec::decode(seq, &v)
-            });
-            match decoded {
-                Ok((ev, sum)) if ev.seq == events.len() as u64 => {
-                    digest.toggle(&sum);
-                    events.push(ev);
-                }
-                _ => {
-                    whole = false;
-                    break;
-                }
-            }
-        }
-        if whole && events.len() as u64 == r.count && Digest::from_hex(&r.digest) == Some(digest) {
-            return Ok(events);
+    /// Visits every event of a record, verified: `Damaged` (and the cassette marked
+    /// so) when one is not intact or the count or digest is not the record's.
+    fn read_events(&self, name: &str, r: &MetaRecord, visit: &mut dyn FnMut(Event)) -> Result<(), StoreError> {
+        let s = read::scan(&self.events, r.epoch, visit);
+        if s.whole && s.count == r.count && Digest::from_hex(&r.digest) == Some(s.digest) {
+            return Ok(());
         }
         let d = Damage {
             name: name.to_string(),
-            readable: events.len() as u64,
+            readable: s.count,
             expected: r.count,
             file: r.source.as_ref().map(|s| s.path.clone()),
         };
         lock(&self.writes).damaged.insert(name.to_string(), d.clone());
         Err(StoreError::Damaged(vec![d]))
+    }
+
+    /// The record of a cassette that is not known damaged.
+    fn readable(&self, name: &str) -> Result<Option<MetaRecord>, StoreError> {
+        let w = lock(&self.writes);
+        Self::damaged(&w, name)?;
+        Ok(w.records.get(name).cloned())
     }
 }
 
@@ -290,16 +281,21 @@ impl Store for SledStore {
     }
 
     fn load(&self, name: &str) -> Result<Option<Cassette>, StoreError> {
-        let r = {
-            let w = lock(&self.writes);
-            Self::damaged(&w, name)?;
-            match w.records.get(name) {
-                Some(r) => r.clone(),
-                None => return Ok(None),
-            }
+        let Some(r) = self.readable(name)? else {
+            return Ok(None);
         };
-        let events = self.read_events(name, &r)?;
+        let mut events = Vec::new();
+        self.read_events(name, &r, &mut |e| events.push(e))?;
         Ok(Some(Cassette { meta: r.meta, events }))
+    }
+
+    fn stream(&self, name: &str, visit: &mut dyn FnMut(Event)) -> Result<Option<Streamed>, StoreError> {
+        let Some(r) = self.readable(name)? else {
+            return Ok(None);
+        };
+        self.read_events(name, &r, visit)?;
+        let reader = Arc::new(SledReader::new(self.events.clone(), r.epoch, name));
+        Ok(Some(Streamed { meta: r.meta, reader }))
     }
 
     fn event(&self, name: &str, seq: u64) -> Result<Option<Event>, StoreError> {

@@ -1,0 +1,80 @@
+//! Reading a stored cassette's events: the verified scan behind `load` and `stream`,
+//! and [`SledReader`], which reads single events of the epoch it was opened on.
+
+use super::codec::{self, Digest};
+use super::{EventReader, StoreError};
+use crate::cassette::Event;
+
+/// What a scan of one epoch found.
+pub(super) struct Scanned {
+    /// Events visited, all intact, with seqs 0, 1, ...
+    pub count: u64,
+    pub digest: Digest,
+    /// No event failed to read, decode or follow its predecessor.
+    pub whole: bool,
+}
+
+/// Visits the events of `epoch` in seq order, stopping at the first that is not
+/// intact (or does not follow the one before).
+pub(super) fn scan(events: &sled::Tree, epoch: u64, visit: &mut dyn FnMut(Event)) -> Scanned {
+    let mut s = Scanned {
+        count: 0,
+        digest: Digest::default(),
+        whole: true,
+    };
+    for kv in events.scan_prefix(codec::epoch_prefix(epoch)) {
+        let decoded = kv.map_err(|e| e.to_string()).and_then(|(k, v)| {
+            let (_, seq) = codec::parse_key(&k).ok_or("bad key")?;
+            codec::decode(seq, &v)
+        });
+        match decoded {
+            Ok((ev, sum)) if ev.seq == s.count => {
+                s.digest.toggle(&sum);
+                s.count += 1;
+                visit(ev);
+            }
+            _ => {
+                s.whole = false;
+                break;
+            }
+        }
+    }
+    s
+}
+
+/// Reads events of one epoch of one cassette: what it read when opened stays what it
+/// reads, whatever is imported under the name later (a replaced epoch reads as gone).
+pub(super) struct SledReader {
+    events: sled::Tree,
+    epoch: u64,
+    name: String,
+}
+
+impl SledReader {
+    pub fn new(events: sled::Tree, epoch: u64, name: &str) -> SledReader {
+        SledReader {
+            events,
+            epoch,
+            name: name.to_string(),
+        }
+    }
+}
+
+impl EventReader for SledReader {
+    fn event(&self, seq: u64) -> Result<Event, StoreError> {
+        let gone = || {
+            StoreError::Io(format!(
+                "event {seq} of cassette `{}` is no longer in the store (the cassette was replaced or removed while it was served)",
+                self.name
+            ))
+        };
+        let value = self
+            .events
+            .get(codec::key(self.epoch, seq))
+            .map_err(|e| StoreError::Io(e.to_string()))?
+            .ok_or_else(gone)?;
+        codec::decode(seq, &value)
+            .map(|(e, _)| e)
+            .map_err(|e| StoreError::Io(format!("cassette `{}`: {e}", self.name)))
+    }
+}
