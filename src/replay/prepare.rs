@@ -88,24 +88,22 @@ pub(super) struct Builder {
     sides: Vec<[Box<[Canon]>; 2]>,
 }
 
-/// The ids in one side of an event.
-fn ids_in(e: &Event, response: bool) -> Set<Canon> {
+/// The ids in a body.
+fn body_ids(body: &Body) -> Set<Canon> {
     let mut out = Set::default();
-    let (body, headers) = if response {
-        (&e.response.body, &e.response.headers)
-    } else {
-        out.extend(ids::scan(&e.request.uri).into_iter().map(|t| t.canon));
-        (&e.request.body, &e.request.headers)
-    };
     match body {
         Body::Json(v) => ids::collect(v, &mut out),
         Body::Text(s) => out.extend(ids::scan(s).into_iter().map(|t| t.canon)),
         _ => {}
     }
-    for (_, v) in headers {
-        out.extend(ids::scan(v).into_iter().map(|t| t.canon));
-    }
     out
+}
+
+/// Adds the ids in strings (a target, header values).
+fn add_ids<'s>(out: &mut Set<Canon>, strs: impl IntoIterator<Item = &'s str>) {
+    for s in strs {
+        out.extend(ids::scan(s).into_iter().map(|t| t.canon));
+    }
 }
 
 /// The match probe of a recorded exchange's request, with its parsed path and query.
@@ -158,18 +156,15 @@ impl Builder {
             }
         }
         ids::collect_stable_headers(&e.request.headers, &mut self.stable);
-        let request = ids_in(&e, false);
-        let response = ids_in(&e, true);
+        // each side's ids: the request's target, body and headers; the response's
+        // body and headers (such as `Location`)
+        let mut request = body_ids(&e.request.body);
+        let mut response = body_ids(&e.response.body);
+        add_ids(&mut request, [e.request.uri.as_str()]);
         // every id the cassette mentions: in its targets and bodies
-        for b in [&e.request.body, &e.response.body] {
-            match b {
-                Body::Json(v) => ids::collect(v, &mut self.recorded_ids),
-                Body::Text(s) => self.recorded_ids.extend(ids::scan(s).into_iter().map(|t| t.canon)),
-                _ => {}
-            }
-        }
-        self.recorded_ids
-            .extend(ids::scan(&e.request.uri).into_iter().map(|t| t.canon));
+        self.recorded_ids.extend(request.iter().chain(&response).cloned());
+        add_ids(&mut request, e.request.headers.iter().map(|(_, v)| v.as_str()));
+        add_ids(&mut response, e.response.headers.iter().map(|(_, v)| v.as_str()));
         for c in request.iter().chain(&response) {
             if !self.first.contains_key(c) {
                 self.first.insert(c.clone(), i);
