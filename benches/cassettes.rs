@@ -1,5 +1,5 @@
 //! Cassette size (run: `cargo bench --bench cassettes`): loading a cassette (its JSON,
-//! the sled store) and preparing it for serving, at 100 and 10k exchanges; and
+//! the sled store) and preparing it for serving (held, and streamed as replay does), at 100 and 10k exchanges; and
 //! matching a live request (probe, key index, candidates compared and ranked; on a
 //! miss also the nearest-candidate diff the server answers with) against 100, 10k and
 //! 100k recorded exchanges, spread over the call API and sharing one path, hit and
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use graphvcr::cassette::{json, Body, Cassette, SledStore, Store};
+use graphvcr::config::defaults::HOLD_EVENTS;
 use graphvcr::matching::{MatchMode, Probe};
 use graphvcr::replay::Prepared;
 
@@ -36,6 +37,13 @@ fn load(c: &mut Criterion) {
         });
         group.bench_function("start-up (sled load + prepare)", |b| {
             b.iter_with_large_drop(|| Prepared::new(store.load(&name).expect("loads").expect("stored")))
+        });
+        group.bench_function("start-up as replay does it (streamed; held up to --hold-events)", |b| {
+            b.iter_with_large_drop(|| {
+                Prepared::stream(&store, &name, HOLD_EVENTS)
+                    .expect("streams")
+                    .expect("stored")
+            })
         });
         group.finish();
     }

@@ -1,8 +1,8 @@
 //! Replay's work per request, in process (run: `cargo bench --bench replay`): a
 //! new-call invite at the session limit (a session created and the least recently
 //! used one evicted every time), a repeat in one live session, building a served
-//! exchange's notifications, and a poll served in a live session of a cassette with
-//! 100, 10k and 100k recordings on that one path.
+//! exchange's notifications, and a poll served (and one missed) in a live session of a
+//! cassette with 100, 10k and 100k recordings on that one path.
 
 mod common;
 
@@ -110,15 +110,26 @@ fn polls_on_one_path(c: &mut Criterion) {
         common::guid(0x10b, 7)
     );
     let parts = common::request("GET", &live, &[("x-graphvcr-session", "bench-poll")]);
+    // the same poll on another version: recorded nowhere, answered 404 with its diff
+    let missed = common::request(
+        "GET",
+        &live.replacen("/v1.0/", "/beta/", 1),
+        &[("x-graphvcr-session", "bench-poll")],
+    );
     for n in [100, 10_000, 100_000] {
         let t = Instant::now();
         let (replayer, _dir) = common::replayer(common::polls(n), MAX_SESSIONS);
         eprintln!("polls cassette of {n} generated and prepared in {:?}", t.elapsed());
         let mut bad = 0u64;
-        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+        group.bench_with_input(BenchmarkId::new("hit", n), &n, |b, _| {
             b.iter(|| bad += u64::from(common::status(&replayer.handle_now(&parts, &Bytes::new())) != 200))
         });
         all_ok("polls", bad);
+        let mut found = 0u64;
+        group.bench_with_input(BenchmarkId::new("miss (404 with its diff)", n), &n, |b, _| {
+            b.iter(|| found += u64::from(common::status(&replayer.handle_now(&missed, &Bytes::new())) != 404))
+        });
+        assert_eq!(found, 0, "every miss answered 404");
     }
     group.finish();
 }

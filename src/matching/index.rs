@@ -131,11 +131,13 @@ impl Index {
                 );
             }
         }
+        let live_segs: Vec<&str> = live.template.split('/').collect();
+        let mut rows = (Vec::new(), Vec::new());
         let nearest = self
             .keys
             .iter()
             .map(|k| (self.groups[k.groups[0]].entries[0], &k.head))
-            .min_by_key(|(i, p)| (key_distance(p, live), *i));
+            .min_by_key(|(i, p)| (key_distance(p, live, &live_segs, &mut rows), *i));
         match nearest {
             None => (
                 None,
@@ -175,19 +177,24 @@ impl Index {
     }
 }
 
-fn key_distance(a: &Probe, b: &Probe) -> usize {
-    let segs = |p: &Probe| p.template.split('/').map(str::to_string).collect::<Vec<_>>();
-    let (x, y) = (segs(a), segs(b));
-    // Levenshtein over path segments
-    let mut prev: Vec<usize> = (0..=y.len()).collect();
-    for (i, sx) in x.iter().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, sy) in y.iter().enumerate() {
-            let sub = prev[j] + usize::from(sx != sy);
+/// How far a recorded key is from a live request's: path segments apart (edit
+/// distance, weighted most), then method, version and query. Allocates only its two
+/// rows, once per miss (`rows`), however many keys there are.
+fn key_distance(a: &Probe, live: &Probe, live_segs: &[&str], rows: &mut (Vec<usize>, Vec<usize>)) -> usize {
+    let (prev, cur) = rows;
+    prev.clear();
+    prev.extend(0..=live_segs.len());
+    for (i, sx) in a.template.split('/').enumerate() {
+        cur.clear();
+        cur.push(i + 1);
+        for (j, sy) in live_segs.iter().enumerate() {
+            let sub = prev[j] + usize::from(sx != *sy);
             cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
         }
-        prev = cur;
+        std::mem::swap(prev, cur);
     }
-    let path = prev[y.len()] * 4;
-    path + 3 * usize::from(a.method != b.method) + usize::from(a.version != b.version) + usize::from(a.query != b.query)
+    let path = prev[live_segs.len()] * 4;
+    path + 3 * usize::from(a.method != live.method)
+        + usize::from(a.version != live.version)
+        + usize::from(a.query != live.query)
 }
