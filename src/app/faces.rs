@@ -44,6 +44,10 @@ impl<E: Endpoint> Handler for BodyReader<E> {
         ProxyError::Framing(status, message.to_string()).respond(&*self.clock, &req.method, &req.uri, b"")
     }
 
+    fn now_ms(&self) -> u64 {
+        self.clock.unix_ms()
+    }
+
     fn handle(&self, req: http::Request<server::Body>, _peer: SocketAddr) -> HandlerFuture {
         let inner = self.inner.clone();
         let max = self.max_body;

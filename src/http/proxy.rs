@@ -114,6 +114,10 @@ impl Handler for ForwardProxy {
             r.unwrap_or_else(|f| s.policy.fault(&f, &method, &uri))
         })
     }
+
+    fn now_ms(&self) -> u64 {
+        self.0.inner.now_ms()
+    }
 }
 
 /// `host` and `port` of a `CONNECT` target (`host:port`, IPv6 in brackets).
@@ -233,6 +237,10 @@ impl Handler for Intercepted {
         req.headers_mut().remove(http::header::PROXY_AUTHORIZATION);
         req.extensions_mut().insert(self.host.clone());
         self.inner.handle(req, peer)
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.inner.now_ms()
     }
 }
 

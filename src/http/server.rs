@@ -39,6 +39,21 @@ pub trait Handler: Send + Sync + 'static {
     fn refuse(&self, status: u16, message: &str, _req: &http::request::Parts) -> Resp {
         super::wire::response(status, http::HeaderMap::new(), message.to_string())
     }
+
+    /// The `Date` of a response that sets none, as Unix milliseconds. hyper's own is
+    /// off: a handler with an injected clock answers the same bytes for the same
+    /// request. The default is the system clock.
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// An HTTP `Date` value for Unix milliseconds `ms`.
+pub fn http_date(ms: u64) -> http::HeaderValue {
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms);
+    http::HeaderValue::from_str(&httpdate::fmt_http_date(t)).unwrap_or(http::HeaderValue::from_static(""))
 }
 
 /// Limits and TLS for one listener.
@@ -87,10 +102,12 @@ pub fn conn_builder(opts: &ServerOptions) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())
+        .auto_date_header(false)
         .header_read_timeout(opts.header_timeout)
         .max_buf_size(buffer);
     b.http2()
         .timer(TokioTimer::new())
+        .auto_date_header(false)
         .max_header_list_size(u32::try_from(buffer).unwrap_or(u32::MAX));
     b
 }
@@ -259,13 +276,17 @@ impl Stream {
             }
             async move {
                 let (parts, body) = req.into_parts();
-                let resp = if head_size(&parts) > max_head {
+                let mut resp = if head_size(&parts) > max_head {
                     let msg = format!("request head exceeds the limit of {max_head} bytes");
                     handler.refuse(431, &msg, &parts)
                 } else {
                     let req = http::Request::from_parts(parts, ServerBody::new(body, body_timeout));
                     handler.handle(req, peer).await
                 };
+                if !resp.headers().contains_key(http::header::DATE) {
+                    let date = http_date(handler.now_ms());
+                    resp.headers_mut().insert(http::header::DATE, date);
+                }
                 drop(busy);
                 Ok::<_, Infallible>(resp)
             }
