@@ -16,7 +16,7 @@ pub const VERSIONS: [&str; 2] = ["v1.0", "beta"];
 const ACTION_PREFIX: &str = "microsoft.graph.";
 
 /// A request path split the way matching needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GraphPath {
     /// `v1.0` or `beta`.
     pub version: String,

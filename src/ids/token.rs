@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 
 /// The canonical value of an id, independent of how it was written.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum Canon {
     Guid(u128),
     /// `+` and the digits.

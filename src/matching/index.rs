@@ -80,6 +80,27 @@ impl Index {
         idx
     }
 
+    /// The (probe, recorded seq) of every entry, in entry order: what `build` took.
+    pub fn entries(&self) -> Vec<(Probe, u64)> {
+        let mut probes: Vec<Option<Probe>> = vec![None; self.seqs.len()];
+        for key in &self.keys {
+            for &g in &key.groups {
+                let group = &self.groups[g];
+                for &e in &group.entries {
+                    probes[e] = Some(Probe {
+                        shape: group.shape.clone(),
+                        ..key.head.clone()
+                    });
+                }
+            }
+        }
+        probes
+            .into_iter()
+            .zip(&self.seqs)
+            .filter_map(|(p, &seq)| p.map(|p| (p, seq)))
+            .collect()
+    }
+
     /// The group of recordings with the live request's exact key and shape, if any:
     /// found without comparing anything.
     pub fn exact(&self, live: &Probe) -> Option<&Group> {

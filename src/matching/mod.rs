@@ -17,7 +17,7 @@ use crate::cassette::Body;
 use crate::graph::{self, GraphPath};
 
 /// What a request is matched on, ready for comparison.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Probe {
     pub method: String,
     pub version: String,

@@ -45,7 +45,7 @@ impl MatchMode {
 }
 
 /// A body reduced for comparison.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Shape {
     Empty,
     Null,

@@ -45,7 +45,8 @@ impl Loaded {
 /// The strings the cassette's requests hold under each member: a template keeps a
 /// string without ids only where one of them is the same (only those can be bound
 /// whole, `Pairing::strs`).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Bindable {
     by_member: Map<Box<str>, Set<Box<str>>>,
 }

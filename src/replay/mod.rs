@@ -11,6 +11,7 @@ mod prepare;
 mod prepared;
 mod report;
 mod run;
+mod saved;
 mod session;
 mod sessions;
 mod settings;

@@ -14,7 +14,7 @@ use crate::matching::{Index, Probe, Shape};
 use super::bodies::{Bindable, Loaded};
 
 /// What replay knows of every event without reading its bodies.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Head {
     pub kind: Kind,
     pub seq: u64,
@@ -41,7 +41,7 @@ impl Head {
 }
 
 /// A recorded exchange, parsed once.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct RecordedExchange {
     /// Index into the cassette's events.
     pub event: usize,

@@ -13,6 +13,7 @@ use crate::matching::Index;
 use super::bodies::{Bodies, Loaded};
 use super::prepare::{Builder, Summary};
 pub use super::prepare::{Head, RecordedExchange};
+use super::saved;
 
 /// Cassettes with more events than this are served from the store, not held.
 pub const HOLD_EVENTS: usize = 4096;
@@ -41,7 +42,15 @@ impl Prepared {
     /// Prepares cassette `name` as the store streams it (`None`: not stored): held
     /// when it has at most `hold` events, else served from the store, its bodies read
     /// when a session needs them.
+    /// A cassette served from the store keeps its summary there, and its next start
+    /// reads that instead (`saved`).
     pub fn stream(store: &dyn Store, name: &str, hold: usize) -> Result<Option<Prepared>, StoreError> {
+        if let Some((blob, streamed)) = store.derived(name)? {
+            if let Some((summary, bindable)) = saved::decode(&blob).filter(|(s, _)| s.heads.len() > hold) {
+                let bodies = Bodies::stored(streamed.reader, bindable);
+                return Ok(Some(Prepared::of(streamed.meta, summary, bodies)));
+            }
+        }
         let mut b = Builder::new(hold);
         let Some(streamed) = store.stream(name, &mut |e| b.push(e))? else {
             return Ok(None);
@@ -49,7 +58,16 @@ impl Prepared {
         let (summary, bindable, held) = b.finish();
         let bodies = match held {
             Some(h) => Bodies::Held(h),
-            None => Bodies::stored(streamed.reader, bindable),
+            None => {
+                let kept = store
+                    .put_derived(name, &saved::encode(&summary, &bindable))
+                    .and_then(|()| store.flush());
+                if let Err(e) = kept {
+                    // served all the same; prepared again at the next start
+                    tracing::debug!("cassette `{name}`: its prepared summary was not kept: {e}");
+                }
+                Bodies::stored(streamed.reader, bindable)
+            }
         };
         Ok(Some(Prepared::of(streamed.meta, summary, bodies)))
     }
@@ -199,7 +217,12 @@ mod tests {
             .expect("streams")
             .expect("stored");
         assert!(matches!(streamed_held.bodies, Bodies::Held(_)));
-        for p in [&lazy, &streamed_held] {
+        assert!(
+            store.derived(name).expect("reads").is_some(),
+            "the lazy one kept its summary"
+        );
+        let again = Prepared::stream(&store, name, 0).expect("reads").expect("stored");
+        for p in [&lazy, &streamed_held, &again] {
             let (a, b) = (&held.summary, &p.summary);
             assert_eq!(format!("{:?}", a.heads), format!("{:?}", b.heads));
             assert_eq!(format!("{:?}", a.exchanges), format!("{:?}", b.exchanges));
@@ -210,9 +233,30 @@ mod tests {
             for i in 0..held.heads().len() {
                 let (a, b) = (held.load(i).expect("held"), p.load(i).expect("loads"));
                 assert_eq!(a.event(), b.event(), "event {i}");
-                assert_eq!(a.sent().bytes(), b.sent().bytes(), "event {i}'s sent body");
+                let sent = |l: &Loaded| format!("{:?}", l.sent());
+                assert_eq!(sent(&a), sent(&b), "event {i}'s sent body, its pieces");
             }
         }
+    }
+
+    #[test]
+    fn a_kept_summary_is_read_only_while_its_cassette_is_unchanged() {
+        let name = "invite-one-participant";
+        let (_dir, store) = stored(&[name]);
+        assert!(store.derived(name).expect("reads").is_none());
+        Prepared::stream(&store, name, 0).expect("streams").expect("stored");
+        let (blob, _) = store.derived(name).expect("reads").expect("kept");
+        let (summary, _) = saved::decode(&blob).expect("decodes");
+        assert_eq!(summary.heads.len(), 3);
+        assert!(saved::decode(&blob[1..]).is_none(), "a damaged summary is not one");
+        let mut more = store.load(name).expect("loads").expect("stored").events.remove(1);
+        more.seq = 3;
+        store.put_event(name, &more).expect("appended");
+        assert!(store.derived(name).expect("reads").is_none(), "the cassette changed");
+        let grown = Prepared::stream(&store, name, 0).expect("streams").expect("stored");
+        assert_eq!(grown.heads().len(), 4);
+        store.remove(name).expect("removed");
+        assert!(store.derived(name).expect("reads").is_none());
     }
 
     #[test]

@@ -8,12 +8,14 @@
 //!   count and digest, the seal), `seal`: the witness file outside sled.
 //! - `read`: the verified scan of a cassette's events and a reader of single events
 //!   pinned to the epoch it was opened on (replay serves large cassettes from it).
+//! - `open`: what sled's open errors mean, and waiting for a lock being released.
 //! - `copy`: read-only commands open a copy, so they never make damage worse.
 //! - `commit`: group commit for durable appends.
 
 pub mod codec;
 mod commit;
 mod copy;
+mod open;
 mod read;
 mod seal;
 mod sled;
@@ -165,6 +167,13 @@ pub trait Store: Send + Sync + 'static {
     /// (on `Damaged` some were visited: discard what was built from them), and returns
     /// its metadata and a reader of its events: a cassette served without being held.
     fn stream(&self, name: &str, visit: &mut dyn FnMut(Event)) -> Result<Option<Streamed>, StoreError>;
+    /// What was derived from the cassette as it is now (`put_derived`; replay's
+    /// prepared summary) and a reader of its events, without reading them; `None`
+    /// when nothing was, or the cassette changed since.
+    fn derived(&self, name: &str) -> Result<Option<(Vec<u8>, Streamed)>, StoreError>;
+    /// Keeps `blob`, derived from the cassette as it is now, beside it (replaced by
+    /// the next, dropped with the cassette, ignored once it changes).
+    fn put_derived(&self, name: &str, blob: &[u8]) -> Result<(), StoreError>;
     /// One intact event.
     fn event(&self, name: &str, seq: u64) -> Result<Option<Event>, StoreError>;
     fn set_source(&self, name: &str, source: Option<Source>) -> Result<(), StoreError>;

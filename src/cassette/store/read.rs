@@ -1,5 +1,8 @@
 //! Reading a stored cassette's events: the verified scan behind `load` and `stream`,
-//! and [`SledReader`], which reads single events of the epoch it was opened on.
+//! [`SledReader`], which reads single events of the epoch it was opened on, and what
+//! was derived from a cassette (tree `derived`), tied to its epoch and digest.
+
+use sha2::{Digest as _, Sha256};
 
 use super::codec::{self, Digest};
 use super::{EventReader, StoreError};
@@ -77,4 +80,47 @@ impl EventReader for SledReader {
             .map(|(e, _)| e)
             .map_err(|e| StoreError::Io(format!("cassette `{}`: {e}", self.name)))
     }
+}
+
+/// A derived value: `epoch(u64 BE) digest(hex, 32) checksum(32, of the blob) blob`.
+const DERIVED_HEAD: usize = 8 + 32 + 32;
+
+fn blob_sum(blob: &[u8]) -> [u8; 32] {
+    Sha256::digest(blob).into()
+}
+
+/// The blob derived from cassette `name` at `epoch` with `digest`, if one was and is
+/// intact.
+pub(super) fn derived(tree: &sled::Tree, name: &str, epoch: u64, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    let Some(v) = tree.get(name.as_bytes()).map_err(|e| StoreError::Io(e.to_string()))? else {
+        return Ok(None);
+    };
+    if v.len() < DERIVED_HEAD || v[..8] != epoch.to_be_bytes() || &v[8..40] != digest.as_bytes() {
+        return Ok(None);
+    }
+    let blob = &v[DERIVED_HEAD..];
+    Ok((v[40..DERIVED_HEAD] == blob_sum(blob)).then(|| blob.to_vec()))
+}
+
+/// Keeps `blob`, derived from cassette `name` at `epoch` with `digest`.
+pub(super) fn put_derived(
+    tree: &sled::Tree,
+    name: &str,
+    epoch: u64,
+    digest: &str,
+    blob: &[u8],
+) -> Result<(), StoreError> {
+    if digest.len() != 32 {
+        return Err(StoreError::Io(format!(
+            "cassette `{name}` has a digest of an unknown form"
+        )));
+    }
+    let mut v = Vec::with_capacity(DERIVED_HEAD + blob.len());
+    v.extend_from_slice(&epoch.to_be_bytes());
+    v.extend_from_slice(digest.as_bytes());
+    v.extend_from_slice(&blob_sum(blob));
+    v.extend_from_slice(blob);
+    tree.insert(name.as_bytes(), v)
+        .map_err(|e| StoreError::Io(e.to_string()))?;
+    Ok(())
 }

@@ -12,6 +12,7 @@ use sled::Transactional;
 
 use super::codec::{self, Digest};
 use super::copy::Snapshot;
+use super::open::{open_error, patient};
 use super::read::{self, SledReader};
 use super::seal::{self, Seal};
 use super::verify::{self, Verified};
@@ -63,6 +64,8 @@ pub struct SledStore {
     db: sled::Db,
     meta: sled::Tree,
     events: sled::Tree,
+    /// Replay's prepared summaries, by name (`Store::derived`).
+    derived: sled::Tree,
     dir: PathBuf,
     writes: Mutex<Writes>,
     /// The version of the seal last written.
@@ -80,22 +83,6 @@ fn io(e: impl std::fmt::Display) -> StoreError {
 
 fn tx_err(e: sled::transaction::TransactionError<()>) -> StoreError {
     io(format!("{e:?}"))
-}
-
-fn open_error(shown: String, e: sled::Error) -> StoreError {
-    match e {
-        sled::Error::Io(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") => {
-            StoreError::Locked {
-                path: shown,
-                detail: e.to_string(),
-            }
-        }
-        sled::Error::Io(e) => StoreError::Io(format!("{shown}: {e}")),
-        e => StoreError::Corrupt {
-            path: shown,
-            detail: e.to_string(),
-        },
-    }
 }
 
 impl SledStore {
@@ -144,8 +131,9 @@ impl SledStore {
                 .map_err(|e| open_error(s2.clone(), e))?;
             let meta = db.open_tree("meta").map_err(|e| open_error(s2.clone(), e))?;
             let events = db.open_tree("events").map_err(|e| open_error(s2.clone(), e))?;
+            let derived = db.open_tree("derived").map_err(|e| open_error(s2.clone(), e))?;
             let v = verify::verify(&meta, &events, sealed, &s2)?;
-            Ok::<_, StoreError>((db, meta, events, v))
+            Ok::<_, StoreError>((db, [meta, events, derived], v))
         });
         let held = |detail: String| {
             if sealed_names.is_empty() {
@@ -154,7 +142,7 @@ impl SledStore {
                 format!("{detail}; it held {}", sealed_names.join(", "))
             }
         };
-        let (db, meta, events, v) = match opened {
+        let (db, [meta, events, derived], v) = match opened {
             Ok(Ok(r)) => r,
             Ok(Err(StoreError::Corrupt { path, detail })) => {
                 return Err(StoreError::Corrupt {
@@ -183,6 +171,7 @@ impl SledStore {
             db,
             meta,
             events,
+            derived,
             dir: path.to_path_buf(),
             writes: Mutex::new(Writes {
                 records,
@@ -298,6 +287,25 @@ impl Store for SledStore {
         Ok(Some(Streamed { meta: r.meta, reader }))
     }
 
+    fn derived(&self, name: &str) -> Result<Option<(Vec<u8>, Streamed)>, StoreError> {
+        let Some(r) = self.readable(name)? else {
+            return Ok(None);
+        };
+        let Some(blob) = read::derived(&self.derived, name, r.epoch, &r.digest)? else {
+            return Ok(None);
+        };
+        let reader = Arc::new(SledReader::new(self.events.clone(), r.epoch, name));
+        Ok(Some((blob, Streamed { meta: r.meta, reader })))
+    }
+
+    fn put_derived(&self, name: &str, blob: &[u8]) -> Result<(), StoreError> {
+        let w = self.writable()?;
+        let Some(r) = w.records.get(name) else {
+            return Ok(());
+        };
+        read::put_derived(&self.derived, name, r.epoch, &r.digest, blob)
+    }
+
     fn event(&self, name: &str, seq: u64) -> Result<Option<Event>, StoreError> {
         let Some(epoch) = lock(&self.writes).records.get(name).map(|r| r.epoch) else {
             return Ok(None);
@@ -369,6 +377,7 @@ impl Store for SledStore {
             *sealed = w.version;
         }
         self.meta.remove(name.as_bytes()).map_err(io)?;
+        self.derived.remove(name.as_bytes()).map_err(io)?;
         w.records.remove(name);
         w.damaged.remove(name);
         drop(w);
@@ -466,23 +475,5 @@ impl Store for SledStore {
             }
         }
         Ok(())
-    }
-}
-
-/// How long an open waits for a lock that is about to be released: a store dropped a
-/// moment ago (in this process) keeps its lock until sled's I/O threads let go.
-const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Runs `open` again while the store is locked, for up to `LOCK_PATIENCE`; another
-/// process holding it still gets `Locked`, a little later.
-fn patient<T>(open: impl Fn() -> Result<T, StoreError>) -> Result<T, StoreError> {
-    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
-    loop {
-        match open() {
-            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            r => return r,
-        }
     }
 }

@@ -1,0 +1,98 @@
+//! A large cassette's prepared summary, kept in the store beside it
+//! (`Store::put_derived`): its next start reads this instead of streaming and
+//! preparing every event. Tied to the cassette's epoch and digest by the store, and to
+//! this layout by `FORMAT`.
+
+use serde::{Deserialize, Serialize};
+
+use super::bodies::Bindable;
+use super::prepare::{Head, RecordedExchange, Summary};
+use crate::hash::{Map, Set};
+use crate::ids::Canon;
+use crate::matching::{Index, Probe};
+
+/// Bumped whenever what is kept changes: an older summary is prepared afresh.
+const FORMAT: u32 = 1;
+
+#[derive(Serialize)]
+struct Kept<'a> {
+    format: u32,
+    heads: &'a [Head],
+    exchanges: &'a [RecordedExchange],
+    probes: Vec<(Probe, u64)>,
+    follows: &'a [Vec<usize>],
+    unattached: &'a [usize],
+    stable: &'a Set<Canon>,
+    recorded_ids: &'a Set<Canon>,
+    created: &'a [Set<Canon>],
+    largest_body: &'a Map<String, usize>,
+    operations: &'a [bool],
+    bindable: &'a Bindable,
+}
+
+#[derive(Deserialize)]
+struct Read {
+    format: u32,
+    heads: Vec<Head>,
+    exchanges: Vec<RecordedExchange>,
+    probes: Vec<(Probe, u64)>,
+    follows: Vec<Vec<usize>>,
+    unattached: Vec<usize>,
+    stable: Set<Canon>,
+    recorded_ids: Set<Canon>,
+    created: Vec<Set<Canon>>,
+    largest_body: Map<String, usize>,
+    operations: Vec<bool>,
+    bindable: Bindable,
+}
+
+/// The summary and the strings requests bind, as kept.
+pub(super) fn encode(s: &Summary, bindable: &Bindable) -> Vec<u8> {
+    let kept = Kept {
+        format: FORMAT,
+        heads: &s.heads,
+        exchanges: &s.exchanges,
+        probes: s.index.entries(),
+        follows: &s.follows,
+        unattached: &s.unattached,
+        stable: &s.stable,
+        recorded_ids: &s.recorded_ids,
+        created: &s.created,
+        largest_body: &s.largest_body,
+        operations: &s.operations,
+        bindable,
+    };
+    serde_json::to_vec(&kept).unwrap_or_default()
+}
+
+/// What `encode` kept, when it reads as a summary of this layout whose parts agree.
+pub(super) fn decode(bytes: &[u8]) -> Option<(Summary, Bindable)> {
+    let r: Read = serde_json::from_slice(bytes).ok()?;
+    let n = r.exchanges.len();
+    let agree = r.format == FORMAT
+        && r.probes.len() == n
+        && r.follows.len() == n
+        && r.created.len() == n
+        && r.operations.len() == r.heads.len()
+        && r.exchanges.iter().all(|x| x.event < r.heads.len())
+        && r.follows
+            .iter()
+            .flatten()
+            .chain(&r.unattached)
+            .all(|&i| i < r.heads.len());
+    agree.then(|| {
+        let summary = Summary {
+            heads: r.heads,
+            exchanges: r.exchanges,
+            index: Index::build(r.probes),
+            follows: r.follows,
+            unattached: r.unattached,
+            stable: r.stable,
+            recorded_ids: r.recorded_ids,
+            created: r.created,
+            largest_body: r.largest_body,
+            operations: r.operations,
+        };
+        (summary, r.bindable)
+    })
+}
