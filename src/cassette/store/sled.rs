@@ -1,7 +1,8 @@
 //! [`SledStore`]: the sled-backed store. Tree `meta` holds a record per cassette
 //! (metadata, source, epoch, count, digest, stamp); tree `events` holds events keyed
-//! `epoch seq`. Every write to a cassette updates its record in the same transaction;
-//! the records are also kept in memory, so listing never touches a damaged tree.
+//! `epoch seq`; tree `derived` what replay derived from a cassette (by name). Every
+//! write to a cassette updates its record in the same transaction; the records are
+//! also kept in memory, so listing never touches a damaged tree.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
