@@ -38,6 +38,16 @@ pub struct Index {
     by_key: Map<String, usize>,
 }
 
+/// An index as kept beside a cassette (`replay::saved`): each group's shape and
+/// entries (each shape once, however many recordings share it), each key's head and
+/// groups, each entry's recorded seq. Group ids are kept: sessions count by them.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct IndexParts {
+    seqs: Vec<u64>,
+    groups: Vec<(Shape, Vec<usize>)>,
+    keys: Vec<(Probe, Vec<usize>)>,
+}
+
 /// Candidate groups for a live request, best first; each holds compatible recordings.
 #[derive(Debug, Default)]
 pub struct Candidates<'a> {
@@ -80,25 +90,62 @@ impl Index {
         idx
     }
 
-    /// The (probe, recorded seq) of every entry, in entry order: what `build` took.
-    pub fn entries(&self) -> Vec<(Probe, u64)> {
-        let mut probes: Vec<Option<Probe>> = vec![None; self.seqs.len()];
-        for key in &self.keys {
-            for &g in &key.groups {
-                let group = &self.groups[g];
-                for &e in &group.entries {
-                    probes[e] = Some(Probe {
-                        shape: group.shape.clone(),
-                        ..key.head.clone()
-                    });
+    /// How many entries it indexes.
+    pub fn len(&self) -> usize {
+        self.seqs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seqs.is_empty()
+    }
+
+    /// The index as kept (`from_parts` builds it again).
+    pub fn parts(&self) -> IndexParts {
+        IndexParts {
+            seqs: self.seqs.clone(),
+            groups: self
+                .groups
+                .iter()
+                .map(|g| (g.shape.clone(), g.entries.clone()))
+                .collect(),
+            keys: self.keys.iter().map(|k| (k.head.clone(), k.groups.clone())).collect(),
+        }
+    }
+
+    /// The index `parts` kept, if its parts agree (every group of one key, every
+    /// entry of one group, all in range).
+    pub fn from_parts(p: IndexParts) -> Option<Index> {
+        let mut idx = Index {
+            seqs: p.seqs,
+            ..Index::default()
+        };
+        let mut owned = vec![false; p.groups.len()];
+        let mut entered = vec![false; idx.seqs.len()];
+        for (id, (shape, entries)) in p.groups.into_iter().enumerate() {
+            for &e in &entries {
+                if std::mem::replace(entered.get_mut(e)?, true) {
+                    return None;
                 }
             }
+            idx.groups.push(Group { id, entries, shape });
         }
-        probes
-            .into_iter()
-            .zip(&self.seqs)
-            .filter_map(|(p, &seq)| p.map(|p| (p, seq)))
-            .collect()
+        for (head, groups) in p.keys {
+            let mut by_shape = Map::default();
+            for &g in &groups {
+                if std::mem::replace(owned.get_mut(g)?, true) {
+                    return None;
+                }
+                by_shape.insert(idx.groups[g].shape.clone(), g);
+            }
+            idx.by_key.insert(head.key(), idx.keys.len());
+            idx.keys.push(Key { head, groups, by_shape });
+        }
+        let whole = owned.iter().all(|&o| o) && entered.iter().all(|&e| e);
+        let ordered = idx
+            .groups
+            .iter()
+            .all(|g| !g.entries.is_empty() && g.entries.is_sorted());
+        (whole && ordered && idx.by_key.len() == idx.keys.len()).then_some(idx)
     }
 
     /// The group of recordings with the live request's exact key and shape, if any:

@@ -10,7 +10,7 @@
 mod index;
 mod shape;
 
-pub use index::{Candidates, Group, Index};
+pub use index::{Candidates, Group, Index, IndexParts};
 pub use shape::{clip, compare, template_ids, Comparison, MatchMode, Rule, Shape};
 
 use crate::cassette::Body;
@@ -93,6 +93,43 @@ mod tests {
 
     fn probe(uri: &str, body: Value) -> Probe {
         Probe::new("POST", uri, &Body::Json(body)).unwrap()
+    }
+
+    #[test]
+    fn an_index_kept_as_parts_is_built_again_the_same_and_bad_parts_are_refused() {
+        let call = "/v1.0/communications/calls/ab6233a5-20b7-4c5e-bea2-ce56c9776429";
+        let probes = vec![
+            (probe(&format!("{call}/mute"), json!({"clientContext":"a"})), 0),
+            (probe(&format!("{call}/unmute"), json!({})), 2),
+            (probe(&format!("{call}/mute"), json!({"clientContext":"b"})), 3),
+            (probe(&format!("{call}/mute"), json!({})), 5),
+        ];
+        let built = Index::build(probes);
+        let kept = serde_json::to_string(&built.parts()).unwrap();
+        let again = Index::from_parts(serde_json::from_str(&kept).unwrap()).expect("agrees");
+        assert_eq!(serde_json::to_string(&again.parts()).unwrap(), kept);
+        let live = probe(&format!("{call}/mute"), json!({"clientContext":"c"}));
+        let ids = |i: &Index| {
+            i.candidates(&live, MatchMode::Default)
+                .groups
+                .iter()
+                .map(|g| (g.id, g.entries.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&again), ids(&built));
+        assert_eq!(again.len(), 4);
+        // a group out of range, a group no key owns, an entry in two groups
+        for bad in [
+            kept.replace("[0,2,3]", "[0,2,9]"),
+            kept.replace("[0,2,3]", "[0,2]"),
+            kept.replace(r#"{"Obj":{}},[3]"#, r#"{"Obj":{}},[1]"#),
+        ] {
+            assert_ne!(bad, kept);
+            assert!(
+                Index::from_parts(serde_json::from_str(&bad).unwrap()).is_none(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

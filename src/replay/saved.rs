@@ -9,17 +9,17 @@ use super::bodies::Bindable;
 use super::prepare::{Head, RecordedExchange, Summary};
 use crate::hash::{Map, Set};
 use crate::ids::Canon;
-use crate::matching::{Index, Probe};
+use crate::matching::{Index, IndexParts};
 
 /// Bumped whenever what is kept changes: an older summary is prepared afresh.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 #[derive(Serialize)]
 struct Kept<'a> {
     format: u32,
     heads: &'a [Head],
     exchanges: &'a [RecordedExchange],
-    probes: Vec<(Probe, u64)>,
+    index: IndexParts,
     follows: &'a [Vec<usize>],
     unattached: &'a [usize],
     stable: &'a Set<Canon>,
@@ -35,7 +35,7 @@ struct Read {
     format: u32,
     heads: Vec<Head>,
     exchanges: Vec<RecordedExchange>,
-    probes: Vec<(Probe, u64)>,
+    index: IndexParts,
     follows: Vec<Vec<usize>>,
     unattached: Vec<usize>,
     stable: Set<Canon>,
@@ -52,7 +52,7 @@ pub(super) fn encode(s: &Summary, bindable: &Bindable) -> Vec<u8> {
         format: FORMAT,
         heads: &s.heads,
         exchanges: &s.exchanges,
-        probes: s.index.entries(),
+        index: s.index.parts(),
         follows: &s.follows,
         unattached: &s.unattached,
         stable: &s.stable,
@@ -69,8 +69,9 @@ pub(super) fn encode(s: &Summary, bindable: &Bindable) -> Vec<u8> {
 pub(super) fn decode(bytes: &[u8]) -> Option<(Summary, Bindable)> {
     let r: Read = serde_json::from_slice(bytes).ok()?;
     let n = r.exchanges.len();
+    let index = Index::from_parts(r.index)?;
     let agree = r.format == FORMAT
-        && r.probes.len() == n
+        && index.len() == n
         && r.follows.len() == n
         && r.created.len() == n
         && r.operations.len() == r.heads.len()
@@ -84,7 +85,7 @@ pub(super) fn decode(bytes: &[u8]) -> Option<(Summary, Bindable)> {
         let summary = Summary {
             heads: r.heads,
             exchanges: r.exchanges,
-            index: Index::build(r.probes),
+            index,
             follows: r.follows,
             unattached: r.unattached,
             stable: r.stable,
