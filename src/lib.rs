@@ -28,7 +28,8 @@
 //! - Identity: `identity` (local CA and signing key, offline tokens, OpenID/JWKS
 //!   documents, the callback-token claims policy).
 //! - The two modes: `record` (recorder, Graph face, callback face) and `replay`
-//!   (replayer, sessions, prepared cassettes, notification building), with `matching`
+//!   (replayer, sessions, prepared cassettes — held, or served from the store with
+//!   their summary kept there — notification building), with `matching`
 //!   and `notify` (delivery). Replay and delivery never import record.
 //! - Cassettes: `cassette` (model, JSON interchange, sled store); `redact` (secrets);
 //!   `drift` (what changed between two recordings of one scenario: `graphvcr diff`).

@@ -41,9 +41,9 @@ impl Prepared {
 
     /// Prepares cassette `name` as the store streams it (`None`: not stored): held
     /// when it has at most `hold` events, else served from the store, its bodies read
-    /// when a session needs them.
-    /// A cassette served from the store keeps its summary there, and its next start
-    /// reads that instead (`saved`).
+    /// when a session needs them. A cassette served from the store keeps its summary
+    /// there (`saved`), and its next start reads that instead of every event, as long
+    /// as the cassette is unchanged.
     pub fn stream(store: &dyn Store, name: &str, hold: usize) -> Result<Option<Prepared>, StoreError> {
         if let Some((blob, streamed)) = store.derived(name)? {
             if let Some((summary, bindable)) = saved::decode(&blob).filter(|(s, _)| s.heads.len() > hold) {
