@@ -71,12 +71,23 @@ async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, App
 /// `replay` and `serve`: the replay engine on the Graph face (and the proxy face)
 /// until stopped.
 async fn serve(cfg: graphvcr::config::ReplayConfig, a: &graphvcr::cli::ServeArgs) -> Result<String, AppError> {
+    // the cassette files are hashed (are they changed?) while the store opens: both
+    // read every byte, on a core each
+    let hashing = cfg
+        .cassettes_dir
+        .clone()
+        .map(|dir| std::thread::spawn(move || graphvcr::cassette::json::hash_files(&dir)));
     let store = app::open_store(&a.store.store)?;
+    let hashed = match hashing.map(std::thread::JoinHandle::join) {
+        Some(Ok(files)) => Some(files?),
+        Some(Err(_)) => return Err(AppError::Runtime("hashing the cassette files failed".into())),
+        None => None,
+    };
     let deps = Deps {
         store: store.store.clone(),
         clock: Arc::new(SystemClock::new()),
     };
-    let replayer = app::replayer(&cfg, &deps)?;
+    let replayer = app::replayer_with(&cfg, &deps, hashed)?;
     let faces = app::Faces {
         graph: bind(a.listen).await?,
         callbacks: bind_opt(a.callback_listen).await?,

@@ -138,34 +138,22 @@ fn secret_hint(e: AppError) -> AppError {
 /// (and re-imports a damaged cassette from the file it came from). One bad file, or
 /// one holding a secret, imports nothing.
 pub fn import_changed(store: &dyn Store, dir: &Path) -> Result<usize, AppError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(source) => {
-            return Err(CassetteError::Io {
-                path: dir.display().to_string(),
-                source,
-            }
-            .into())
-        }
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
+    import_hashed(store, &cjson::hash_files(dir)?)
+}
+
+/// [`import_changed`] of files already hashed (`cassette::json::hash_files`).
+pub fn import_hashed(store: &dyn Store, files: &[(PathBuf, String)]) -> Result<usize, AppError> {
     let stored = store.list()?;
     let damaged: Vec<String> = store.damage().into_iter().map(|d| d.name).collect();
     let mut changed = Vec::new();
-    for f in files {
-        let (path, hash) = (source_path(&f), cjson::file_hash(&f)?);
+    for (f, hash) in files {
+        let path = source_path(f);
         let same = stored
             .iter()
-            .find(|s| s.source.as_ref().is_some_and(|x| x.path == path && x.hash == hash));
+            .find(|s| s.source.as_ref().is_some_and(|x| x.path == path && x.hash == *hash));
         match same {
             Some(s) if !damaged.contains(&s.meta.name) => {}
-            _ => changed.push(f),
+            _ => changed.push(f.clone()),
         }
     }
     let staged = stage_files(store, &changed, Some(&Rules::default())).map_err(secret_hint)?;

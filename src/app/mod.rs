@@ -14,10 +14,10 @@ mod record;
 mod replay;
 mod reports;
 
-pub use cassettes::{cassette_command, export, import_changed, CassetteCmd};
+pub use cassettes::{cassette_command, export, import_changed, import_hashed, CassetteCmd};
 pub use diff::{diff_command, DiffCmd};
 pub use record::{run_record, run_record_faces, RecordOutcome};
-pub use replay::{replayer, serve_replay, serve_replay_faces, ReplayOutcome, NOTIFY_AUTH_NONE};
+pub use replay::{replayer, replayer_with, serve_replay, serve_replay_faces, ReplayOutcome, NOTIFY_AUTH_NONE};
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use super::faces::{handler, spawn_handler, GraphFace, Mode};
 use super::misses::{MissRecorders, Misses};
 use super::proxy::{spawn_proxy, IdentityRoute, ProxyFace, Secure};
-use super::{fan_out, import_changed, reports, AppError, Deps, Faces};
+use super::{fan_out, import_changed, import_hashed, reports, AppError, Deps, Faces};
 use crate::admin::{Admin, Guard};
 use crate::cassette::CassetteError;
 use crate::clock::Clock;
@@ -106,8 +106,20 @@ fn signing_identity(cfg: &ReplayConfig, clock: &Arc<dyn Clock>) -> Result<Option
 
 /// Builds the replay engine for `cfg` (imports changed cassette files first).
 pub fn replayer(cfg: &ReplayConfig, deps: &Deps) -> Result<Arc<Replayer>, AppError> {
-    if let Some(dir) = &cfg.cassettes_dir {
-        import_changed(&*deps.store, dir)?;
+    replayer_with(cfg, deps, None)
+}
+
+/// [`replayer`], with the cassette files already hashed (`hashed`, from
+/// `cassette::json::hash_files` of `cfg.cassettes_dir`, run while the store opened).
+pub fn replayer_with(
+    cfg: &ReplayConfig,
+    deps: &Deps,
+    hashed: Option<Vec<(std::path::PathBuf, String)>>,
+) -> Result<Arc<Replayer>, AppError> {
+    match (hashed, &cfg.cassettes_dir) {
+        (Some(files), _) => drop(import_hashed(&*deps.store, &files)?),
+        (None, Some(dir)) => drop(import_changed(&*deps.store, dir)?),
+        (None, None) => {}
     }
 
     let default = match &cfg.cassette {

@@ -310,6 +310,27 @@ pub fn file_hash(path: &Path) -> Result<String, CassetteError> {
     Ok(hex(&r.into_inner().hash.finalize()))
 }
 
+/// Every `*.json` file in `dir` with its `file_hash`, sorted by path (none when `dir`
+/// does not exist). Replay runs this beside opening the store: both read everything.
+pub fn hash_files(dir: &Path) -> Result<Vec<(std::path::PathBuf, String)>, CassetteError> {
+    let io = |source| CassetteError::Io {
+        path: dir.display().to_string(),
+        source,
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(e)),
+    };
+    let mut files: Vec<std::path::PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files.into_iter().map(|f| file_hash(&f).map(|h| (f, h))).collect()
+}
+
 /// Writes a cassette in the interchange layout.
 pub fn to_string(c: &Cassette) -> String {
     let mut out = String::with_capacity(4096);
