@@ -1,13 +1,17 @@
 //! The stored-event codec: an event's key (`epoch(u64 BE) seq(u64 BE)`), its value
-//! (a format byte, a 16-byte checksum over seq and JSON, the JSON) and the digest of a
+//! (a format byte, a 16-byte checksum over seq and payload, the payload: the JSON,
+//! LZ4-compressed since format 2) and the digest of a
 //! cassette (the XOR of its events' checksums, so an append or an update is O(1)).
 
 use sha2::{Digest as _, Sha256};
 
 use crate::cassette::Event;
 
-/// The format byte every stored event value starts with.
-const VALUE_FORMAT: u8 = 1;
+/// The format byte every stored event value starts with: its JSON as it is (stores
+/// written before compression), or LZ4-compressed (a 4-byte size first). sled keeps
+/// what it reads resident, so a compressed store also costs less memory to serve.
+const FORMAT_JSON: u8 = 1;
+const FORMAT_LZ4: u8 = 2;
 const SUM_LEN: usize = 16;
 const HEADER_LEN: usize = 1 + SUM_LEN;
 
@@ -47,21 +51,21 @@ fn checksum(seq: u64, json: &[u8]) -> Sum {
 /// The stored value of an event, and its checksum.
 pub fn encode(ev: &Event) -> Result<(Vec<u8>, Sum), String> {
     let json = serde_json::to_vec(ev).map_err(|e| format!("event {} cannot be encoded: {e}", ev.seq))?;
-    let sum = checksum(ev.seq, &json);
-    let mut v = Vec::with_capacity(HEADER_LEN + json.len());
-    v.push(VALUE_FORMAT);
+    let payload = lz4_flex::compress_prepend_size(&json);
+    let sum = checksum(ev.seq, &payload);
+    let mut v = Vec::with_capacity(HEADER_LEN + payload.len());
+    v.push(FORMAT_LZ4);
     v.extend_from_slice(&sum);
-    v.extend_from_slice(&json);
+    v.extend_from_slice(&payload);
     Ok((v, sum))
 }
 
 /// The checksum of a stored value when it is intact (format known, checksum right).
 pub fn verify(seq: u64, value: &[u8]) -> Option<Sum> {
-    if value.len() < HEADER_LEN || value[0] != VALUE_FORMAT {
+    if value.len() < HEADER_LEN || !matches!(value[0], FORMAT_JSON | FORMAT_LZ4) {
         return None;
     }
-    let json = &value[HEADER_LEN..];
-    let sum = checksum(seq, json);
+    let sum = checksum(seq, &value[HEADER_LEN..]);
     (value[1..HEADER_LEN] == sum).then_some(sum)
 }
 
@@ -74,12 +78,30 @@ pub fn claimed(value: &[u8]) -> Option<Sum> {
 /// Decodes an intact stored event; `seq` is the one of its key.
 pub fn decode(seq: u64, value: &[u8]) -> Result<(Event, Sum), String> {
     let sum = verify(seq, value).ok_or_else(|| format!("event {seq} fails its checksum"))?;
-    let ev: Event =
-        serde_json::from_slice(&value[HEADER_LEN..]).map_err(|e| format!("event {seq} does not decode: {e}"))?;
+    let payload = &value[HEADER_LEN..];
+    let inflated;
+    let json = match value[0] {
+        FORMAT_LZ4 => {
+            inflated = inflate(payload).ok_or_else(|| format!("event {seq} does not decompress"))?;
+            &inflated[..]
+        }
+        _ => payload,
+    };
+    let ev: Event = serde_json::from_slice(json).map_err(|e| format!("event {seq} does not decode: {e}"))?;
     if ev.seq != seq {
         return Err(format!("event stored as {seq} says it is {}", ev.seq));
     }
     Ok((ev, sum))
+}
+
+/// An LZ4 payload's JSON; `None` when it claims a size LZ4 cannot have produced from
+/// it (at most 255 bytes per input byte) or does not decompress.
+fn inflate(payload: &[u8]) -> Option<Vec<u8>> {
+    let claimed = u32::from_le_bytes(payload.get(..4)?.try_into().ok()?) as usize;
+    if claimed > payload.len().saturating_mul(255) {
+        return None;
+    }
+    lz4_flex::decompress_size_prepended(payload).ok()
 }
 
 /// A cassette's digest: the XOR of its events' checksums.
@@ -147,6 +169,33 @@ mod tests {
         }
         assert!(decode(3, &v[..v.len() - 1]).is_err());
         assert_eq!(parse_key(&key(7, 9)), Some((7, 9)));
+    }
+
+    #[test]
+    fn values_of_older_stores_still_decode_and_new_ones_are_compressed() {
+        let e = crate::bundled::cassette("invite-one-participant")
+            .expect("bundled")
+            .expect("parses")
+            .events
+            .remove(1);
+        let json = serde_json::to_vec(&e).unwrap();
+        let mut old = vec![FORMAT_JSON];
+        old.extend_from_slice(&checksum(e.seq, &json));
+        old.extend_from_slice(&json);
+        assert_eq!(decode(e.seq, &old).unwrap().0, e, "a format-1 value");
+        let (new, _) = encode(&e).unwrap();
+        assert_eq!(new[0], FORMAT_LZ4);
+        assert!(
+            new.len() * 3 < old.len() * 2,
+            "{} bytes stored for {} of JSON",
+            new.len(),
+            json.len()
+        );
+        assert_eq!(decode(e.seq, &new).unwrap().0, e);
+        // a size no LZ4 block of these bytes can have is refused before allocating
+        let mut huge = u32::MAX.to_le_bytes().to_vec();
+        huge.extend_from_slice(&[0u8; 8]);
+        assert_eq!(inflate(&huge), None);
     }
 
     #[test]
