@@ -117,8 +117,12 @@ pub fn replayer_with(
     hashed: Option<Vec<(std::path::PathBuf, String)>>,
 ) -> Result<Arc<Replayer>, AppError> {
     match (hashed, &cfg.cassettes_dir) {
-        (Some(files), _) => drop(import_hashed(&*deps.store, &files)?),
-        (None, Some(dir)) => drop(import_changed(&*deps.store, dir)?),
+        (Some(files), _) => {
+            import_hashed(&*deps.store, &files)?;
+        }
+        (None, Some(dir)) => {
+            import_changed(&*deps.store, dir)?;
+        }
         (None, None) => {}
     }
 

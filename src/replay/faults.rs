@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::prepared::Prepared;
 use super::settings::SessionSettings;
 use crate::cassette::Kind;
-use crate::faults::{self, Fault, FaultError, NotifyFault, NotifyTarget, ResponseFault};
+use crate::faults::{Fault, FaultError, NotifyFault, NotifyTarget, ResponseFault};
 use crate::ids::Seed;
 use crate::notify::Job;
 
@@ -29,17 +29,10 @@ fn is_operation(cassette: &Prepared, i: usize) -> bool {
 fn targets(cassette: &Prepared, i: usize, target: &NotifyTarget) -> bool {
     match target {
         NotifyTarget::Seq(seq) => cassette.head(i).seq == *seq,
-        // a notification the store cannot give is not one the fault names (serving it
-        // fails on its own)
         NotifyTarget::Kind { change, template } => cassette
-            .load(i)
-            .ok()
-            .and_then(|l| l.sent().json_value())
-            .is_some_and(|v| {
-                faults::notification_kinds(&v)
-                    .iter()
-                    .any(|(c, t)| c == change && t == template)
-            }),
+            .notification_kinds(i)
+            .iter()
+            .any(|(c, t)| c == change && t == template),
     }
 }
 

@@ -63,6 +63,9 @@ pub(super) struct Summary {
     pub created: Vec<Set<Canon>>,
     pub largest_body: Map<String, usize>,
     pub operations: Vec<bool>,
+    /// Per event: a notification's (change type, resource template) pairs, which
+    /// notification faults name (empty for an exchange).
+    pub kinds: Vec<Vec<(String, String)>>,
 }
 
 /// Takes events one at a time; `finish` gives the summary, the strings requests can
@@ -80,6 +83,7 @@ pub(super) struct Builder {
     recorded_ids: Set<Canon>,
     largest_body: Map<String, usize>,
     operations: Vec<bool>,
+    kinds: Vec<Vec<(String, String)>>,
     bindable: Bindable,
     /// The event each id first shows up in.
     first: Map<Canon, usize>,
@@ -173,6 +177,9 @@ impl Builder {
         self.sides
             .push([request.into_iter().collect(), response.into_iter().collect()]);
         self.operations.push(reports_operation(&e));
+        let notification = e.request.body.json().filter(|_| e.kind == Kind::Notification);
+        self.kinds
+            .push(notification.map(crate::faults::notification_kinds).unwrap_or_default());
         if e.kind == Kind::Exchange {
             self.exchange(i, &e);
         }
@@ -233,6 +240,7 @@ impl Builder {
             created,
             largest_body: self.largest_body,
             operations: self.operations,
+            kinds: self.kinds,
         };
         (summary, self.bindable, held)
     }

@@ -146,6 +146,11 @@ impl Prepared {
         events.iter().map(|&i| self.load(i)).collect()
     }
 
+    /// Event `i`'s (change type, resource template) pairs, if it is a notification.
+    pub fn notification_kinds(&self, i: usize) -> &[(String, String)] {
+        self.summary.kinds.get(i).map_or(&[], Vec::as_slice)
+    }
+
     /// Whether event `i` is a notification reporting an operation's outcome.
     pub fn reports_operation(&self, i: usize) -> bool {
         self.summary.operations.get(i).copied().unwrap_or(false)
@@ -229,7 +234,7 @@ mod tests {
             assert_eq!((&a.follows, &a.unattached), (&b.follows, &b.unattached));
             assert_eq!((&a.stable, &a.recorded_ids), (&b.stable, &b.recorded_ids));
             assert_eq!((&a.created, &a.largest_body), (&b.created, &b.largest_body));
-            assert_eq!(a.operations, b.operations);
+            assert_eq!((&a.operations, &a.kinds), (&b.operations, &b.kinds));
             for i in 0..held.heads().len() {
                 let (a, b) = (held.load(i).expect("held"), p.load(i).expect("loads"));
                 assert_eq!(a.event(), b.event(), "event {i}");

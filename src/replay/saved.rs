@@ -12,7 +12,7 @@ use crate::ids::Canon;
 use crate::matching::{Index, IndexParts};
 
 /// Bumped whenever what is kept changes: an older summary is prepared afresh.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 #[derive(Serialize)]
 struct Kept<'a> {
@@ -27,6 +27,7 @@ struct Kept<'a> {
     created: &'a [Set<Canon>],
     largest_body: &'a Map<String, usize>,
     operations: &'a [bool],
+    kinds: &'a [Vec<(String, String)>],
     bindable: &'a Bindable,
 }
 
@@ -43,6 +44,7 @@ struct Read {
     created: Vec<Set<Canon>>,
     largest_body: Map<String, usize>,
     operations: Vec<bool>,
+    kinds: Vec<Vec<(String, String)>>,
     bindable: Bindable,
 }
 
@@ -60,6 +62,7 @@ pub(super) fn encode(s: &Summary, bindable: &Bindable) -> Vec<u8> {
         created: &s.created,
         largest_body: &s.largest_body,
         operations: &s.operations,
+        kinds: &s.kinds,
         bindable,
     };
     serde_json::to_vec(&kept).unwrap_or_default()
@@ -75,6 +78,7 @@ pub(super) fn decode(bytes: &[u8]) -> Option<(Summary, Bindable)> {
         && r.follows.len() == n
         && r.created.len() == n
         && r.operations.len() == r.heads.len()
+        && r.kinds.len() == r.heads.len()
         && r.exchanges.iter().all(|x| x.event < r.heads.len())
         && r.follows
             .iter()
@@ -93,6 +97,7 @@ pub(super) fn decode(bytes: &[u8]) -> Option<(Summary, Bindable)> {
             created: r.created,
             largest_body: r.largest_body,
             operations: r.operations,
+            kinds: r.kinds,
         };
         (summary, r.bindable)
     })

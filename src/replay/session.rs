@@ -324,7 +324,6 @@ impl Session {
         );
     }
 
-    /// The seqs of the recorded exchanges this session never used.
     /// The first `listed` exchanges never served, and how many there are: costs
     /// what the session served, not the cassette's size.
     fn unused(&self, listed: usize) -> Unused {
