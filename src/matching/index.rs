@@ -112,8 +112,8 @@ impl Index {
         }
     }
 
-    /// The index `parts` kept, if its parts agree (every group of one key, every
-    /// entry of one group, all in range).
+    /// The index `parts` kept, if its parts agree (every key with a group, every
+    /// group of one key, every entry of one group, all in range).
     pub fn from_parts(p: IndexParts) -> Option<Index> {
         let mut idx = Index {
             seqs: p.seqs,
@@ -130,6 +130,9 @@ impl Index {
             idx.groups.push(Group { id, entries, shape });
         }
         for (head, groups) in p.keys {
+            if groups.is_empty() {
+                return None;
+            }
             let mut by_shape = Map::default();
             for &g in &groups {
                 if std::mem::replace(owned.get_mut(g)?, true) {

@@ -118,9 +118,11 @@ mod tests {
         };
         assert_eq!(ids(&again), ids(&built));
         assert_eq!(again.len(), 4);
-        // a group out of range, a group no key owns, an entry in two groups
+        // a group out of range, a group no key owns, an entry in two groups, a key
+        // without a group
         for bad in [
             kept.replace("[0,2,3]", "[0,2,9]"),
+            kept.replace("[1]]]}", "[]],[{\"method\":\"GET\",\"version\":\"v1.0\",\"template\":\"/x\",\"query\":\"\",\"shape\":\"Empty\"},[1]]]}"),
             kept.replace("[0,2,3]", "[0,2]"),
             kept.replace(r#"{"Obj":{}},[3]"#, r#"{"Obj":{}},[1]"#),
         ] {

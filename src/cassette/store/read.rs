@@ -63,22 +63,27 @@ impl SledReader {
     }
 }
 
+/// Event `seq` of `epoch`, if stored, verified against its checksum.
+pub(super) fn event(events: &sled::Tree, epoch: u64, seq: u64, name: &str) -> Result<Option<Event>, StoreError> {
+    let Some(value) = events
+        .get(codec::key(epoch, seq))
+        .map_err(|e| StoreError::Io(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    codec::decode(seq, &value)
+        .map(|(e, _)| Some(e))
+        .map_err(|e| StoreError::Io(format!("cassette `{name}`: {e}")))
+}
+
 impl EventReader for SledReader {
     fn event(&self, seq: u64) -> Result<Event, StoreError> {
-        let gone = || {
+        event(&self.events, self.epoch, seq, &self.name)?.ok_or_else(|| {
             StoreError::Io(format!(
                 "event {seq} of cassette `{}` is no longer in the store (the cassette was replaced or removed while it was served)",
                 self.name
             ))
-        };
-        let value = self
-            .events
-            .get(codec::key(self.epoch, seq))
-            .map_err(|e| StoreError::Io(e.to_string()))?
-            .ok_or_else(gone)?;
-        codec::decode(seq, &value)
-            .map(|(e, _)| e)
-            .map_err(|e| StoreError::Io(format!("cassette `{}`: {e}", self.name)))
+        })
     }
 }
 

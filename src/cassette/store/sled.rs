@@ -253,6 +253,12 @@ impl SledStore {
         Err(StoreError::Damaged(vec![d]))
     }
 
+    /// A cassette's metadata and a reader of its record's epoch.
+    fn streamed(&self, name: &str, r: MetaRecord) -> Streamed {
+        let reader = Arc::new(SledReader::new(self.events.clone(), r.epoch, name));
+        Streamed { meta: r.meta, reader }
+    }
+
     /// The record of a cassette that is not known damaged.
     fn readable(&self, name: &str) -> Result<Option<MetaRecord>, StoreError> {
         let w = lock(&self.writes);
@@ -284,8 +290,7 @@ impl Store for SledStore {
             return Ok(None);
         };
         self.read_events(name, &r, visit)?;
-        let reader = Arc::new(SledReader::new(self.events.clone(), r.epoch, name));
-        Ok(Some(Streamed { meta: r.meta, reader }))
+        Ok(Some(self.streamed(name, r)))
     }
 
     fn derived(&self, name: &str) -> Result<Option<(Vec<u8>, Streamed)>, StoreError> {
@@ -295,8 +300,7 @@ impl Store for SledStore {
         let Some(blob) = read::derived(&self.derived, name, r.epoch, &r.digest)? else {
             return Ok(None);
         };
-        let reader = Arc::new(SledReader::new(self.events.clone(), r.epoch, name));
-        Ok(Some((blob, Streamed { meta: r.meta, reader })))
+        Ok(Some((blob, self.streamed(name, r))))
     }
 
     fn put_derived(&self, name: &str, blob: &[u8]) -> Result<(), StoreError> {
@@ -311,10 +315,7 @@ impl Store for SledStore {
         let Some(epoch) = lock(&self.writes).records.get(name).map(|r| r.epoch) else {
             return Ok(None);
         };
-        match self.events.get(codec::key(epoch, seq)).map_err(io)? {
-            Some(v) => codec::decode(seq, &v).map(|(e, _)| Some(e)).map_err(io),
-            None => Ok(None),
-        }
+        read::event(&self.events, epoch, seq, name)
     }
 
     fn set_source(&self, name: &str, source: Option<Source>) -> Result<(), StoreError> {
