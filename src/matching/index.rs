@@ -48,6 +48,10 @@ pub struct IndexParts {
     keys: Vec<(Probe, Vec<usize>)>,
 }
 
+/// A recorded key, as [`Index::slot`] found it.
+#[derive(Debug, Clone, Copy)]
+pub struct Slot(usize);
+
 /// Candidate groups for a live request, best first; each holds compatible recordings.
 #[derive(Debug, Default)]
 pub struct Candidates<'a> {
@@ -151,17 +155,36 @@ impl Index {
         (whole && ordered && idx.by_key.len() == idx.keys.len()).then_some(idx)
     }
 
+    /// The recorded key a live request has, looked up once for [`Index::exact_in`] and
+    /// [`Index::candidates_in`].
+    pub fn slot(&self, live: &Probe) -> Option<Slot> {
+        self.by_key.get(&live.key()).map(|&k| Slot(k))
+    }
+
     /// The group of recordings with the live request's exact key and shape, if any:
     /// found without comparing anything.
     pub fn exact(&self, live: &Probe) -> Option<&Group> {
-        let key = &self.keys[*self.by_key.get(&live.key())?];
+        self.exact_in(self.slot(live)?, live)
+    }
+
+    /// [`Index::exact`] within the key already looked up.
+    pub fn exact_in(&self, slot: Slot, live: &Probe) -> Option<&Group> {
+        let key = self.keys.get(slot.0)?;
         key.by_shape.get(&live.shape).map(|&g| &self.groups[g])
     }
 
     /// Every group a live request may be served from, best first: by (penalty,
     /// earliest entry), so its exact shape (penalty 0) comes before other spellings.
     pub fn candidates(&self, live: &Probe, mode: MatchMode) -> Candidates<'_> {
-        let Some(key) = self.by_key.get(&live.key()).map(|&k| &self.keys[k]) else {
+        match self.slot(live) {
+            Some(slot) => self.candidates_in(slot, live, mode),
+            None => Candidates::default(),
+        }
+    }
+
+    /// [`Index::candidates`] within the key already looked up.
+    pub fn candidates_in(&self, slot: Slot, live: &Probe, mode: MatchMode) -> Candidates<'_> {
+        let Some(key) = self.keys.get(slot.0) else {
             return Candidates::default();
         };
         let mut scored: Vec<(usize, &Group)> = key

@@ -10,7 +10,7 @@
 mod index;
 mod shape;
 
-pub use index::{Candidates, Group, Index, IndexParts};
+pub use index::{Candidates, Group, Index, IndexParts, Slot};
 pub use shape::{clip, compare, template_ids, Comparison, MatchMode, Rule, Shape};
 
 use crate::cassette::Body;

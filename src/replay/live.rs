@@ -2,8 +2,6 @@
 //! reduced to a new session's seed material, paired with a recorded request — and a
 //! body far too large to match refused before it is parsed.
 
-use std::collections::BTreeSet;
-
 use bytes::Bytes;
 
 use std::sync::atomic::Ordering;
@@ -74,25 +72,52 @@ fn query_pairs(q: &str) -> Vec<(&str, &str)> {
 /// What a new session's seed derives from: the request's path template, its ids and
 /// every string it carries, order-free (so SDK key order and whitespace don't count).
 pub fn seed_material(live: &Live<'_>) -> Vec<u8> {
-    let mut parts: BTreeSet<String> = BTreeSet::new();
+    use std::fmt::Write as _;
+    // each part written once into one buffer, then sorted and deduplicated as a
+    // sorted set of the parts' strings would be (the same bytes, no string per part)
+    let mut buf = String::with_capacity(256);
+    let mut parts: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut part = |buf: &mut String, write: &dyn Fn(&mut String)| {
+        let start = buf.len();
+        write(buf);
+        parts.push(start..buf.len());
+    };
     for seg in &live.path.segments {
-        parts.extend(ids::scan(seg).into_iter().map(|t| format!("id:{}", t.canon)));
+        for t in ids::scan(seg) {
+            part(&mut buf, &|b| {
+                let _ = write!(b, "id:{}", t.canon);
+            });
+        }
     }
     if let Some(q) = live.query {
-        parts.insert(format!("q:{q}"));
+        part(&mut buf, &|b| {
+            b.push_str("q:");
+            b.push_str(q);
+        });
     }
     match &live.body {
         Body::Json(v) => ids::visit_strings(v, &mut |k, _, s| {
-            parts.insert(format!("{}={s}", k.unwrap_or("")));
+            part(&mut buf, &|b| {
+                b.push_str(k.unwrap_or(""));
+                b.push('=');
+                b.push_str(s);
+            })
         }),
-        Body::Text(t) => {
-            parts.insert(format!("text:{t}"));
-        }
+        Body::Text(t) => part(&mut buf, &|b| {
+            b.push_str("text:");
+            b.push_str(t);
+        }),
         _ => {}
     }
-    let mut out = format!("{} {}\n", live.method, live.path.template()).into_bytes();
-    for p in parts {
-        out.extend_from_slice(p.as_bytes());
+    parts.sort_unstable_by(|a, b| buf[a.clone()].cmp(&buf[b.clone()]));
+    parts.dedup_by(|a, b| buf[a.clone()] == buf[b.clone()]);
+    let mut out = Vec::with_capacity(buf.len() + parts.len() + 64);
+    out.extend_from_slice(live.method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(live.probe.template.as_bytes());
+    out.push(b'\n');
+    for r in parts {
+        out.extend_from_slice(&buf.as_bytes()[r]);
         out.push(b'\n');
     }
     out
@@ -186,5 +211,34 @@ impl Replayer {
             message: format!("cassette `{}`: {reason}", cassette.name()),
             nearest: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_material_is_the_sorted_distinct_parts_whatever_their_order() {
+        let parts = http::Request::post("/beta/app/calls/0f3a1b2c-0000-4000-8000-00000000abcd/participants/invite?b=2")
+            .body(())
+            .map(|r| r.into_parts().0)
+            .unwrap();
+        let body = Bytes::from_static(
+            br##"{"z":"x","@odata.type":"#t","a":["y","x"],"c":{"z":"x"},"n":1,"id":"0F3A1B2C-0000-4000-8000-00000000ABCD"}"##,
+        );
+        let live = Live::parse(&parts, &body).unwrap();
+        let got = String::from_utf8(seed_material(&live)).unwrap();
+        assert_eq!(
+            got,
+            "POST /communications/calls/{id}/participants/invite\n\
+             a=x\na=y\nid:0f3a1b2c-0000-4000-8000-00000000abcd\n\
+             id=0F3A1B2C-0000-4000-8000-00000000ABCD\nq:b=2\nz=x\n"
+        );
+        let reordered = Bytes::from_static(
+            br##"{"id":"0F3A1B2C-0000-4000-8000-00000000ABCD","c":{"z":"x"},"a":["x","y"],"z":"x"}"##,
+        );
+        let again = Live::parse(&parts, &reordered).unwrap();
+        assert_eq!(seed_material(&again).as_slice(), got.as_bytes());
     }
 }

@@ -289,7 +289,7 @@ impl Replayer {
     /// before the request could claim its ids (the caller looks it up again).
     fn serve_in(&self, shared: &Shared, s: &mut Session, live: &Live<'_>) -> Result<Option<Handled>, ProxyError> {
         let cassette = s.cassette().clone();
-        let delay = match s.response_fault(live.method, &live.path.template()) {
+        let delay = match s.response_fault(live.method, &live.probe.template) {
             Some(ResponseFault::Status { status, retry_after }) => {
                 let e = ProxyError::Injected { status, retry_after };
                 let resp = e.respond(&*self.clock, &live.parts.method, &live.parts.uri, live.pq.as_bytes());
@@ -451,7 +451,7 @@ impl Replayer {
                 request: live.shown(),
                 repeated,
                 request_scoped: bound.request_scoped,
-                minted: reminted.iter().map(|(r, l)| format!("{r} -> {l}")).collect(),
+                minted: reminted,
             },
         );
         cassette.mark_used(entry);

@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::faults::Applied;
 use super::settings::SessionSettings;
 use super::verdict::Verdict;
+use crate::ids::Canon;
 use crate::notify::Delivery;
 
 /// One served request, for the report.
@@ -18,9 +19,15 @@ pub struct Served {
     /// Bindings kept for this request only (they would have broken the bijection).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub request_scoped: Vec<String>,
-    /// For a repeated action: the ids minted afresh for it (`recorded -> live`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub minted: Vec<String>,
+    /// For a repeated action: the ids minted afresh for it, shown `recorded -> live`
+    /// (formatted when a report is written, not per request).
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "arrows")]
+    pub minted: Vec<(Canon, Canon)>,
+}
+
+/// (recorded, live) pairs as `recorded -> live` strings.
+fn arrows<S: serde::Serializer>(pairs: &[(Canon, Canon)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(pairs.iter().map(|(r, l)| format!("{r} -> {l}")))
 }
 
 /// One request that matched nothing.

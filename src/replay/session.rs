@@ -168,10 +168,11 @@ impl Session {
     /// first), else the latest of them again (polling repeats its last answer), with
     /// whether it repeats; `None` when nothing recorded fits.
     pub fn pick(&mut self, index: &Index, live: &Probe, mode: MatchMode) -> Option<(usize, bool)> {
-        if let Some(e) = index.exact(live).and_then(|g| self.next_in(g)) {
+        let slot = index.slot(live)?;
+        if let Some(e) = index.exact_in(slot, live).and_then(|g| self.next_in(g)) {
             return Some((e, false));
         }
-        let candidates = index.candidates(live, mode);
+        let candidates = index.candidates_in(slot, live, mode);
         for g in &candidates.groups {
             if let Some(e) = self.next_in(g) {
                 return Some((e, false));

@@ -5,7 +5,11 @@
 //!
 //! Lock order: a session's mutex may be held while the index lock is taken, never the
 //! other way round (teardown detaches under the index lock, then reports). A request
-//! takes the index lock to find its session, once to claim its ids, once after serving.
+//! takes the index lock to find its session (a new one: again to enter it), once to
+//! claim its ids, once after serving. What a new session needs (its seed, the session
+//! itself) is built before that lock, and what leaves (dropped sessions, outcomes)
+//! after it: two requests' turns under it stay short. Session names are shared
+//! (`Arc<str>`): the index, the last-use order and the ids it owns clone no strings.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,6 +26,9 @@ use crate::sync::lock;
 
 /// A session as the index and requests share it.
 pub type Shared = Arc<Mutex<Session>>;
+
+/// A session's name as the index keeps it.
+type Name = Arc<str>;
 
 /// How many ended sessions keep their reports.
 const ENDED_KEPT: usize = 1024;
@@ -46,35 +53,53 @@ impl Entry {
 }
 
 struct Inner {
-    by_id: Map<String, Entry>,
+    by_id: Map<Name, Entry>,
     /// Live id -> owning session.
-    index: Map<Canon, String>,
+    index: Map<Canon, Name>,
     /// Seeds of live sessions (no two live sessions share one).
     seeds: Set<Seed>,
     /// Ended sessions by id, oldest first.
-    ended: Ring<(String, Shared)>,
+    ended: Ring<(Name, Shared)>,
     /// Live sessions by last use, least recent first (expiry and eviction read it in order).
-    lru: BTreeSet<(u64, String)>,
-    /// Outcomes of sessions that left the ring of ended ones.
-    history: Ring<Outcome>,
+    lru: BTreeSet<(u64, Name)>,
+}
+
+/// A session that left the index: kept in the ring of ended ones, and the older ended
+/// session it pushed out of that ring (its outcome goes to the history). Dropped
+/// outside the index lock.
+struct Retired {
+    ended: Shared,
+    dropped: Option<Shared>,
+    _owned: Vec<Canon>,
 }
 
 impl Inner {
-    /// Detaches a session and the ids it owns (no session lock taken here).
-    fn detach(&mut self, id: &str) -> Option<(String, Entry)> {
-        let e = self.by_id.remove(id)?;
+    /// Detaches a session and the ids it owns (no session lock taken here) and keeps it
+    /// in the ring of ended ones.
+    fn retire(&mut self, id: &str) -> Option<Retired> {
+        let (name, e) = self.by_id.remove_entry(id)?;
         self.seeds.remove(&e.seed);
-        self.lru.remove(&(e.last_used_ms, id.to_string()));
+        self.lru.remove(&(e.last_used_ms, name.clone()));
         for c in &e.owned {
-            if self.index.get(c).is_some_and(|o| o == id) {
+            if self.index.get(c).is_some_and(|o| **o == *id) {
                 self.index.remove(c);
             }
         }
-        Some((id.to_string(), e))
+        let dropped = self.ended.push((name, e.session.clone())).map(|(_, s)| s);
+        Some(Retired {
+            ended: e.session,
+            dropped,
+            _owned: e.owned,
+        })
     }
 
-    fn owner(&self, ids: &[Canon]) -> Result<Option<String>, ProxyError> {
-        let mut owners: Vec<(&Canon, &String)> = Vec::new();
+    /// Whether a new session may take this seed and name.
+    fn free(&self, seed: &Seed, id: &str) -> bool {
+        !self.seeds.contains(seed) && !self.by_id.contains_key(id)
+    }
+
+    fn owner(&self, ids: &[Canon]) -> Result<Option<Name>, ProxyError> {
+        let mut owners: Vec<(&Canon, &Name)> = Vec::new();
         for c in ids {
             if let Some(o) = self.index.get(c) {
                 if !owners.iter().any(|(_, x)| *x == o) {
@@ -84,7 +109,7 @@ impl Inner {
         }
         match owners.as_slice() {
             [] => Ok(None),
-            [(_, o)] => Ok(Some(o.to_string())),
+            [(_, o)] => Ok(Some(Name::clone(o))),
             many => {
                 let each: Vec<String> = many.iter().map(|(c, o)| format!("id {c} to session {o}")).collect();
                 Err(ProxyError::Conflict(format!(
@@ -99,7 +124,7 @@ impl Inner {
     /// The live session a request names, marked as used now.
     fn find(&mut self, route: &Route<'_>, now_ms: u64) -> Result<Option<Shared>, ProxyError> {
         let found = match route.header {
-            Some(h) => self.by_id.contains_key(h).then(|| h.to_string()),
+            Some(h) => self.by_id.get_key_value(h).map(|(k, _)| k.clone()),
             None => match self.owner(route.path_ids)? {
                 Some(s) => Some(s),
                 None => self.owner(route.body_ids)?,
@@ -119,10 +144,13 @@ impl Inner {
 
     /// Marks ids as owned by `session` (those owned by nobody yet).
     fn insert_ids(&mut self, session: &str, ids: &[Canon]) {
+        let Some(name) = self.by_id.get_key_value(session).map(|(k, _)| k.clone()) else {
+            return;
+        };
         let mut fresh = Vec::new();
         for c in ids {
-            if !self.index.contains_key(c) {
-                self.index.insert(c.clone(), session.to_string());
+            if let std::collections::hash_map::Entry::Vacant(v) = self.index.entry(c.clone()) {
+                v.insert(name.clone());
                 fresh.push(c.clone());
             }
         }
@@ -158,8 +186,18 @@ pub enum ClaimError {
 /// All sessions and the global index of live ids.
 pub struct Sessions {
     inner: Mutex<Inner>,
+    /// Outcomes of sessions that left the ring of ended ones (its own lock: written
+    /// after a session's outcome is taken, outside the index lock).
+    history: Mutex<Ring<Outcome>>,
     idle_ms: u64,
     max: usize,
+}
+
+/// A new session built before the index lock is taken, for its first seed.
+struct Draft {
+    seed: Seed,
+    id: String,
+    session: Shared,
 }
 
 impl Sessions {
@@ -171,8 +209,8 @@ impl Sessions {
                 seeds: Set::default(),
                 ended: Ring::new(ENDED_KEPT),
                 lru: BTreeSet::new(),
-                history: Ring::new(OUTCOMES_KEPT),
             }),
+            history: Mutex::new(Ring::new(OUTCOMES_KEPT)),
             idle_ms,
             max: max.max(1),
         }
@@ -211,10 +249,22 @@ impl Sessions {
     /// concurrent request just created it).
     pub fn create_new(&self, cassette: &Arc<Prepared>, route: &Route<'_>, now_ms: u64) -> Result<Shared, ProxyError> {
         let material = (route.seed_material)();
-        let mut detached: Vec<(String, Entry)> = Vec::new();
-        let r = self.create(cassette, route, &material, now_ms, &mut detached);
-        self.finish(detached);
+        let draft = Self::draft(cassette, route, &material, 0);
+        let mut retired: Vec<Retired> = Vec::new();
+        let r = self.create(cassette, route, &material, draft, now_ms, &mut retired);
+        self.finish(retired);
         r
+    }
+
+    /// The session for seed attempt `n` (outside the index lock when `n` is 0).
+    fn draft(cassette: &Arc<Prepared>, route: &Route<'_>, material: &[u8], n: u32) -> Draft {
+        let (seed, id) = Self::seed_for(cassette.name(), route.header, material, n);
+        let session = Session::new(id.clone(), cassette.clone(), seed, route.settings.clone());
+        Draft {
+            seed,
+            id,
+            session: Arc::new(Mutex::new(session)),
+        }
     }
 
     /// Creates the session (unless a concurrent request just did) under one lock.
@@ -223,26 +273,30 @@ impl Sessions {
         cassette: &Arc<Prepared>,
         route: &Route<'_>,
         material: &[u8],
+        draft: Draft,
         now_ms: u64,
-        detached: &mut Vec<(String, Entry)>,
+        retired: &mut Vec<Retired>,
     ) -> Result<Shared, ProxyError> {
         let mut inner = self.inner();
         if let Some(s) = inner.find(route, now_ms)? {
             return Ok(s);
         }
         if inner.by_id.len() >= self.max {
-            detached.extend(self.expired(&mut inner, now_ms));
+            retired.extend(self.expired(&mut inner, now_ms));
         }
         if inner.by_id.len() >= self.max {
-            detached.push(self.evict_lru(&mut inner)?);
+            retired.push(self.evict_lru(&mut inner)?);
         }
-        let (seed, id) = Self::fresh_seed(&inner, cassette.name(), route.header, material);
-        let session = Arc::new(Mutex::new(Session::new(
-            id.clone(),
-            cassette.clone(),
-            seed,
-            route.settings.clone(),
-        )));
+        // the same live request always gets the same seed, unless a live session
+        // already holds it (an identical request from another test): then the next
+        let mut draft = draft;
+        let mut n = 0;
+        while !inner.free(&draft.seed, &draft.id) {
+            n += 1;
+            draft = Self::draft(cassette, route, material, n);
+        }
+        let Draft { seed, id, session } = draft;
+        let name: Name = id.into();
         // claim the path ids now, so a concurrent request for the same call joins this
         // session instead of creating another; ids of the recording itself never route
         let owned: Vec<Canon> = route
@@ -252,10 +306,10 @@ impl Sessions {
             .cloned()
             .collect();
         for c in &owned {
-            inner.index.insert(c.clone(), id.clone());
+            inner.index.insert(c.clone(), name.clone());
         }
         inner.seeds.insert(seed);
-        inner.lru.insert((now_ms, id.clone()));
+        inner.lru.insert((now_ms, name.clone()));
         let entry = Entry {
             session: session.clone(),
             seed,
@@ -263,28 +317,21 @@ impl Sessions {
             owned,
             pending: None,
         };
-        inner.by_id.insert(id.clone(), entry);
-        tracing::debug!(session = %id, cassette = %cassette.name(), "session started");
+        tracing::debug!(session = %name, cassette = %cassette.name(), "session started");
+        inner.by_id.insert(name, entry);
         Ok(session)
     }
 
-    /// The seed: the same live request always gets the same one, unless a live
-    /// session already holds it (an identical request from another test).
-    fn fresh_seed(inner: &Inner, cassette: &str, header: Option<&str>, material: &[u8]) -> (Seed, String) {
-        let mut n: u32 = 0;
-        loop {
-            let count = n.to_be_bytes();
-            let parts: [&[u8]; 4] = [cassette.as_bytes(), header.unwrap_or("").as_bytes(), material, &count];
-            let seed = Seed::derive(parts.into_iter().take(if n == 0 { 3 } else { 4 }));
-            let id = match header {
-                Some(h) => h.to_string(),
-                None => format!("s-{}", seed.short()),
-            };
-            if !inner.seeds.contains(&seed) && !inner.by_id.contains_key(&id) {
-                return (seed, id);
-            }
-            n += 1;
-        }
+    /// Seed attempt `n` for a new session and its name.
+    fn seed_for(cassette: &str, header: Option<&str>, material: &[u8], n: u32) -> (Seed, String) {
+        let count = n.to_be_bytes();
+        let parts: [&[u8]; 4] = [cassette.as_bytes(), header.unwrap_or("").as_bytes(), material, &count];
+        let seed = Seed::derive(parts.into_iter().take(if n == 0 { 3 } else { 4 }));
+        let id = match header {
+            Some(h) => h.to_string(),
+            None => format!("s-{}", seed.short()),
+        };
+        (seed, id)
     }
 
     /// Reserves live ids for `session`, all or none: refused (and nothing reserved)
@@ -296,7 +343,7 @@ impl Sessions {
         }
         let taken = ids
             .iter()
-            .find_map(|c| inner.index.get(c).filter(|o| o.as_str() != id).map(|o| (c, o)));
+            .find_map(|c| inner.index.get(c).filter(|o| ***o != *id).map(|o| (c, o)));
         if let Some((c, other)) = taken {
             return Err(ClaimError::Taken(ProxyError::Conflict(format!(
                 "id {c} of this request already belongs to replay session {other}"
@@ -317,7 +364,7 @@ impl Sessions {
         let before = minted.len();
         let free: Vec<Canon> = minted
             .iter()
-            .filter(|c| inner.index.get(*c).is_none_or(|o| o == session))
+            .filter(|c| inner.index.get(*c).is_none_or(|o| **o == *session))
             .cloned()
             .collect();
         if free.len() < before {
@@ -330,26 +377,26 @@ impl Sessions {
         inner.insert_ids(session, &free);
     }
 
-    /// Detaches the sessions idle for too long, oldest first.
-    fn expired(&self, inner: &mut Inner, now_ms: u64) -> Vec<(String, Entry)> {
-        let ids: Vec<String> = inner
+    /// Retires the sessions idle for too long, oldest first.
+    fn expired(&self, inner: &mut Inner, now_ms: u64) -> Vec<Retired> {
+        let ids: Vec<Name> = inner
             .lru
             .iter()
             .take_while(|(t, _)| now_ms.saturating_sub(*t) >= self.idle_ms)
             .filter(|(_, id)| inner.by_id.get(id).is_some_and(Entry::idle))
             .map(|(_, id)| id.clone())
             .collect();
-        ids.into_iter().filter_map(|id| inner.detach(&id)).collect()
+        ids.into_iter().filter_map(|id| inner.retire(&id)).collect()
     }
 
-    /// Detaches the least recently used idle session.
-    fn evict_lru(&self, inner: &mut Inner) -> Result<(String, Entry), ProxyError> {
+    /// Retires the least recently used idle session.
+    fn evict_lru(&self, inner: &mut Inner) -> Result<Retired, ProxyError> {
         let victim = inner
             .lru
             .iter()
             .find(|(_, id)| inner.by_id.get(id).is_some_and(Entry::idle))
             .map(|(_, id)| id.clone());
-        match victim.and_then(|id| inner.detach(&id)) {
+        match victim.and_then(|id| inner.retire(&id)) {
             Some(e) => {
                 tracing::debug!("session evicted (session limit)");
                 Ok(e)
@@ -361,31 +408,28 @@ impl Sessions {
         }
     }
 
-    /// Keeps detached sessions in the ring of ended ones; the outcomes of those that
-    /// drop out of it go to the run's history.
-    fn finish(&self, detached: Vec<(String, Entry)>) {
-        if detached.is_empty() {
+    /// After the index lock: logs the end of retired sessions, and moves the outcomes
+    /// of those pushed out of the ring of ended ones to the run's history.
+    fn finish(&self, retired: Vec<Retired>) {
+        if retired.is_empty() {
             return;
         }
         if tracing::enabled!(tracing::Level::INFO) {
-            for (_, e) in &detached {
-                lock(&e.session).log_end("ended");
+            for r in &retired {
+                lock(&r.ended).log_end("ended");
             }
         }
-        let dropped: Vec<Shared> = {
-            let mut inner = self.inner();
-            detached
-                .into_iter()
-                .filter_map(|(id, e)| inner.ended.push((id, e.session)).map(|(_, s)| s))
-                .collect()
-        };
-        if dropped.is_empty() {
+        let outcomes: Vec<Outcome> = retired
+            .iter()
+            .filter_map(|r| r.dropped.as_ref())
+            .map(|s| lock(s).outcome())
+            .collect();
+        if outcomes.is_empty() {
             return;
         }
-        let outcomes: Vec<Outcome> = dropped.iter().map(|s| lock(s).outcome()).collect();
-        let mut inner = self.inner();
+        let mut history = lock(&self.history);
         for o in outcomes {
-            inner.history.push(o);
+            history.push(o);
         }
     }
 
@@ -393,8 +437,7 @@ impl Sessions {
     /// ones from the history; and how many older ones the history no longer holds.
     pub fn outcomes(&self) -> (Vec<Outcome>, u64) {
         let (history, lost) = {
-            let inner = self.inner();
-            let h = &inner.history;
+            let h = lock(&self.history);
             (h.to_vec(), h.total() - h.len() as u64)
         };
         let mut out = history;
@@ -404,18 +447,18 @@ impl Sessions {
 
     /// Ends idle sessions.
     pub fn sweep(&self, now_ms: u64) {
-        let detached = {
+        let retired = {
             let mut inner = self.inner();
             self.expired(&mut inner, now_ms)
         };
-        self.finish(detached);
+        self.finish(retired);
     }
 
     /// Ends a session now and returns its report (deliveries already queued go on).
     pub fn end(&self, id: &str) -> Option<Report> {
-        let (id, e) = self.inner().detach(id)?;
-        let session = e.session.clone();
-        self.finish(vec![(id, e)]);
+        let retired = self.inner().retire(id)?;
+        let session = retired.ended.clone();
+        self.finish(vec![retired]);
         let report = lock(&session).report(false);
         Some(report)
     }
@@ -439,7 +482,12 @@ impl Sessions {
         let (live, ended) = {
             let inner = self.inner();
             let live = inner.by_id.get(id).map(|e| e.session.clone());
-            let ended = inner.ended.iter().rev().find(|(k, _)| k == id).map(|(_, s)| s.clone());
+            let ended = inner
+                .ended
+                .iter()
+                .rev()
+                .find(|(k, _)| **k == *id)
+                .map(|(_, s)| s.clone());
             (live, ended)
         };
         match (live, ended) {
