@@ -101,11 +101,15 @@ pub enum ResponseHeader {
 }
 
 pub fn response_header(name: &str) -> ResponseHeader {
-    match name.to_ascii_lowercase().as_str() {
-        "location" => ResponseHeader::Relocate,
-        "client-request-id" | "scenario-id" => ResponseHeader::Echo,
-        "request-id" => ResponseHeader::Regenerate,
-        _ => ResponseHeader::Rewrite,
+    let is = |h: &str| name.eq_ignore_ascii_case(h);
+    if is("location") {
+        ResponseHeader::Relocate
+    } else if is("client-request-id") || is("scenario-id") {
+        ResponseHeader::Echo
+    } else if is("request-id") {
+        ResponseHeader::Regenerate
+    } else {
+        ResponseHeader::Rewrite
     }
 }
 
@@ -131,10 +135,13 @@ pub fn is_identity_header(name: &str) -> bool {
 }
 
 pub fn notification_header(name: &str) -> NotificationHeader {
-    match name.to_ascii_lowercase().as_str() {
-        "authorization" => NotificationHeader::Drop,
-        "x-microsoft-skype-message-id" | "x-microsoft-skype-original-message-id" => NotificationHeader::Fresh,
-        _ => NotificationHeader::Rewrite,
+    let is = |h: &str| name.eq_ignore_ascii_case(h);
+    if is("authorization") {
+        NotificationHeader::Drop
+    } else if is("x-microsoft-skype-message-id") || is("x-microsoft-skype-original-message-id") {
+        NotificationHeader::Fresh
+    } else {
+        NotificationHeader::Rewrite
     }
 }
 

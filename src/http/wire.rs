@@ -144,8 +144,10 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
 /// Headers that describe one hop's framing rather than the message: a stored message
 /// replayed later gets fresh ones (`Content-Length`, `Host`, hop-by-hop).
 pub fn is_framing_header(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    n == "content-length" || n == "host" || HOP_BY_HOP.contains(&n.as_str())
+    ["content-length", "host"]
+        .iter()
+        .chain(HOP_BY_HOP)
+        .any(|h| h.eq_ignore_ascii_case(name))
 }
 
 /// Request headers as a proxy forwards them: no hop-by-hop, no `Host` (the client
@@ -177,13 +179,13 @@ pub fn origin_form(parts: &http::request::Parts) -> Option<&str> {
 
 /// `scheme://host[:port]` the client used to reach us (`X-Forwarded-Proto` honoured).
 pub fn request_origin(h: &HeaderMap, uri: &http::Uri) -> Option<String> {
-    let host = header_str(h, "host")
-        .map(str::to_string)
-        .or_else(|| uri.authority().map(|a| a.to_string()))?;
     let scheme = header_str(h, "x-forwarded-proto")
         .or(uri.scheme_str())
         .unwrap_or("http");
-    Some(format!("{scheme}://{host}"))
+    match header_str(h, "host") {
+        Some(host) => Some(format!("{scheme}://{host}")),
+        None => uri.authority().map(|a| format!("{scheme}://{a}")),
+    }
 }
 
 /// `a=1&b=x%20y` (a query or an `application/x-www-form-urlencoded` body) as decoded

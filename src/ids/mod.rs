@@ -13,5 +13,5 @@ pub use mint::{mint, Seed};
 pub use rewrite::Rewriter;
 pub use table::{BindOutcome, Bound, IdTable, Pair, Pairing};
 pub use template::Template;
-pub use token::{map_tokens, natural_form, render, scan, Canon, Form, Token};
+pub use token::{map_tokens, natural_form, render, scan, Canon, Form, Token, Tokens};
 pub use walk::{call_scoped, collect, collect_appids, collect_stable, collect_stable_headers, visit_strings};

@@ -166,19 +166,12 @@ mod tests {
     fn echoed_values_come_back_as_sent() {
         let seed = Seed::derive([b"s".as_slice()]);
         let mut table = IdTable::default();
+        let rec = json!({"clientContext": "f2fa86af-3c51-4bc2-8fc0-475452d9764f"});
+        let live = json!({"clientContext": "0B1C2D3E4F5061728394A5B6C7D8E9F0"});
         let mut p = Pairing::default();
-        p.json(
-            &json!({"clientContext": "f2fa86af-3c51-4bc2-8fc0-475452d9764f"}),
-            &json!({"clientContext": "0B1C2D3E4F5061728394A5B6C7D8E9F0"}),
-            None,
-        );
+        p.json(&rec, &live, None);
         for pair in &p.tokens {
-            table.bind(
-                pair.recorded.clone(),
-                &pair.rec_text,
-                pair.live.clone(),
-                &pair.live_text,
-            );
+            table.bind(pair.recorded.clone(), pair.rec_text, pair.live.clone(), pair.live_text);
         }
         let stable = Set::default();
         let scoped = IdTable::default();
@@ -197,12 +190,10 @@ mod tests {
     #[test]
     fn differing_scalars_are_bound_only_under_their_member() {
         let seed = Seed::derive([b"m".as_slice()]);
+        let rec = json!({"subject": "default", "callbackUri": "https://bot.contoso.com/api/calls"});
+        let live = json!({"subject": "weekly", "callbackUri": "https://127.0.0.1:9/cb"});
         let mut p = Pairing::default();
-        p.json(
-            &json!({"subject": "default", "callbackUri": "https://bot.contoso.com/api/calls"}),
-            &json!({"subject": "weekly", "callbackUri": "https://127.0.0.1:9/cb"}),
-            None,
-        );
+        p.json(&rec, &live, None);
         let mut table = IdTable::default();
         for (k, r, l) in &p.strings {
             table.bind_string(k, r, l);
@@ -218,12 +209,12 @@ mod tests {
         assert_eq!(out["endpointType"], "default", "another member keeps its value");
         assert_eq!(out["callbackUri"], "https://127.0.0.1:9/cb");
         // list items stay under their list's member
-        let mut p = Pairing::default();
-        p.json(
-            &json!({"requestedModalities": ["audio"]}),
-            &json!({"requestedModalities": ["video"]}),
-            None,
+        let (rec, live) = (
+            json!({"requestedModalities": ["audio"]}),
+            json!({"requestedModalities": ["video"]}),
         );
+        let mut p = Pairing::default();
+        p.json(&rec, &live, None);
         for (k, r, l) in &p.strings {
             table.bind_string(k, r, l);
         }

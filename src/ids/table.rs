@@ -7,7 +7,7 @@ use crate::hash::Map;
 use serde_json::Value;
 
 use super::mint::{mint, Seed};
-use super::token::{scan, Canon, Token};
+use super::token::{scan, Canon, Token, Tokens};
 use crate::graph;
 
 /// One recorded id's live counterpart.
@@ -79,8 +79,12 @@ impl IdTable {
             BindOutcome::Same => {
                 // the latest request decides how an echo is written
                 if let Some(b) = self.fwd.get_mut(&recorded) {
-                    b.live_text = live_text.into();
-                    b.rec_text = rec_text.into();
+                    if *b.live_text != *live_text {
+                        b.live_text = live_text.into();
+                    }
+                    if *b.rec_text != *rec_text {
+                        b.rec_text = rec_text.into();
+                    }
                 }
             }
             BindOutcome::Conflict => {}
@@ -130,51 +134,51 @@ impl IdTable {
 
 /// Where a paired token was found, which decides whether it may select a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pair {
+pub struct Pair<'a> {
     pub recorded: Canon,
-    pub rec_text: String,
+    pub rec_text: &'a str,
     pub live: Canon,
-    pub live_text: String,
+    pub live_text: &'a str,
     /// In the path, or under a call-scoped member (`replacesCallId`, ...).
     pub call_scoped: bool,
 }
 
-/// What walking a recorded request beside a live one found.
+/// What walking a recorded request beside a live one found (borrowing both).
 #[derive(Debug, Default, Clone)]
-pub struct Pairing {
-    pub tokens: Vec<Pair>,
+pub struct Pairing<'a> {
+    pub tokens: Vec<Pair<'a>>,
     /// Non-id scalars that differ, by member: (member, recorded, live).
-    pub strings: Vec<(String, String, String)>,
+    pub strings: Vec<(&'a str, &'a str, &'a str)>,
 }
 
-impl Pairing {
+impl<'a> Pairing<'a> {
     /// Pairs the tokens of two strings at the same position. A scalar under a member
     /// `key` whose text differs beyond its ids is bound whole, for that member only.
-    pub fn strs(&mut self, rec: &str, live: &str, key: Option<&str>, call_scoped: bool) {
+    pub fn strs(&mut self, rec: &'a str, live: &'a str, key: Option<&'a str>, call_scoped: bool) {
         let tr = scan(rec);
         // the same text (most strings): scanned once, each id paired with itself
         let same = rec == live;
-        let scanned_live = if same { Vec::new() } else { scan(live) };
+        let scanned_live = if same { Tokens::new() } else { scan(live) };
         let tl = if same { &tr } else { &scanned_live };
         if tr.len() == tl.len() {
             for (a, b) in tr.iter().zip(tl) {
                 self.tokens.push(Pair {
                     recorded: a.canon.clone(),
-                    rec_text: rec[a.start..a.end].to_string(),
+                    rec_text: &rec[a.start..a.end],
                     live: b.canon.clone(),
-                    live_text: live[b.start..b.end].to_string(),
+                    live_text: &live[b.start..b.end],
                     call_scoped,
                 });
             }
         }
-        let differs = !same && (tr.len() != tl.len() || gaps(rec, &tr) != gaps(live, tl));
+        let differs = !same && (tr.len() != tl.len() || !same_gaps(rec, &tr, live, tl));
         if let (true, Some(k)) = (differs, key) {
-            self.strings.push((k.to_string(), rec.to_string(), live.to_string()));
+            self.strings.push((k, rec, live));
         }
     }
 
     /// Walks two JSON values in parallel (objects by key, arrays by index).
-    pub fn json(&mut self, rec: &Value, live: &Value, key: Option<&str>) {
+    pub fn json(&mut self, rec: &'a Value, live: &'a Value, key: Option<&'a str>) {
         match (rec, live) {
             (Value::String(a), Value::String(b)) => {
                 self.strs(a, b, key, key.is_some_and(graph::is_call_scoped_member));
@@ -199,16 +203,16 @@ impl Pairing {
     }
 }
 
-/// The text of `s` outside its tokens.
-fn gaps<'s>(s: &'s str, toks: &[Token]) -> Vec<&'s str> {
-    let mut out = Vec::with_capacity(toks.len() + 1);
-    let mut last = 0;
-    for t in toks {
-        out.push(&s[last..t.start]);
-        last = t.end;
-    }
-    out.push(&s[last..]);
-    out
+/// The text of `s` outside its tokens, gap by gap.
+fn gaps<'s>(s: &'s str, toks: &'s [Token]) -> impl Iterator<Item = &'s str> {
+    let starts = std::iter::once(0).chain(toks.iter().map(|t| t.end));
+    let ends = toks.iter().map(|t| t.start).chain(std::iter::once(s.len()));
+    starts.zip(ends).map(move |(a, b)| &s[a..b])
+}
+
+/// Whether two strings with as many tokens read the same outside them.
+fn same_gaps(a: &str, ta: &[Token], b: &str, tb: &[Token]) -> bool {
+    gaps(a, ta).eq(gaps(b, tb))
 }
 
 #[cfg(test)]

@@ -137,10 +137,14 @@ fn token_at(s: &str, i: usize) -> Option<Token> {
     })
 }
 
+/// Tokens of one string: most strings hold none, one or two (held inline, no
+/// allocation per string scanned).
+pub type Tokens = smallvec::SmallVec<[Token; 2]>;
+
 /// Every id-like token in `s`, left to right, non-overlapping.
-pub fn scan(s: &str) -> Vec<Token> {
+pub fn scan(s: &str) -> Tokens {
     let b = s.as_bytes();
-    let mut out = Vec::new();
+    let mut out = Tokens::new();
     let mut i = 0;
     while i < b.len() {
         // `i` is at a word boundary here
@@ -203,20 +207,29 @@ pub fn render(canon: &Canon, form: Form) -> String {
 }
 
 pub(crate) fn render_guid(v: u128, upper: bool, dashed: bool) -> String {
+    let (buf, len) = guid_bytes(v, upper, dashed);
+    String::from_utf8_lossy(&buf[..len]).into_owned()
+}
+
+/// A GUID's 32 hex digits (36 with dashes), written on the stack.
+fn guid_bytes(v: u128, upper: bool, dashed: bool) -> ([u8; 36], usize) {
     let digits: &[u8; 16] = if upper {
         b"0123456789ABCDEF"
     } else {
         b"0123456789abcdef"
     };
-    let mut out = String::with_capacity(36);
+    let mut out = [0u8; 36];
+    let mut n = 0;
     for k in 0..32 {
         if dashed && matches!(k, 8 | 12 | 16 | 20) {
-            out.push('-');
+            out[n] = b'-';
+            n += 1;
         }
         let nibble = (v >> (124 - 4 * k)) & 0xf;
-        out.push(char::from(digits[nibble as usize]));
+        out[n] = digits[nibble as usize];
+        n += 1;
     }
-    out
+    (out, n)
 }
 
 /// The natural written form of a canon (lowercase dashed GUIDs).
@@ -233,7 +246,14 @@ pub fn natural_form(canon: &Canon) -> Form {
 
 impl std::fmt::Display for Canon {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&render(self, natural_form(self)))
+        match self {
+            Canon::Guid(v) => {
+                let (buf, len) = guid_bytes(*v, false, true);
+                // hex digits and dashes: always UTF-8
+                f.write_str(std::str::from_utf8(&buf[..len]).map_err(|_| std::fmt::Error)?)
+            }
+            Canon::Phone(t) | Canon::Thread(t) => f.write_str(t),
+        }
     }
 }
 
@@ -317,7 +337,7 @@ mod tests {
     proptest! {
         #[test]
         fn skipping_words_finds_the_same_tokens(s in id_soup()) {
-            prop_assert_eq!(scan(&s), scan_every_boundary(&s));
+            prop_assert_eq!(scan(&s).to_vec(), scan_every_boundary(&s));
         }
 
         #[test]

@@ -2,6 +2,8 @@
 //! response headers a served exchange carries and the headers of each notification.
 //! Framing headers never carry over.
 
+use std::borrow::Cow;
+
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::cassette::Headers;
@@ -18,25 +20,31 @@ enum HeaderRule {
     Drop,
 }
 
-/// Rewrites recorded headers by `rule`; framing headers never carry over.
+/// Rewrites recorded headers by `rule` (given the lowercase name); framing headers
+/// never carry over. A value is copied once, into its `HeaderValue`.
 fn rewrite_headers(
     recorded: &Headers,
     rw: &mut Rewriter<'_>,
     mut rule: impl FnMut(&str, &str, &mut Rewriter<'_>) -> HeaderRule,
 ) -> HeaderMap {
-    let mut out = HeaderMap::new();
+    let mut out = HeaderMap::with_capacity(recorded.len());
     for (n, v) in recorded {
         if wire::is_framing_header(n) {
             continue;
         }
-        let lower = n.to_ascii_lowercase();
-        let value = match rule(&lower, v, rw) {
-            HeaderRule::Rewrite => rw.rewrite_str(v).into_owned(),
-            HeaderRule::Set(x) => x,
+        let Ok(name) = HeaderName::from_bytes(n.as_bytes()) else {
+            continue;
+        };
+        let value = match rule(name.as_str(), v, rw) {
+            HeaderRule::Rewrite => match rw.rewrite_str(v) {
+                Cow::Borrowed(same) => HeaderValue::from_str(same),
+                Cow::Owned(x) => HeaderValue::try_from(x),
+            },
+            HeaderRule::Set(x) => HeaderValue::try_from(x),
             HeaderRule::Drop => continue,
         };
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_str(&value)) {
-            out.append(n, v);
+        if let Ok(v) = value {
+            out.append(name, v);
         }
     }
     out

@@ -124,7 +124,7 @@ pub fn seed_material(live: &Live<'_>) -> Vec<u8> {
 }
 
 /// Walks the recorded request beside the live one: path, query and body.
-pub fn pair(rec: &RecordedExchange, rec_ev: &Event, live: &Live<'_>) -> Pairing {
+pub fn pair<'a>(rec: &'a RecordedExchange, rec_ev: &'a Event, live: &'a Live<'_>) -> Pairing<'a> {
     let mut pairing = Pairing::default();
     if let Some(rp) = &rec.path {
         for (a, b) in rp.segments.iter().zip(&live.path.segments) {

@@ -200,10 +200,10 @@ impl Session {
         for p in &pairing.tokens {
             let outcome = self
                 .table
-                .bind(p.recorded.clone(), &p.rec_text, p.live.clone(), &p.live_text);
+                .bind(p.recorded.clone(), p.rec_text, p.live.clone(), p.live_text);
             if outcome == ids::BindOutcome::Conflict {
                 out.scoped
-                    .bind(p.recorded.clone(), &p.rec_text, p.live.clone(), &p.live_text);
+                    .bind(p.recorded.clone(), p.rec_text, p.live.clone(), p.live_text);
                 out.request_scoped.push(format!("{} -> {}", p.recorded, p.live));
             }
         }

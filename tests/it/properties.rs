@@ -46,12 +46,7 @@ fn table_of(rec: &Value, live: &Value) -> IdTable {
     p.json(rec, live, None);
     let mut t = IdTable::default();
     for pair in &p.tokens {
-        t.bind(
-            pair.recorded.clone(),
-            &pair.rec_text,
-            pair.live.clone(),
-            &pair.live_text,
-        );
+        t.bind(pair.recorded.clone(), pair.rec_text, pair.live.clone(), pair.live_text);
     }
     t
 }
