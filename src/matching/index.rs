@@ -7,7 +7,7 @@
 use crate::hash::Map;
 
 use super::shape::{compare, Comparison, MatchMode, Shape};
-use super::{clip, Probe};
+use super::{clip, Probe, Query};
 
 /// A group of recordings with one key and one shape, in recorded order.
 #[derive(Debug)]
@@ -25,7 +25,16 @@ struct Key {
     /// The key's parts, for messages (method, version, template, query).
     head: Probe,
     groups: Vec<usize>,
-    by_shape: Map<Shape, usize>,
+    /// Groups by their shape's print (`Shape::print`; shapes that share one print
+    /// are told apart by comparing them).
+    by_print: Map<u64, Vec<usize>>,
+}
+
+impl Key {
+    fn add(&mut self, print: u64, g: usize) {
+        self.groups.push(g);
+        self.by_print.entry(print).or_default().push(g);
+    }
 }
 
 /// The recorded exchanges of one cassette.
@@ -71,18 +80,22 @@ impl Index {
                         ..p.clone()
                     },
                     groups: Vec::new(),
-                    by_shape: Map::default(),
+                    by_print: Map::default(),
                 });
                 idx.keys.len() - 1
             });
             let shape = std::mem::replace(&mut p.shape, Shape::Empty);
             let key = &mut idx.keys[k];
-            match key.by_shape.get(&shape) {
-                Some(&g) => idx.groups[g].entries.push(i),
+            let print = shape.print();
+            let same = key
+                .by_print
+                .get(&print)
+                .and_then(|gs| gs.iter().copied().find(|&g| idx.groups[g].shape == shape));
+            match same {
+                Some(g) => idx.groups[g].entries.push(i),
                 None => {
                     let g = idx.groups.len();
-                    key.by_shape.insert(shape.clone(), g);
-                    key.groups.push(g);
+                    key.add(print, g);
                     idx.groups.push(Group {
                         id: g,
                         entries: vec![i],
@@ -137,15 +150,19 @@ impl Index {
             if groups.is_empty() {
                 return None;
             }
-            let mut by_shape = Map::default();
-            for &g in &groups {
+            let mut key = Key {
+                head,
+                groups: Vec::with_capacity(groups.len()),
+                by_print: Map::default(),
+            };
+            for g in groups {
                 if std::mem::replace(owned.get_mut(g)?, true) {
                     return None;
                 }
-                by_shape.insert(idx.groups[g].shape.clone(), g);
+                key.add(idx.groups[g].shape.print(), g);
             }
-            idx.by_key.insert(head.key(), idx.keys.len());
-            idx.keys.push(Key { head, groups, by_shape });
+            idx.by_key.insert(key.head.key(), idx.keys.len());
+            idx.keys.push(key);
         }
         let whole = owned.iter().all(|&o| o) && entered.iter().all(|&e| e);
         let ordered = idx
@@ -157,25 +174,31 @@ impl Index {
 
     /// The recorded key a live request has, looked up once for [`Index::exact_in`] and
     /// [`Index::candidates_in`].
-    pub fn slot(&self, live: &Probe) -> Option<Slot> {
-        self.by_key.get(&live.key()).map(|&k| Slot(k))
+    pub fn slot(&self, live: &Query<'_>) -> Option<Slot> {
+        self.by_key.get(&live.head().key()).map(|&k| Slot(k))
     }
 
     /// The group of recordings with the live request's exact key and shape, if any:
     /// found without comparing anything.
-    pub fn exact(&self, live: &Probe) -> Option<&Group> {
+    pub fn exact(&self, live: &Query<'_>) -> Option<&Group> {
         self.exact_in(self.slot(live)?, live)
     }
 
+    /// How many shape groups the key has.
+    pub fn groups_in(&self, slot: Slot) -> usize {
+        self.keys.get(slot.0).map_or(0, |k| k.groups.len())
+    }
+
     /// [`Index::exact`] within the key already looked up.
-    pub fn exact_in(&self, slot: Slot, live: &Probe) -> Option<&Group> {
+    pub fn exact_in(&self, slot: Slot, live: &Query<'_>) -> Option<&Group> {
         let key = self.keys.get(slot.0)?;
-        key.by_shape.get(&live.shape).map(|&g| &self.groups[g])
+        let same_print = key.by_print.get(&live.print())?;
+        same_print.iter().map(|&g| &self.groups[g]).find(|g| live.is(&g.shape))
     }
 
     /// Every group a live request may be served from, best first: by (penalty,
     /// earliest entry), so its exact shape (penalty 0) comes before other spellings.
-    pub fn candidates(&self, live: &Probe, mode: MatchMode) -> Candidates<'_> {
+    pub fn candidates(&self, live: &Query<'_>, mode: MatchMode) -> Candidates<'_> {
         match self.slot(live) {
             Some(slot) => self.candidates_in(slot, live, mode),
             None => Candidates::default(),
@@ -183,7 +206,7 @@ impl Index {
     }
 
     /// [`Index::candidates`] within the key already looked up.
-    pub fn candidates_in(&self, slot: Slot, live: &Probe, mode: MatchMode) -> Candidates<'_> {
+    pub fn candidates_in(&self, slot: Slot, live: &Query<'_>, mode: MatchMode) -> Candidates<'_> {
         let Some(key) = self.keys.get(slot.0) else {
             return Candidates::default();
         };
@@ -192,7 +215,7 @@ impl Index {
             .iter()
             .map(|&g| &self.groups[g])
             .filter_map(|g| {
-                let c = compare(&g.shape, &live.shape, mode);
+                let c = compare(&g.shape, live.shape(), mode);
                 c.compatible().then_some((c.penalty(), g))
             })
             .collect();
@@ -204,14 +227,15 @@ impl Index {
 
     /// The nearest recorded entry to a request that found no fit, and why it differs:
     /// compared with each distinct shape of its key, else with each distinct key.
-    pub fn explain_miss(&self, live: &Probe, mode: MatchMode) -> (Option<usize>, String) {
+    pub fn explain_miss(&self, query: &Query<'_>, mode: MatchMode) -> (Option<usize>, String) {
+        let live = query.head();
         let shown = |p: &Probe| clip(&format!("{} /{}{}", p.method, p.version, p.template), 300);
         if let Some(key) = self.by_key.get(&live.key()).map(|&k| &self.keys[k]) {
             let best: Option<(usize, Comparison)> = key
                 .groups
                 .iter()
                 .map(|&g| &self.groups[g])
-                .map(|g| (g.entries[0], compare(&g.shape, &live.shape, mode)))
+                .map(|g| (g.entries[0], compare(&g.shape, query.shape(), mode)))
                 .min_by_key(|(i, c)| (c.refused.len(), c.penalty(), *i));
             if let Some((i, c)) = best {
                 return (

@@ -8,10 +8,14 @@
 //! OData annotations and `null` members never matter; ids are compared as placeholders.
 
 mod index;
+mod print;
 mod shape;
 
 pub use index::{Candidates, Group, Index, IndexParts, Slot};
+pub use print::print_body;
 pub use shape::{clip, compare, template_ids, Comparison, MatchMode, Rule, Shape};
+
+use std::cell::OnceCell;
 
 use crate::cassette::Body;
 use crate::graph::{self, GraphPath};
@@ -36,17 +40,79 @@ impl Probe {
 
     pub fn from_parts(method: &str, gp: &GraphPath, query: Option<&str>, body: &Body) -> Probe {
         Probe {
+            shape: Shape::of_body(body),
+            ..Probe::head(method, gp, query)
+        }
+    }
+
+    /// A request's key parts alone (its shape left `Empty`): what a [`Query`] holds.
+    pub fn head(method: &str, gp: &GraphPath, query: Option<&str>) -> Probe {
+        Probe {
             method: method.to_ascii_uppercase(),
             version: gp.version.clone(),
             template: gp.template(),
             query: normalise_query(query),
-            shape: Shape::of_body(body),
+            shape: Shape::Empty,
         }
     }
 
     /// The index key: method, version, template and sorted query.
     pub fn key(&self) -> String {
         key_string(&self.method, &self.version, &self.template, &self.query)
+    }
+}
+
+/// A live request as matching sees it: its key parts and its body, reduced to a
+/// shape only if it must be compared (an exact shape is found from the body itself).
+pub struct Query<'a> {
+    head: &'a Probe,
+    body: Option<&'a Body>,
+    shape: OnceCell<Shape>,
+}
+
+impl<'a> Query<'a> {
+    /// The request with key parts `head` (its shape unused) and `body`.
+    pub fn new(head: &'a Probe, body: &'a Body) -> Query<'a> {
+        Query {
+            head,
+            body: Some(body),
+            shape: OnceCell::new(),
+        }
+    }
+
+    /// A request already reduced to a full probe (shape included).
+    pub fn of(probe: &'a Probe) -> Query<'a> {
+        Query {
+            head: probe,
+            body: None,
+            shape: OnceCell::from(probe.shape.clone()),
+        }
+    }
+
+    pub fn head(&self) -> &Probe {
+        self.head
+    }
+
+    /// The body's shape, built the first time it is asked for.
+    pub fn shape(&self) -> &Shape {
+        self.shape
+            .get_or_init(|| self.body.map_or(Shape::Empty, Shape::of_body))
+    }
+
+    /// The shape's print, from the body when the shape was not built.
+    fn print(&self) -> u64 {
+        match (self.shape.get(), self.body) {
+            (None, Some(b)) => print_body(b),
+            _ => self.shape().print(),
+        }
+    }
+
+    /// Whether `shape` is exactly this request's.
+    fn is(&self, shape: &Shape) -> bool {
+        match (self.shape.get(), self.body) {
+            (None, Some(b)) => shape.matches_body(b),
+            _ => self.shape() == shape,
+        }
     }
 }
 
@@ -110,7 +176,7 @@ mod tests {
         assert_eq!(serde_json::to_string(&again.parts()).unwrap(), kept);
         let live = probe(&format!("{call}/mute"), json!({"clientContext":"c"}));
         let ids = |i: &Index| {
-            i.candidates(&live, MatchMode::Default)
+            i.candidates(&Query::of(&live), MatchMode::Default)
                 .groups
                 .iter()
                 .map(|g| (g.id, g.entries.clone()))
@@ -237,10 +303,10 @@ mod tests {
             1000,
         ));
         let idx = Index::build(entries);
-        let g = idx.exact(&poll(5000)).expect("the polls' group");
+        let g = idx.exact(&Query::of(&poll(5000))).expect("the polls' group");
         assert_eq!(g.entries.len(), 1000);
         assert_eq!(g.entries[0], 0);
-        let c = idx.candidates(&poll(1), MatchMode::Default);
+        let c = idx.candidates(&Query::of(&poll(1)), MatchMode::Default);
         assert_eq!(c.groups.len(), 1, "one comparison per distinct shape");
     }
 
@@ -269,9 +335,9 @@ mod tests {
             "/v1.0/communications/calls/ab6233a5-20b7-4c5e-bea2-ce56c9776429/participants/invite",
             json!({}),
         );
-        assert!(idx.candidates(&live, MatchMode::Default).groups.is_empty());
-        assert!(idx.exact(&live).is_none());
-        let (n, msg) = idx.explain_miss(&live, MatchMode::Default);
+        assert!(idx.candidates(&Query::of(&live), MatchMode::Default).groups.is_empty());
+        assert!(idx.exact(&Query::of(&live)).is_none());
+        let (n, msg) = idx.explain_miss(&Query::of(&live), MatchMode::Default);
         assert_eq!(n, Some(0));
         assert!(msg.contains("version beta recorded, v1.0 sent"), "{msg}");
         assert!(msg.contains("nearest is #3 "), "named by recorded seq: {msg}");

@@ -28,7 +28,8 @@ pub struct Live<'a> {
     pub path: GraphPath,
     pub query: Option<&'a str>,
     pub body: Body,
-    /// What matching compares (built here, before the session's lock is taken).
+    /// The key matching looks up (built here, before the session's lock is taken);
+    /// its shape is left unset: matching reads the body (`matching::Query`).
     pub probe: Probe,
 }
 
@@ -43,7 +44,7 @@ impl<'a> Live<'a> {
         })?;
         let body = Body::from_bytes(body);
         let method = parts.method.as_str();
-        let probe = Probe::from_parts(method, &gp, query, &body);
+        let probe = Probe::head(method, &gp, query);
         Ok(Live {
             parts,
             method,

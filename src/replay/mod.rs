@@ -46,6 +46,7 @@ use crate::faults::ResponseFault;
 use crate::graph;
 use crate::http::wire::{self, header_str, Resp};
 use crate::ids::{self, Canon};
+use crate::matching::Query;
 use crate::notify::{Job, Notifier};
 use crate::sync::{lock, Turns};
 use callbacks::Batch;
@@ -328,7 +329,8 @@ impl Replayer {
     /// session forwards; or a miss.
     fn choose(&self, s: &mut Session, cassette: &Prepared, live: &Live<'_>) -> Result<Choice, ProxyError> {
         let mode = s.settings().match_mode;
-        if let Some((entry, repeated)) = s.pick(cassette.index(), &live.probe, mode) {
+        let query = Query::new(&live.probe, &live.body);
+        if let Some((entry, repeated)) = s.pick(cassette.index(), &query, mode) {
             return Ok(Choice::Serve { entry, repeated });
         }
         match s.settings().on_miss {
@@ -336,7 +338,7 @@ impl Replayer {
             OnMiss::Record => return Ok(Choice::Forward(true)),
             OnMiss::Passthrough => return Ok(Choice::Forward(false)),
         }
-        let (nearest, reason) = cassette.index().explain_miss(&live.probe, mode);
+        let (nearest, reason) = cassette.index().explain_miss(&query, mode);
         let nearest_seq = nearest.map(|e| cassette.exchange_head(e).seq);
         s.note_missed(Missed {
             request: live.shown(),

@@ -14,7 +14,7 @@ use super::settings::SessionSettings;
 use super::verdict::{Problem, Verdict};
 use crate::faults::ResponseFault;
 use crate::ids::{self, Canon, IdTable, Pairing, Rewriter, Seed};
-use crate::matching::{Group, Index, MatchMode, Probe};
+use crate::matching::{Group, Index, MatchMode, Query};
 use crate::notify::Job;
 use crate::notify::{Delivery, DeliveryLog, Notifier, Outbox};
 use crate::ring::Ring;
@@ -167,10 +167,16 @@ impl Session {
     /// The recording to serve for `live`: the best one not yet used (its exact shape
     /// first), else the latest of them again (polling repeats its last answer), with
     /// whether it repeats; `None` when nothing recorded fits.
-    pub fn pick(&mut self, index: &Index, live: &Probe, mode: MatchMode) -> Option<(usize, bool)> {
+    pub fn pick(&mut self, index: &Index, live: &Query<'_>, mode: MatchMode) -> Option<(usize, bool)> {
         let slot = index.slot(live)?;
-        if let Some(e) = index.exact_in(slot, live).and_then(|g| self.next_in(g)) {
+        let exact = index.exact_in(slot, live);
+        if let Some(e) = exact.and_then(|g| self.next_in(g)) {
             return Some((e, false));
+        }
+        // the key's only group, all served: its last recording again (nothing to
+        // compare, so the live shape is never built)
+        if let (Some(g), 1) = (exact, index.groups_in(slot)) {
+            return g.entries.last().map(|&e| (e, true));
         }
         let candidates = index.candidates_in(slot, live, mode);
         for g in &candidates.groups {
