@@ -58,6 +58,11 @@ impl FixedClock {
             base: Instant::now(),
         }
     }
+
+    /// Moves its wall time on by `ms`.
+    pub fn advance(&self, ms: u64) {
+        self.unix.fetch_add(ms, Ordering::Relaxed);
+    }
 }
 
 impl Clock for FixedClock {

@@ -2,9 +2,11 @@
 //! (issuer, audience, app and tenant ids) in a recorded header, never its signature
 //! or the raw token. Replay signs each notification with graphvcr's key from those
 //! claims (rewritten for the session like any header) and fresh times from the
-//! injected clock — or sends a fixed value, or nothing.
+//! injected clock — or sends a fixed value, or nothing. Like Graph, it reuses a token
+//! while it is fresh: one signature per claims set per [`TOKEN_REUSE_SECS`], not one
+//! per notification (an RS256 signature was a third of a notification's CPU).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use serde_json::{Map, Value};
@@ -12,7 +14,9 @@ use serde_json::{Map, Value};
 use super::keys::{unverified_claims, Signer};
 use crate::clock::Clock;
 use crate::graph::CALLBACK_CLAIMS_HEADER;
+use crate::hash::Map as HashMap;
 use crate::notify::Authorizer;
+use crate::sync::lock;
 
 /// Graph's callback issuer, used when a recording kept no claims.
 pub const CALLBACK_ISSUER: &str = "https://api.botframework.com";
@@ -29,6 +33,13 @@ pub const KEPT_CLAIMS: &[&str] = &[
 
 /// Lifetime of a signed callback token, seconds.
 pub const CALLBACK_TOKEN_SECS: u64 = 3600;
+
+/// How long a signed token is sent again for the same claims, seconds (it has most
+/// of its lifetime left by then).
+pub const TOKEN_REUSE_SECS: u64 = 300;
+
+/// Claims sets whose tokens are kept (more: the cache starts over).
+const TOKENS_KEPT: usize = 1024;
 
 /// The kept claims of a bearer JWT in `incoming`'s `Authorization`, as compact JSON.
 pub fn kept_claims(incoming: &HeaderMap) -> Option<String> {
@@ -65,11 +76,42 @@ pub enum NotifyAuth {
 pub struct CallbackAuth {
     mode: NotifyAuth,
     clock: Arc<dyn Clock>,
+    /// Recorded claims -> (issued at, `Bearer ...` value) of the token last signed.
+    tokens: Mutex<HashMap<Box<str>, (u64, HeaderValue)>>,
 }
 
 impl CallbackAuth {
     pub fn new(mode: NotifyAuth, clock: Arc<dyn Clock>) -> CallbackAuth {
-        CallbackAuth { mode, clock }
+        CallbackAuth {
+            mode,
+            clock,
+            tokens: Mutex::new(HashMap::default()),
+        }
+    }
+
+    /// The `Authorization` value for notifications with these recorded claims: the
+    /// token signed last while it is fresh, else a new one.
+    fn bearer(&self, signer: &Signer, recorded: Option<&str>) -> Option<HeaderValue> {
+        let now = self.clock.unix_ms() / 1000;
+        let key = recorded.unwrap_or("");
+        if let Some((at, v)) = lock(&self.tokens).get(key) {
+            if now >= *at && now - *at < TOKEN_REUSE_SECS {
+                return Some(v.clone());
+            }
+        }
+        let v = match signer.sign(&self.claims(recorded)) {
+            Ok(t) => HeaderValue::from_str(&format!("Bearer {t}")).ok()?,
+            Err(e) => {
+                tracing::error!("notification sent without a token: {e}");
+                return None;
+            }
+        };
+        let mut tokens = lock(&self.tokens);
+        if tokens.len() >= TOKENS_KEPT {
+            tokens.clear();
+        }
+        tokens.insert(key.into(), (now, v.clone()));
+        Some(v)
     }
 
     /// The claims of a replayed callback token: the recorded ones (or Graph's issuer
@@ -97,14 +139,8 @@ impl Authorizer for CallbackAuth {
         let NotifyAuth::Sign(signer) = &self.mode else {
             return;
         };
-        let claims = self.claims(recorded.as_ref().and_then(|v| v.to_str().ok()));
-        match signer.sign(&claims) {
-            Ok(t) => {
-                if let Ok(v) = HeaderValue::from_str(&format!("Bearer {t}")) {
-                    headers.insert(AUTHORIZATION, v);
-                }
-            }
-            Err(e) => tracing::error!("notification sent without a token: {e}"),
+        if let Some(v) = self.bearer(signer, recorded.as_ref().and_then(|v| v.to_str().ok())) {
+            headers.insert(AUTHORIZATION, v);
         }
     }
 }
@@ -115,6 +151,31 @@ mod tests {
     use crate::clock::FixedClock;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
     use base64::Engine as _;
+
+    #[test]
+    fn a_token_is_sent_again_while_fresh_and_signed_anew_after() {
+        let signer = Arc::new(Signer::from_pem(&super::super::keys::generate_pem().unwrap()).unwrap());
+        let clock = Arc::new(FixedClock::new(5_000_000));
+        let auth = CallbackAuth::new(NotifyAuth::Sign(signer), clock.clone());
+        let token = |claims: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(CALLBACK_CLAIMS_HEADER, HeaderValue::from_str(claims).unwrap());
+            auth.authorize(&mut h);
+            assert!(!h.contains_key(CALLBACK_CLAIMS_HEADER), "the kept claims never go out");
+            h[AUTHORIZATION].to_str().unwrap().to_string()
+        };
+        let (a, b) = (r#"{"aud":"app-a"}"#, r#"{"aud":"app-b"}"#);
+        let first = token(a);
+        clock.advance((TOKEN_REUSE_SECS - 1) * 1000);
+        assert_eq!(token(a), first, "fresh: the same token again");
+        assert_ne!(token(b), first, "other claims, another token");
+        clock.advance(1000);
+        let renewed = token(a);
+        assert_ne!(renewed, first, "signed anew once it is older than the reuse window");
+        let claims = unverified_claims(renewed.trim_start_matches("Bearer ")).unwrap();
+        assert_eq!(claims["iat"].as_u64(), Some(5_000 + TOKEN_REUSE_SECS));
+        assert_eq!(claims["aud"], "app-a");
+    }
 
     #[test]
     fn only_the_listed_claims_are_kept_and_none_mode_sends_no_token() {
