@@ -1,8 +1,6 @@
 //! Deterministic minting: a session's seed, and new ids of a recorded id's kind and
 //! form derived from it (so the same live inputs always mint the same ids).
 
-use std::fmt::Write as _;
-
 use sha2::{Digest, Sha256};
 
 use super::token::{render_guid, Canon};
@@ -37,13 +35,13 @@ impl Seed {
         render_guid(guid_from(self.bytes(label.as_bytes(), data)), false, true)
     }
 
-    /// Short hex name of the seed (session ids).
-    pub fn short(&self) -> String {
-        let mut s = String::with_capacity(16);
+    /// Appends the short hex name of the seed (session ids) to `out`.
+    pub fn write_short(&self, out: &mut String) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         for b in &self.0[..8] {
-            let _ = write!(s, "{b:02x}");
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 15)] as char);
         }
-        s
     }
 }
 

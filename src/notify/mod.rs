@@ -391,6 +391,12 @@ impl Outbox {
         self.0.pending.clone()
     }
 
+    /// `f` of the latest deliveries, read in place (an ended session's outcome keeps
+    /// only what `f` makes of them).
+    pub fn with_recent<R>(&self, f: impl FnOnce(&mut dyn Iterator<Item = &Delivery>) -> R) -> R {
+        f(&mut lock(&self.0.log).recent.iter())
+    }
+
     /// The latest deliveries, how many were delivered and failed in all, and the
     /// delivery being retried now (its attempts so far).
     pub fn log(&self) -> DeliveryLog {

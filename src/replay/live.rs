@@ -58,7 +58,17 @@ impl<'a> Live<'a> {
 
     /// The request as reports and messages show it.
     pub fn shown(&self) -> String {
-        matching::clip(&format!("{} {}", self.method, crate::redact::shown_uri(self.pq)), 300)
+        let uri = crate::redact::shown_uri(self.pq);
+        let mut s = String::with_capacity(self.method.len() + 1 + uri.len());
+        s.push_str(self.method);
+        s.push(' ');
+        s.push_str(&uri);
+        // at most 300 bytes is at most 300 characters: nothing to clip
+        if s.len() > 300 {
+            matching::clip(&s, 300)
+        } else {
+            s
+        }
     }
 }
 

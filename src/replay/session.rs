@@ -276,7 +276,7 @@ impl Session {
 
     /// `ok`, or the problems: misses beyond those expected, exchanges never used,
     /// notifications not delivered.
-    fn verdict(&self, unused: &Unused, deliveries: &[Delivery]) -> Verdict {
+    fn verdict<'a>(&self, unused: &Unused, deliveries: impl Iterator<Item = &'a Delivery>) -> Verdict {
         let mut problems = Vec::new();
         if self.undeclared_misses > self.settings.expect_misses {
             if self.settings.expect_misses > 0 {
@@ -296,7 +296,7 @@ impl Session {
                 count: unused.total - listed,
             });
         }
-        problems.extend(deliveries.iter().filter(|d| !d.delivered).map(Problem::undelivered));
+        problems.extend(deliveries.filter(|d| !d.delivered).map(Problem::undelivered));
         Verdict::of(problems)
     }
 
@@ -350,11 +350,15 @@ impl Session {
     /// What the run keeps of this session: its verdict and counts, without the
     /// copies a full report makes (served, bindings).
     pub fn outcome(&self) -> Outcome {
-        let recent = self.outbox.as_ref().map(|o| o.log().recent).unwrap_or_default();
+        let unused = self.unused(UNUSED_LISTED);
+        let verdict = match &self.outbox {
+            Some(o) => o.with_recent(|recent| self.verdict(&unused, recent)),
+            None => self.verdict(&unused, std::iter::empty()),
+        };
         Outcome {
             session: self.id.clone(),
             cassette: self.cassette.name().to_string(),
-            verdict: self.verdict(&self.unused(UNUSED_LISTED), &recent),
+            verdict,
             served_total: self.served.total(),
             missed_total: self.missed.total(),
         }
@@ -376,7 +380,7 @@ impl Session {
             session: self.id.clone(),
             cassette: self.cassette.name().to_string(),
             active,
-            verdict: self.verdict(&unused, &log.recent),
+            verdict: self.verdict(&unused, log.recent.iter()),
             settings: SettingsView::of(&self.settings),
             served_total: self.served.total(),
             served: self.served.to_vec(),

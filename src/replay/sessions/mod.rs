@@ -329,7 +329,12 @@ impl Sessions {
         let seed = Seed::derive(parts.into_iter().take(if n == 0 { 3 } else { 4 }));
         let id = match header {
             Some(h) => h.to_string(),
-            None => format!("s-{}", seed.short()),
+            None => {
+                let mut id = String::with_capacity(18);
+                id.push_str("s-");
+                seed.write_short(&mut id);
+                id
+            }
         };
         (seed, id)
     }
