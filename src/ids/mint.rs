@@ -35,13 +35,11 @@ impl Seed {
         render_guid(guid_from(self.bytes(label.as_bytes(), data)), false, true)
     }
 
-    /// Appends the short hex name of the seed (session ids) to `out`.
-    pub fn write_short(&self, out: &mut String) {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        for b in &self.0[..8] {
-            out.push(HEX[usize::from(b >> 4)] as char);
-            out.push(HEX[usize::from(b & 15)] as char);
-        }
+    /// The seed's first 64 bits: session names show them as 16 hex digits.
+    pub fn short(&self) -> u64 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self.0[..8]);
+        u64::from_be_bytes(b)
     }
 }
 

@@ -117,7 +117,7 @@ impl Digest {
     }
 
     pub fn hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        crate::cassette::json::hex(&self.0)
     }
 
     pub fn from_hex(s: &str) -> Option<Digest> {

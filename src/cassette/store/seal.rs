@@ -49,7 +49,7 @@ struct SealFile {
 
 fn check_of(cassettes: &Seal) -> Result<String, StoreError> {
     let bytes = serde_json::to_vec(cassettes).map_err(|e| StoreError::Io(format!("seal: {e}")))?;
-    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::cassette::json::hex(&Sha256::digest(&bytes)))
 }
 
 /// Where the seal of the store in `dir` lives.

@@ -11,15 +11,13 @@
 //! after it: two requests' turns under it stay short. Session names are shared
 //! (`Arc<str>`): the index, the last-use order and the ids it owns clone no strings.
 
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::prepared::Prepared;
 use super::session::{Outcome, Report, Session};
 use super::settings::SessionSettings;
 use crate::error::ProxyError;
-use crate::hash::{Map, Set};
 use crate::ids::{Canon, Seed};
 use crate::ring::Ring;
 use crate::sync::lock;
@@ -30,135 +28,14 @@ pub type Shared = Arc<Mutex<Session>>;
 /// A session's name as the index keeps it.
 type Name = Arc<str>;
 
+mod index;
+use index::{Entry, Inner, Retired};
+
 /// How many ended sessions keep their reports.
 const ENDED_KEPT: usize = 1024;
 
 /// How many outcomes of older ended sessions a run keeps (for CI reports).
 const OUTCOMES_KEPT: usize = 100_000;
-
-struct Entry {
-    session: Shared,
-    seed: Seed,
-    last_used_ms: u64,
-    /// Live ids this session owns in the index.
-    owned: Vec<Canon>,
-    pending: Option<Arc<AtomicUsize>>,
-}
-
-impl Entry {
-    /// Idle: no delivery queued and nobody inside it right now.
-    fn idle(&self) -> bool {
-        self.pending.as_ref().is_none_or(|p| p.load(Ordering::SeqCst) == 0) && self.session.try_lock().is_ok()
-    }
-}
-
-struct Inner {
-    by_id: Map<Name, Entry>,
-    /// Live id -> owning session.
-    index: Map<Canon, Name>,
-    /// Seeds of live sessions (no two live sessions share one).
-    seeds: Set<Seed>,
-    /// Ended sessions by id, oldest first.
-    ended: Ring<(Name, Shared)>,
-    /// Live sessions by last use, least recent first (expiry and eviction read it in order).
-    lru: BTreeSet<(u64, Name)>,
-}
-
-/// A session that left the index: kept in the ring of ended ones, and the older ended
-/// session it pushed out of that ring (its outcome goes to the history). Dropped
-/// outside the index lock.
-struct Retired {
-    ended: Shared,
-    dropped: Option<Shared>,
-    _owned: Vec<Canon>,
-}
-
-impl Inner {
-    /// Detaches a session and the ids it owns (no session lock taken here) and keeps it
-    /// in the ring of ended ones.
-    fn retire(&mut self, id: &str) -> Option<Retired> {
-        let (name, e) = self.by_id.remove_entry(id)?;
-        self.seeds.remove(&e.seed);
-        self.lru.remove(&(e.last_used_ms, name.clone()));
-        for c in &e.owned {
-            if self.index.get(c).is_some_and(|o| **o == *id) {
-                self.index.remove(c);
-            }
-        }
-        let dropped = self.ended.push((name, e.session.clone())).map(|(_, s)| s);
-        Some(Retired {
-            ended: e.session,
-            dropped,
-            _owned: e.owned,
-        })
-    }
-
-    /// Whether a new session may take this seed and name.
-    fn free(&self, seed: &Seed, id: &str) -> bool {
-        !self.seeds.contains(seed) && !self.by_id.contains_key(id)
-    }
-
-    fn owner(&self, ids: &[Canon]) -> Result<Option<Name>, ProxyError> {
-        let mut owners: Vec<(&Canon, &Name)> = Vec::new();
-        for c in ids {
-            if let Some(o) = self.index.get(c) {
-                if !owners.iter().any(|(_, x)| *x == o) {
-                    owners.push((c, o));
-                }
-            }
-        }
-        match owners.as_slice() {
-            [] => Ok(None),
-            [(_, o)] => Ok(Some(Name::clone(o))),
-            many => {
-                let each: Vec<String> = many.iter().map(|(c, o)| format!("id {c} to session {o}")).collect();
-                Err(ProxyError::Conflict(format!(
-                    "the request's ids belong to {} different replay sessions: {}",
-                    many.len(),
-                    each.join(", ")
-                )))
-            }
-        }
-    }
-
-    /// The live session a request names, marked as used now.
-    fn find(&mut self, route: &Route<'_>, now_ms: u64) -> Result<Option<Shared>, ProxyError> {
-        let found = match route.header {
-            Some(h) => self.by_id.get_key_value(h).map(|(k, _)| k.clone()),
-            None => match self.owner(route.path_ids)? {
-                Some(s) => Some(s),
-                None => self.owner(route.body_ids)?,
-            },
-        };
-        let Some(id) = found else { return Ok(None) };
-        let Some(e) = self.by_id.get_mut(&id) else {
-            return Ok(None);
-        };
-        if e.last_used_ms != now_ms {
-            self.lru.remove(&(e.last_used_ms, id.clone()));
-            e.last_used_ms = now_ms;
-            self.lru.insert((now_ms, id));
-        }
-        Ok(Some(e.session.clone()))
-    }
-
-    /// Marks ids as owned by `session` (those owned by nobody yet).
-    fn insert_ids(&mut self, session: &str, ids: &[Canon]) {
-        let Some(name) = self.by_id.get_key_value(session).map(|(k, _)| k.clone()) else {
-            return;
-        };
-        let mut fresh = Vec::new();
-        for c in ids {
-            if let std::collections::hash_map::Entry::Vacant(v) = self.index.entry(c.clone()) {
-                v.insert(name.clone());
-                fresh.push(c.clone());
-            }
-        }
-        if let Some(e) = self.by_id.get_mut(session) {
-            e.owned.extend(fresh);
-        }
-    }
-}
 
 /// How a request names its session.
 pub struct Route<'a> {
@@ -203,13 +80,7 @@ struct Draft {
 impl Sessions {
     pub fn new(idle_ms: u64, max: usize) -> Sessions {
         Sessions {
-            inner: Mutex::new(Inner {
-                by_id: Map::default(),
-                index: Map::default(),
-                seeds: Set::default(),
-                ended: Ring::new(ENDED_KEPT),
-                lru: BTreeSet::new(),
-            }),
+            inner: Mutex::new(Inner::new(ENDED_KEPT)),
             history: Mutex::new(Ring::new(OUTCOMES_KEPT)),
             idle_ms,
             max: max.max(1),
@@ -329,12 +200,7 @@ impl Sessions {
         let seed = Seed::derive(parts.into_iter().take(if n == 0 { 3 } else { 4 }));
         let id = match header {
             Some(h) => h.to_string(),
-            None => {
-                let mut id = String::with_capacity(18);
-                id.push_str("s-");
-                seed.write_short(&mut id);
-                id
-            }
+            None => format!("s-{:016x}", seed.short()),
         };
         (seed, id)
     }

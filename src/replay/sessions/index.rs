@@ -1,0 +1,148 @@
+//! The index under the sessions lock: live sessions by name, live ids by owner, seeds
+//! in use, last-use order and the ring of ended sessions; what retiring a session
+//! detaches. No session lock is taken here (see the lock order in `sessions`).
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use super::{Name, Route, Shared};
+use crate::error::ProxyError;
+use crate::hash::{Map, Set};
+use crate::ids::{Canon, Seed};
+use crate::ring::Ring;
+
+pub(super) struct Entry {
+    pub(super) session: Shared,
+    pub(super) seed: Seed,
+    pub(super) last_used_ms: u64,
+    /// Live ids this session owns in the index.
+    pub(super) owned: Vec<Canon>,
+    pub(super) pending: Option<Arc<AtomicUsize>>,
+}
+
+impl Entry {
+    /// Idle: no delivery queued and nobody inside it right now.
+    pub(super) fn idle(&self) -> bool {
+        self.pending.as_ref().is_none_or(|p| p.load(Ordering::SeqCst) == 0) && self.session.try_lock().is_ok()
+    }
+}
+
+pub(super) struct Inner {
+    pub(super) by_id: Map<Name, Entry>,
+    /// Live id -> owning session.
+    pub(super) index: Map<Canon, Name>,
+    /// Seeds of live sessions (no two live sessions share one).
+    pub(super) seeds: Set<Seed>,
+    /// Ended sessions by id, oldest first.
+    pub(super) ended: Ring<(Name, Shared)>,
+    /// Live sessions by last use, least recent first (expiry and eviction read it in order).
+    pub(super) lru: BTreeSet<(u64, Name)>,
+}
+
+/// A session that left the index: kept in the ring of ended ones, and the older ended
+/// session it pushed out of that ring (its outcome goes to the history). Dropped
+/// outside the index lock.
+pub(super) struct Retired {
+    pub(super) ended: Shared,
+    pub(super) dropped: Option<Shared>,
+    _owned: Vec<Canon>,
+}
+
+impl Inner {
+    /// An empty index keeping the reports of the `ended_kept` sessions that ended last.
+    pub(super) fn new(ended_kept: usize) -> Inner {
+        Inner {
+            by_id: Map::default(),
+            index: Map::default(),
+            seeds: Set::default(),
+            ended: Ring::new(ended_kept),
+            lru: BTreeSet::new(),
+        }
+    }
+
+    /// Detaches a session and the ids it owns (no session lock taken here) and keeps it
+    /// in the ring of ended ones.
+    pub(super) fn retire(&mut self, id: &str) -> Option<Retired> {
+        let (name, e) = self.by_id.remove_entry(id)?;
+        self.seeds.remove(&e.seed);
+        self.lru.remove(&(e.last_used_ms, name.clone()));
+        for c in &e.owned {
+            if self.index.get(c).is_some_and(|o| **o == *id) {
+                self.index.remove(c);
+            }
+        }
+        let dropped = self.ended.push((name, e.session.clone())).map(|(_, s)| s);
+        Some(Retired {
+            ended: e.session,
+            dropped,
+            _owned: e.owned,
+        })
+    }
+
+    /// Whether a new session may take this seed and name.
+    pub(super) fn free(&self, seed: &Seed, id: &str) -> bool {
+        !self.seeds.contains(seed) && !self.by_id.contains_key(id)
+    }
+
+    pub(super) fn owner(&self, ids: &[Canon]) -> Result<Option<Name>, ProxyError> {
+        let mut owners: Vec<(&Canon, &Name)> = Vec::new();
+        for c in ids {
+            if let Some(o) = self.index.get(c) {
+                if !owners.iter().any(|(_, x)| *x == o) {
+                    owners.push((c, o));
+                }
+            }
+        }
+        match owners.as_slice() {
+            [] => Ok(None),
+            [(_, o)] => Ok(Some(Name::clone(o))),
+            many => {
+                let each: Vec<String> = many.iter().map(|(c, o)| format!("id {c} to session {o}")).collect();
+                Err(ProxyError::Conflict(format!(
+                    "the request's ids belong to {} different replay sessions: {}",
+                    many.len(),
+                    each.join(", ")
+                )))
+            }
+        }
+    }
+
+    /// The live session a request names, marked as used now.
+    pub(super) fn find(&mut self, route: &Route<'_>, now_ms: u64) -> Result<Option<Shared>, ProxyError> {
+        let found = match route.header {
+            Some(h) => self.by_id.get_key_value(h).map(|(k, _)| k.clone()),
+            None => match self.owner(route.path_ids)? {
+                Some(s) => Some(s),
+                None => self.owner(route.body_ids)?,
+            },
+        };
+        let Some(id) = found else { return Ok(None) };
+        let Some(e) = self.by_id.get_mut(&id) else {
+            return Ok(None);
+        };
+        if e.last_used_ms != now_ms {
+            self.lru.remove(&(e.last_used_ms, id.clone()));
+            e.last_used_ms = now_ms;
+            self.lru.insert((now_ms, id));
+        }
+        Ok(Some(e.session.clone()))
+    }
+
+    /// Marks ids as owned by `session` (those owned by nobody yet).
+    pub(super) fn insert_ids(&mut self, session: &str, ids: &[Canon]) {
+        let Some(name) = self.by_id.get_key_value(session).map(|(k, _)| k.clone()) else {
+            return;
+        };
+        let mut fresh = Vec::new();
+        for c in ids {
+            if let std::collections::hash_map::Entry::Vacant(v) = self.index.entry(c.clone()) {
+                v.insert(name.clone());
+                fresh.push(c.clone());
+            }
+        }
+        if let Some(e) = self.by_id.get_mut(session) {
+            e.owned.extend(fresh);
+        }
+    }
+}
