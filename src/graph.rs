@@ -15,44 +15,96 @@ pub const VERSIONS: [&str; 2] = ["v1.0", "beta"];
 /// The action namespace the generated SDKs put in front of action names.
 const ACTION_PREFIX: &str = "microsoft.graph.";
 
-/// A request path split the way matching needs it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// A request path split the way matching needs it: its version and its segments after
+/// the version, normalised (`/app/calls` reads as `/communications/calls`,
+/// `microsoft.graph.` is dropped from actions, percent-escapes are left as they are).
+/// The segments are kept in one buffer (a live request's path costs one allocation);
+/// stored as `{"version", "segments": [..]}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GraphPath {
     /// `v1.0` or `beta`.
-    pub version: String,
-    /// Segments after the version, normalised: `/app/calls` reads as
-    /// `/communications/calls`, `microsoft.graph.` is dropped from actions,
-    /// percent-escapes are left as they are.
-    pub segments: Vec<String>,
+    version: &'static str,
+    /// The segments, one after another.
+    text: String,
+    /// Where each segment ends in `text`.
+    ends: smallvec::SmallVec<[u32; 8]>,
+}
+
+/// A [`GraphPath`] as stored.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PathParts {
+    version: String,
+    segments: Vec<String>,
+}
+
+impl serde::Serialize for GraphPath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PathParts {
+            version: self.version.to_string(),
+            segments: self.segments().map(str::to_string).collect(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GraphPath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<GraphPath, D::Error> {
+        let p = PathParts::deserialize(d)?;
+        let version = VERSIONS
+            .into_iter()
+            .find(|v| *v == p.version)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{}` is not a Graph API version", p.version)))?;
+        Ok(GraphPath::of(version, p.segments.iter().map(String::as_str)))
+    }
 }
 
 impl GraphPath {
     /// Parses `/v1.0/communications/calls/...` (query already removed).
     pub fn parse(path: &str) -> Option<GraphPath> {
         let mut parts = path.split('/').filter(|s| !s.is_empty());
-        let version = parts.next()?;
-        if !VERSIONS.contains(&version) {
-            return None;
+        let first = parts.next()?;
+        let version = VERSIONS.into_iter().find(|v| *v == first)?;
+        let segments = parts.enumerate().map(|(i, seg)| match seg {
+            "app" if i == 0 => "communications",
+            _ => seg.strip_prefix(ACTION_PREFIX).unwrap_or(seg),
+        });
+        Some(GraphPath::of(version, segments))
+    }
+
+    fn of<'a>(version: &'static str, segments: impl Iterator<Item = &'a str>) -> GraphPath {
+        let mut text = String::new();
+        let mut ends = smallvec::SmallVec::new();
+        for seg in segments {
+            text.push_str(seg);
+            // a path longer than 4 GiB never reaches here (the server bounds request heads)
+            ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
         }
-        let mut segments: Vec<String> = Vec::new();
-        for (i, seg) in parts.enumerate() {
-            if i == 0 && seg == "app" {
-                segments.push("communications".to_string());
-                continue;
-            }
-            let seg = seg.strip_prefix(ACTION_PREFIX).unwrap_or(seg);
-            segments.push(seg.to_string());
-        }
-        Some(GraphPath {
-            version: version.to_string(),
-            segments,
+        GraphPath { version, text, ends }
+    }
+
+    /// `v1.0` or `beta`.
+    pub fn version(&self) -> &'static str {
+        self.version
+    }
+
+    /// The segments after the version, in order.
+    pub fn segments(&self) -> impl ExactSizeIterator<Item = &str> + Clone {
+        (0..self.ends.len()).map(|i| {
+            let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+            // the bounds were taken from `text` itself, at segment ends
+            self.text.get(start..self.ends[i] as usize).unwrap_or("")
         })
+    }
+
+    /// Segment `i`.
+    pub fn segment(&self, i: usize) -> Option<&str> {
+        self.segments().nth(i)
     }
 
     /// The path template: every segment that is one id-like token becomes `{id}`.
     pub fn template(&self) -> String {
-        let mut out = String::with_capacity(64);
-        for seg in &self.segments {
+        let mut out = String::with_capacity(self.text.len() + 2 * self.ends.len() + 8);
+        for seg in self.segments() {
             out.push('/');
             if is_id_segment(seg) {
                 out.push_str("{id}");
@@ -65,7 +117,7 @@ impl GraphPath {
 
     /// The ids that name the resource (call, operation, participant ...), in path order.
     pub fn id_segments(&self) -> impl Iterator<Item = &str> {
-        self.segments.iter().map(String::as_str).filter(|s| is_id_segment(s))
+        self.segments().filter(|s| is_id_segment(s))
     }
 }
 
@@ -274,15 +326,15 @@ pub fn changes_state(method: &str) -> bool {
 }
 
 /// `POST /communications/calls`: the bot creates a call.
-pub fn creates_call(method: &str, segments: &[String]) -> bool {
-    method == "POST" && segments.len() == 2 && segments[0] == "communications" && segments[1] == "calls"
+pub fn creates_call(method: &str, path: &GraphPath) -> bool {
+    method == "POST" && path.segments().eq(["communications", "calls"])
 }
 
 /// Actions after which Graph learns the bot's `callbackUri`: create call and answer.
-pub fn carries_callback_uri(method: &str, segments: &[String]) -> bool {
-    let seg = |i: usize| segments.get(i).map(String::as_str);
-    let calls = seg(0) == Some("communications") && seg(1) == Some("calls");
-    method == "POST" && calls && (segments.len() == 2 || (segments.len() == 4 && seg(3) == Some("answer")))
+pub fn carries_callback_uri(method: &str, path: &GraphPath) -> bool {
+    let n = path.segments().len();
+    let calls = path.segments().take(2).eq(["communications", "calls"]);
+    method == "POST" && calls && (n == 2 || (n == 4 && path.segment(3) == Some("answer")))
 }
 
 /// Points a recorded `Location` at graphvcr: the live origin (`http://host:port`)
@@ -296,14 +348,22 @@ pub fn relocate(location: &str, live_origin: Option<&str>, live_version: &str) -
         }
         None => ("", location),
     };
-    let rest = match rest.strip_prefix('/').and_then(|r| r.split_once('/')) {
-        Some((v, tail)) if VERSIONS.contains(&v) => format!("/{live_version}/{tail}"),
-        _ => rest.to_string(),
+    let origin = match live_origin {
+        Some(o) if !origin.is_empty() => o,
+        _ => origin,
     };
-    match live_origin {
-        Some(o) if !origin.is_empty() => format!("{o}{rest}"),
-        _ => format!("{origin}{rest}"),
+    // written in one allocation: origin, then the path with the live version
+    let mut out = String::with_capacity(origin.len() + rest.len() + live_version.len());
+    out.push_str(origin);
+    match rest.strip_prefix('/').and_then(|r| r.split_once('/')) {
+        Some((v, tail)) if VERSIONS.contains(&v) => {
+            for part in ["/", live_version, "/", tail] {
+                out.push_str(part);
+            }
+        }
+        _ => out.push_str(rest),
     }
+    out
 }
 
 /// A Graph-shaped error body: `{"error":{"code","message","innerError":{...}}}`.
@@ -350,7 +410,12 @@ mod tests {
             .unwrap();
         assert_eq!(a.template(), "/communications/calls/{id}/participants/invite");
         assert_eq!(a.template(), b.template());
-        assert_eq!(a.version, "beta");
+        assert_eq!(a.version(), "beta");
+        assert_eq!(a, serde_json::from_value(serde_json::to_value(&a).unwrap()).unwrap());
+        assert_eq!(
+            serde_json::to_value(&b).unwrap(),
+            json!({"version": "beta", "segments": ["communications", "calls", "AB6233A520B74C5EBEA2CE56C9776429", "participants", "invite"]})
+        );
     }
 
     #[test]

@@ -182,10 +182,12 @@ pub fn request_origin(h: &HeaderMap, uri: &http::Uri) -> Option<String> {
     let scheme = header_str(h, "x-forwarded-proto")
         .or(uri.scheme_str())
         .unwrap_or("http");
-    match header_str(h, "host") {
-        Some(host) => Some(format!("{scheme}://{host}")),
-        None => uri.authority().map(|a| format!("{scheme}://{a}")),
+    let host = header_str(h, "host").or(uri.authority().map(http::uri::Authority::as_str))?;
+    let mut origin = String::with_capacity(scheme.len() + 3 + host.len());
+    for part in [scheme, "://", host] {
+        origin.push_str(part);
     }
+    Some(origin)
 }
 
 /// `a=1&b=x%20y` (a query or an `application/x-www-form-urlencoded` body) as decoded

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::mint::Seed;
 use super::table::IdTable;
 use super::template::{write_json, Template};
-use super::token::{map_tokens, render, Canon, Token};
+use super::token::{map_tokens, render_id, scan, splice_to, Canon, IdText, Token};
 use crate::cassette::Body;
 use crate::graph;
 use crate::hash::Set;
@@ -51,7 +51,7 @@ impl<'a> Rewriter<'a> {
         self.minted
     }
 
-    fn replacement(&mut self, tok: &Token, text: &str) -> Option<String> {
+    fn replacement(&mut self, tok: &Token, text: &str) -> Option<IdText> {
         let bound = match self.scoped.get(&tok.canon) {
             Some(b) => b,
             None => match self.table.get(&tok.canon) {
@@ -66,13 +66,13 @@ impl<'a> Rewriter<'a> {
                 }
             },
         };
-        if !bound.rec_text.is_empty() && *bound.rec_text == *text && !bound.live_text.is_empty() {
-            return Some(bound.live_text.to_string());
+        if let Some(e) = bound.echo.as_ref().filter(|e| *e.rec_text == *text) {
+            return Some(IdText::new(&e.live_text));
         }
         if bound.live == tok.canon {
             return None;
         }
-        Some(render(&bound.live, tok.form))
+        Some(render_id(&bound.live, tok.form))
     }
 
     /// Rewrites the ids inside one string.
@@ -121,17 +121,26 @@ impl<'a> Rewriter<'a> {
     pub fn rewrite_template(&mut self, t: &Template) -> Vec<u8> {
         let mut out = Vec::with_capacity(t.bytes.len() + 64);
         let mut last = 0;
+        // each rewritten piece is written here first (one buffer for all of them)
+        let mut piece = String::new();
         for p in &t.pieces {
             let text = p.text(&t.bytes, t.json);
-            let live = match p.key().and_then(|k| self.member_string(k, text)) {
-                Some(l) => Some(l),
-                None if p.has_ids => match map_tokens(text, |tok, text| self.replacement(tok, text)) {
-                    Cow::Owned(l) => Some(l),
-                    Cow::Borrowed(_) => None,
-                },
-                None => None,
+            piece.clear();
+            let changed = match p.key().and_then(|k| self.member_string(k, text)) {
+                Some(l) => {
+                    piece.push_str(&l);
+                    true
+                }
+                None if p.has_ids => {
+                    let toks = scan(text);
+                    splice_to(&mut piece, text, &toks, |tok, text| self.replacement(tok, text))
+                }
+                None => false,
             };
-            let Some(live) = live else { continue };
+            if !changed {
+                continue;
+            }
+            let live = piece.as_str();
             out.extend_from_slice(&t.bytes[last..p.start as usize]);
             if t.json {
                 write_json(&mut out, &live);
@@ -161,6 +170,47 @@ mod tests {
     use crate::ids::token::render_guid;
     use proptest::prelude::*;
     use serde_json::json;
+
+    #[test]
+    fn an_id_written_as_recorded_comes_back_as_the_bot_wrote_it_whatever_the_spellings() {
+        let seed = Seed::derive([b"s".as_slice()]);
+        let recs = [
+            "f2fa86af-3c51-4bc2-8fc0-475452d9764f",
+            "F2FA86AF-3C51-4BC2-8FC0-475452D9764F",
+            "f2fa86af3c514bc28fc0475452d9764f",
+            "F2fa86af-3c51-4bc2-8fc0-475452d9764f",
+        ];
+        let lives = [
+            "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0",
+            "0B1C2D3E-4F50-6172-8394-A5B6C7D8E9F0",
+            "0B1C2D3E4F5061728394A5B6C7D8E9F0",
+            "0b1C2d3e-4f50-6172-8394-a5b6c7d8e9f0",
+        ];
+        for (i, rec) in recs.into_iter().enumerate() {
+            for (j, live) in lives.into_iter().enumerate() {
+                let mut table = IdTable::default();
+                let mut p = Pairing::default();
+                p.strs(rec, live, None, false);
+                for pair in &p.tokens {
+                    table.bind(pair.recorded.clone(), pair.rec_text, pair.live.clone(), pair.live_text);
+                }
+                // both written in one plain form (lower or upper, dashed) keeps no spellings
+                let plain = i == j && i < 2;
+                assert_eq!(table.iter().all(|(_, b)| b.echo.is_none()), plain, "{rec} -> {live}");
+                let (stable, scoped) = (Set::default(), IdTable::default());
+                let mut rw = Rewriter::new(&scoped, &mut table, &stable, &seed);
+                assert_eq!(rw.rewrite_str(rec), live, "{rec} -> {live}");
+                // another spelling of the recorded id: the live value in that spelling's form
+                let upper = rec.to_ascii_uppercase();
+                if upper != rec {
+                    let Canon::Guid(v) = p.tokens[0].live else {
+                        panic!("a GUID")
+                    };
+                    assert_eq!(rw.rewrite_str(&upper), render_guid(v, true, rec.len() == 36));
+                }
+            }
+        }
+    }
 
     #[test]
     fn echoed_values_come_back_as_sent() {

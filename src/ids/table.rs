@@ -7,18 +7,42 @@ use crate::hash::Map;
 use serde_json::Value;
 
 use super::mint::{mint, Seed};
-use super::token::{scan, Canon, Token, Tokens};
+use super::token::{scan, written_form, Canon, Token, Tokens};
 use crate::graph;
 
 /// One recorded id's live counterpart.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bound {
     pub live: Canon,
-    /// The live token exactly as the bot wrote it (empty for minted ids).
-    pub live_text: Box<str>,
-    /// The recorded token exactly as the recorded request wrote it (empty for minted).
-    pub rec_text: Box<str>,
+    /// How the recorded request and the bot wrote the id, kept only when writing the
+    /// live value in the recorded spelling's form would not give the bot's spelling
+    /// (never for minted ids).
+    pub echo: Option<Echo>,
     pub minted: bool,
+}
+
+/// The recorded spelling of a bound id and the bot's: an id written exactly as the
+/// recording did is written back exactly as the bot did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Echo {
+    pub rec_text: Box<str>,
+    pub live_text: Box<str>,
+}
+
+impl Echo {
+    /// What a binding must keep of the two spellings: nothing when both are their
+    /// values written in one form (the usual case: no allocation), or when either is
+    /// unknown (empty).
+    fn of(recorded: &Canon, rec_text: &str, live: &Canon, live_text: &str) -> Option<Echo> {
+        if rec_text.is_empty() || live_text.is_empty() {
+            return None;
+        }
+        let plain = written_form(recorded, rec_text).is_some_and(|f| written_form(live, live_text) == Some(f));
+        (!plain).then(|| Echo {
+            rec_text: rec_text.into(),
+            live_text: live_text.into(),
+        })
+    }
 }
 
 /// What happened to a proposed binding.
@@ -66,12 +90,12 @@ impl IdTable {
         match outcome {
             BindOutcome::New => {
                 self.rev.insert(live.clone(), recorded.clone());
+                let echo = Echo::of(&recorded, rec_text, &live, live_text);
                 self.fwd.insert(
                     recorded,
                     Bound {
                         live,
-                        live_text: live_text.into(),
-                        rec_text: rec_text.into(),
+                        echo,
                         minted: false,
                     },
                 );
@@ -79,11 +103,12 @@ impl IdTable {
             BindOutcome::Same => {
                 // the latest request decides how an echo is written
                 if let Some(b) = self.fwd.get_mut(&recorded) {
-                    if *b.live_text != *live_text {
-                        b.live_text = live_text.into();
-                    }
-                    if *b.rec_text != *rec_text {
-                        b.rec_text = rec_text.into();
+                    let same = match &b.echo {
+                        Some(e) => *e.rec_text == *rec_text && *e.live_text == *live_text,
+                        None => Echo::of(&recorded, rec_text, &b.live, live_text).is_none(),
+                    };
+                    if !same {
+                        b.echo = Echo::of(&recorded, rec_text, &b.live, live_text);
                     }
                 }
             }
@@ -119,8 +144,7 @@ impl IdTable {
         self.rev.insert(live.clone(), recorded.clone());
         let b = self.fwd.entry(recorded.clone()).or_insert(Bound {
             live,
-            live_text: "".into(),
-            rec_text: "".into(),
+            echo: None,
             minted: true,
         });
         (b, true)

@@ -165,44 +165,101 @@ pub fn scan(s: &str) -> Tokens {
 
 /// Replaces tokens in `s`: `f` returns the replacement, or `None` to keep one.
 /// Borrows when nothing changes.
-pub fn map_tokens<'s>(s: &'s str, f: impl FnMut(&Token, &str) -> Option<String>) -> Cow<'s, str> {
+pub fn map_tokens<'s, R: AsRef<str>>(s: &'s str, f: impl FnMut(&Token, &str) -> Option<R>) -> Cow<'s, str> {
     splice(s, &scan(s), f)
 }
 
 /// [`map_tokens`] over tokens already found in `s` (by [`scan`]).
-pub fn splice<'s>(s: &'s str, toks: &[Token], mut f: impl FnMut(&Token, &str) -> Option<String>) -> Cow<'s, str> {
+pub fn splice<'s, R: AsRef<str>>(s: &'s str, toks: &[Token], f: impl FnMut(&Token, &str) -> Option<R>) -> Cow<'s, str> {
     let mut out = String::new();
+    if splice_to(&mut out, s, toks, f) {
+        Cow::Owned(out)
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// [`splice`] appending to `out` (a buffer the caller reuses): whether anything
+/// changed; `out` is left untouched when nothing did.
+pub fn splice_to<R: AsRef<str>>(
+    out: &mut String,
+    s: &str,
+    toks: &[Token],
+    mut f: impl FnMut(&Token, &str) -> Option<R>,
+) -> bool {
     let mut last = 0;
     let mut changed = false;
     for t in toks {
         let text = &s[t.start..t.end];
         match f(t, text) {
-            Some(r) if r != text => {
+            Some(r) if r.as_ref() != text => {
                 if !changed {
                     out.reserve(s.len() + 16);
                     changed = true;
                 }
                 out.push_str(&s[last..t.start]);
-                out.push_str(&r);
+                out.push_str(r.as_ref());
                 last = t.end;
             }
             _ => {}
         }
     }
-    if !changed {
-        return Cow::Borrowed(s);
+    if changed {
+        out.push_str(&s[last..]);
     }
-    out.push_str(&s[last..]);
-    Cow::Owned(out)
+    changed
+}
+
+/// An id written out, on the stack for GUIDs and most phone numbers and thread ids
+/// (what [`render_id`] gives: rewriting writes one per replaced token).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdText(smallvec::SmallVec<[u8; 48]>);
+
+impl IdText {
+    pub fn new(s: &str) -> IdText {
+        IdText(smallvec::SmallVec::from_slice(s.as_bytes()))
+    }
+}
+
+impl AsRef<str> for IdText {
+    fn as_ref(&self) -> &str {
+        // built from a `str` or from ASCII hex digits and dashes only
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
 }
 
 /// Writes `canon` in `form`; a form of another kind falls back to the canon's own.
 pub fn render(canon: &Canon, form: Form) -> String {
+    render_id(canon, form).as_ref().to_string()
+}
+
+/// [`render`] without a heap allocation for a GUID.
+pub fn render_id(canon: &Canon, form: Form) -> IdText {
     match (canon, form) {
-        (Canon::Guid(v), Form::Guid { upper, dashed }) => render_guid(*v, upper, dashed),
-        (Canon::Guid(v), _) => render_guid(*v, false, true),
-        (Canon::Phone(p), _) => p.to_string(),
-        (Canon::Thread(t), _) => t.to_string(),
+        (Canon::Guid(v), Form::Guid { upper, dashed }) => guid_text(*v, upper, dashed),
+        (Canon::Guid(v), _) => guid_text(*v, false, true),
+        (Canon::Phone(p), _) => IdText::new(p),
+        (Canon::Thread(t), _) => IdText::new(t),
+    }
+}
+
+fn guid_text(v: u128, upper: bool, dashed: bool) -> IdText {
+    let (buf, len) = guid_bytes(v, upper, dashed);
+    IdText(smallvec::SmallVec::from_slice(&buf[..len]))
+}
+
+/// The form `text` writes `canon` in, when `text` is exactly what [`render`] writes
+/// for that form (a mixed-case GUID is no form's rendering).
+pub fn written_form(canon: &Canon, text: &str) -> Option<Form> {
+    match canon {
+        Canon::Guid(v) => {
+            let upper = text.bytes().any(|c| c.is_ascii_uppercase());
+            let dashed = text.len() == 36;
+            let (buf, len) = guid_bytes(*v, upper, dashed);
+            (buf.get(..len) == Some(text.as_bytes())).then_some(Form::Guid { upper, dashed })
+        }
+        Canon::Phone(p) => (**p == *text).then_some(Form::Phone),
+        Canon::Thread(t) => (**t == *text).then_some(Form::Thread),
     }
 }
 

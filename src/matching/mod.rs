@@ -49,7 +49,7 @@ impl Probe {
     pub fn head(method: &str, gp: &GraphPath, query: Option<&str>) -> Probe {
         Probe {
             method: method.to_ascii_uppercase(),
-            version: gp.version.clone(),
+            version: gp.version().to_string(),
             template: gp.template(),
             query: normalise_query(query),
             shape: Shape::Empty,
@@ -120,14 +120,21 @@ impl<'a> Query<'a> {
 pub fn key_of(method: &str, gp: &GraphPath, query: Option<&str>) -> String {
     key_string(
         &method.to_ascii_uppercase(),
-        &gp.version,
+        gp.version(),
         &gp.template(),
         &normalise_query(query),
     )
 }
 
 fn key_string(method: &str, version: &str, template: &str, query: &str) -> String {
-    let mut k = format!("{method} {version} {template}");
+    // `METHOD version template[?query]`, in one allocation
+    let mut k = String::with_capacity(method.len() + version.len() + template.len() + query.len() + 3);
+    for (i, part) in [method, version, template].into_iter().enumerate() {
+        if i > 0 {
+            k.push(' ');
+        }
+        k.push_str(part);
+    }
     if !query.is_empty() {
         k.push('?');
         k.push_str(query);

@@ -63,7 +63,7 @@ pub enum Shape {
 
 /// A string with every id replaced by `{id}`.
 pub fn template_ids(s: &str) -> String {
-    ids::map_tokens(s, |_, _| Some("{id}".to_string())).into_owned()
+    ids::map_tokens(s, |_, _| Some("{id}")).into_owned()
 }
 
 impl Shape {

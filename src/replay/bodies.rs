@@ -6,29 +6,74 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
+use http::{HeaderName, HeaderValue};
+
 use crate::cassette::{Body, Event, EventReader, Kind, StoreError};
 use crate::hash::{Map, Set};
 use crate::ids::Template;
 use crate::sync::lock;
 
 /// A recorded event as replay serves it: the body graphvcr sends (an exchange's
-/// response, a notification's request) compiled for rewriting and taken out of it.
+/// response, a notification's request) compiled for rewriting and taken out of it,
+/// and the names of the headers it sends parsed once.
 #[derive(Debug)]
 pub struct Loaded {
     event: Event,
     sent: Template,
+    /// The headers it sends, parsed once (framing headers, and names HTTP refuses,
+    /// left out).
+    headers: Vec<SentHeader>,
+}
+
+/// A recorded header as replay sends it.
+#[derive(Debug)]
+struct SentHeader {
+    name: HeaderName,
+    /// Where its value is in the event's list.
+    at: usize,
+    /// The recorded value, parsed (sent as is when rewriting leaves it unchanged).
+    value: Option<HeaderValue>,
 }
 
 impl Loaded {
     /// Compiles event `e`'s sent body (see [`Bindable`]) and takes it out.
     pub fn compile(mut e: Event, bindable: &Bindable) -> Loaded {
-        let body = match e.kind {
-            Kind::Exchange => &mut e.response.body,
-            Kind::Notification => &mut e.request.body,
+        let (headers, body) = match e.kind {
+            Kind::Exchange => (&e.response.headers, &mut e.response.body),
+            Kind::Notification => (&e.request.headers, &mut e.request.body),
         };
+        let parsed = headers
+            .iter()
+            .enumerate()
+            .filter(|(_, (n, _))| !crate::http::wire::is_framing_header(n))
+            .filter_map(|(at, (n, v))| {
+                Some(SentHeader {
+                    name: HeaderName::from_bytes(n.as_bytes()).ok()?,
+                    at,
+                    value: HeaderValue::from_str(v).ok(),
+                })
+            })
+            .collect();
         let sent = Template::compile(body, &|k, s| bindable.holds(k, s));
         *body = Body::Empty;
-        Loaded { event: e, sent }
+        Loaded {
+            event: e,
+            sent,
+            headers: parsed,
+        }
+    }
+
+    /// The headers this event sends (an exchange's response, a notification's request),
+    /// framing headers left out: name, recorded value, and that value parsed.
+    pub fn sent_headers(&self) -> impl ExactSizeIterator<Item = (&HeaderName, &str, Option<&HeaderValue>)> {
+        let recorded = match self.event.kind {
+            Kind::Exchange => &self.event.response.headers,
+            Kind::Notification => &self.event.request.headers,
+        };
+        self.headers.iter().map(move |h| {
+            let v = recorded.get(h.at).map_or("", |(_, v)| v.as_str());
+            (&h.name, v, h.value.as_ref())
+        })
     }
 
     /// The event, without its sent body.

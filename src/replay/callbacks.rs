@@ -80,7 +80,7 @@ pub fn jobs(batch: &Batch<'_>, rw: &mut Rewriter<'_>) -> Vec<Job> {
             let uri = rw.rewrite_str(&ev.request.uri).into_owned();
             job.url = target(batch.settings.bot_url.as_ref(), batch.callback_uri, &uri);
             let message = [ev.seq.to_be_bytes(), batch.number.to_be_bytes()].concat();
-            job.headers = notification_headers(&ev.request.headers, rw, &message);
+            job.headers = notification_headers(loaded.sent_headers(), rw, &message);
             if !job.headers.contains_key(header::CONTENT_TYPE) && loaded.sent().is_json() {
                 job.headers
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -6,9 +6,8 @@ use std::borrow::Cow;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::cassette::Headers;
 use crate::graph::{self, NotificationHeader, ResponseHeader};
-use crate::http::wire::{self, header_str};
+use crate::http::wire::header_str;
 use crate::ids::Rewriter;
 
 /// What a header rewrite does with one recorded header.
@@ -20,31 +19,26 @@ enum HeaderRule {
     Drop,
 }
 
-/// Rewrites recorded headers by `rule` (given the lowercase name); framing headers
-/// never carry over. A value is copied once, into its `HeaderValue`.
-fn rewrite_headers(
-    recorded: &Headers,
+/// Rewrites recorded headers (framing headers already left out, names and values
+/// parsed) by `rule` (given the lowercase name). A value is copied only when it
+/// changes, once, into its `HeaderValue`.
+fn rewrite_headers<'h>(
+    recorded: impl ExactSizeIterator<Item = (&'h HeaderName, &'h str, Option<&'h HeaderValue>)>,
     rw: &mut Rewriter<'_>,
     mut rule: impl FnMut(&str, &str, &mut Rewriter<'_>) -> HeaderRule,
 ) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(recorded.len());
-    for (n, v) in recorded {
-        if wire::is_framing_header(n) {
-            continue;
-        }
-        let Ok(name) = HeaderName::from_bytes(n.as_bytes()) else {
-            continue;
-        };
+    for (name, v, parsed) in recorded {
         let value = match rule(name.as_str(), v, rw) {
             HeaderRule::Rewrite => match rw.rewrite_str(v) {
-                Cow::Borrowed(same) => HeaderValue::from_str(same),
+                Cow::Borrowed(same) => parsed.map_or_else(|| HeaderValue::from_str(same), |p| Ok(p.clone())),
                 Cow::Owned(x) => HeaderValue::try_from(x),
             },
             HeaderRule::Set(x) => HeaderValue::try_from(x),
             HeaderRule::Drop => continue,
         };
         if let Ok(v) = value {
-            out.append(name, v);
+            out.append(name.clone(), v);
         }
     }
     out
@@ -61,8 +55,8 @@ pub struct LiveRequest<'a> {
 
 /// A served exchange's response headers: `Location` pointed back at graphvcr, echoes
 /// of the live request, per-response ids regenerated from `request_id` material.
-pub fn response_headers(
-    recorded: &Headers,
+pub fn response_headers<'h>(
+    recorded: impl ExactSizeIterator<Item = (&'h HeaderName, &'h str, Option<&'h HeaderValue>)>,
     rw: &mut Rewriter<'_>,
     live: &LiveRequest<'_>,
     request_id: &[u8],
@@ -79,7 +73,11 @@ pub fn response_headers(
 }
 
 /// A notification's headers: Graph's token dropped, message ids fresh from `message`.
-pub fn notification_headers(recorded: &Headers, rw: &mut Rewriter<'_>, message: &[u8]) -> HeaderMap {
+pub fn notification_headers<'h>(
+    recorded: impl ExactSizeIterator<Item = (&'h HeaderName, &'h str, Option<&'h HeaderValue>)>,
+    rw: &mut Rewriter<'_>,
+    message: &[u8],
+) -> HeaderMap {
     rewrite_headers(recorded, rw, |name, _, rw| match graph::notification_header(name) {
         NotificationHeader::Drop => HeaderRule::Drop,
         NotificationHeader::Fresh => HeaderRule::Set(rw.seed().guid(name, message)),

@@ -93,7 +93,7 @@ pub fn seed_material(live: &Live<'_>) -> Vec<u8> {
         write(buf);
         parts.push(start..buf.len());
     };
-    for seg in &live.path.segments {
+    for seg in live.path.segments() {
         for t in ids::scan(seg) {
             part(&mut buf, &|b| {
                 let _ = write!(b, "id:{}", t.canon);
@@ -138,7 +138,7 @@ pub fn seed_material(live: &Live<'_>) -> Vec<u8> {
 pub fn pair<'a>(rec: &'a RecordedExchange, rec_ev: &'a Event, live: &'a Live<'_>) -> Pairing<'a> {
     let mut pairing = Pairing::default();
     if let Some(rp) = &rec.path {
-        for (a, b) in rp.segments.iter().zip(&live.path.segments) {
+        for (a, b) in rp.segments().zip(live.path.segments()) {
             pairing.strs(a, b, None, graph::is_id_segment(a));
         }
     }

@@ -88,7 +88,7 @@ pub struct Replayer {
     cassettes: RwLock<HashMap<String, Arc<Prepared>>>,
     sessions: Sessions,
     notifier: Arc<Notifier>,
-    defaults: SessionSettings,
+    defaults: Arc<SessionSettings>,
     ring_timeout: std::time::Duration,
     hold_events: usize,
     /// Sessions started without a name, for their generated names.
@@ -171,7 +171,7 @@ impl Replayer {
             cassettes: RwLock::new(cassettes),
             sessions: Sessions::new(options.limits.idle_ms, options.limits.max),
             notifier,
-            defaults: options.defaults,
+            defaults: Arc::new(options.defaults),
             ring_timeout: options.ring_timeout,
             hold_events: options.hold_events,
             unnamed: AtomicU64::new(0),
@@ -251,7 +251,7 @@ impl Replayer {
         // a create-call makes a new call: ids in its body (a meeting's thread) never
         // route it into another call's session
         let body_ids = match live.body.json() {
-            Some(v) if !graph::creates_call(live.method, &live.path.segments) => ids::call_scoped(v),
+            Some(v) if !graph::creates_call(live.method, &live.path) => ids::call_scoped(v),
             _ => Vec::new(),
         };
         let material = || seed_material(&live);
@@ -378,7 +378,7 @@ impl Replayer {
             Err(ClaimError::Taken(e)) => return Err(e),
         }
         let bound = s.bind(&pairing);
-        if graph::carries_callback_uri(live.method, &live.path.segments) {
+        if graph::carries_callback_uri(live.method, &live.path) {
             if let Some(cb) = live
                 .body
                 .json()
@@ -409,24 +409,20 @@ impl Replayer {
             Vec::new()
         };
         let origin = wire::request_origin(&live.parts.headers, &live.parts.uri);
-        let request_id = [
-            (entry as u64).to_be_bytes(),
-            u64::from(s.served_count(entry)).to_be_bytes(),
-        ]
-        .concat();
-        let callback_uri = s.callback_uri().map(str::to_string);
-        let settings = s.settings().clone();
-        let number = s.batches();
-        let session_id = s.id().to_string();
-        let (mut resp, jobs, minted) = {
-            let mut rw = s.rewriter(&bound.scoped);
+        let mut request_id = [0u8; 16];
+        request_id[..8].copy_from_slice(&(entry as u64).to_be_bytes());
+        request_id[8..].copy_from_slice(&u64::from(s.served_count(entry)).to_be_bytes());
+        let (mut resp, jobs, minted, number) = {
+            let w = s.writing(&bound.scoped);
+            let mut rw = w.rw;
             let live_req = LiveRequest {
                 headers: &live.parts.headers,
                 origin: origin.as_deref(),
-                version: &live.path.version,
+                version: live.path.version(),
             };
-            let mut headers = headers::response_headers(&rec_ev.response.headers, &mut rw, &live_req, &request_id);
-            if let Ok(v) = HeaderValue::from_str(&session_id) {
+            let mut headers =
+                headers::response_headers(chosen.exchange.sent_headers(), &mut rw, &live_req, &request_id);
+            if let Ok(v) = HeaderValue::from_str(w.id) {
                 headers.insert(HeaderName::from_static("x-graphvcr-session"), v);
             }
             let body = rw.rewrite_template(chosen.exchange.sent());
@@ -434,13 +430,13 @@ impl Replayer {
             let batch = Batch {
                 events: &chosen.notifications,
                 after_ms: rec_ev.done_ms(),
-                callback_uri: callback_uri.as_deref(),
-                number,
+                callback_uri: w.callback_uri,
+                number: w.number,
                 patience: None,
-                settings: &settings,
+                settings: w.settings,
             };
             let jobs = callbacks::jobs(&batch, &mut rw);
-            (resp, jobs, rw.into_minted())
+            (resp, jobs, rw.into_minted(), w.number)
         };
         let mut jobs = jobs;
         s.fault_batch(&mut jobs, cassette.follows(entry), number);
@@ -457,14 +453,14 @@ impl Replayer {
             },
         );
         cassette.mark_used(entry);
-        tracing::debug!(session = %session_id, seq = rec_ev.seq, repeated, notifications = jobs.len(), "served");
+        tracing::debug!(session = %s.id(), seq = rec_ev.seq, repeated, notifications = jobs.len(), "served");
         let pending = if jobs.is_empty() {
             None
         } else {
             let after = resp.body_mut().on_sent();
             self.dispatch(s, after, jobs)
         };
-        self.sessions.served(&session_id, &minted, pending);
+        self.sessions.served(s.id(), &minted, pending);
         resp
     }
 

@@ -38,6 +38,16 @@ pub struct Bound {
     pub request_scoped: Vec<String>,
 }
 
+/// A session's rewriter and what serving reads beside it (see [`Session::writing`]).
+pub struct Writing<'a> {
+    pub rw: Rewriter<'a>,
+    pub id: &'a str,
+    pub callback_uri: Option<&'a str>,
+    pub settings: &'a SessionSettings,
+    /// The number the next notification batch gets.
+    pub number: u64,
+}
+
 /// One replay of one cassette for one scenario.
 pub struct Session {
     id: String,
@@ -59,7 +69,7 @@ pub struct Session {
     batches: u64,
     /// Started (or rung) through the admin API or at start-up.
     announced: bool,
-    settings: SessionSettings,
+    settings: Arc<SessionSettings>,
     /// Misses the requests did not declare.
     undeclared_misses: u64,
     /// Requests seen so far, by `METHOD template` (response faults count them).
@@ -68,7 +78,7 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(id: String, cassette: Arc<Prepared>, seed: Seed, settings: SessionSettings) -> Session {
+    pub fn new(id: String, cassette: Arc<Prepared>, seed: Seed, settings: Arc<SessionSettings>) -> Session {
         Session {
             id,
             served_count: Map::default(),
@@ -146,17 +156,8 @@ impl Session {
         &self.cassette
     }
 
-    pub fn callback_uri(&self) -> Option<&str> {
-        self.callback_uri.as_deref()
-    }
-
     pub fn learn_callback_uri(&mut self, uri: &str) {
         self.callback_uri = Some(uri.to_string());
-    }
-
-    /// Notification batches scheduled so far.
-    pub fn batches(&self) -> u64 {
-        self.batches
     }
 
     /// How often index entry `entry` was served.
@@ -238,8 +239,16 @@ impl Session {
     }
 
     /// A rewriter over this session's table (request-scoped bindings first).
-    pub fn rewriter<'a>(&'a mut self, scoped: &'a IdTable) -> Rewriter<'a> {
-        Rewriter::new(scoped, &mut self.table, self.cassette.stable(), &self.seed)
+    /// The rewriter beside what a response and its notifications read from the session
+    /// (borrowed together: nothing is copied out first).
+    pub fn writing<'a>(&'a mut self, scoped: &'a IdTable) -> Writing<'a> {
+        Writing {
+            rw: Rewriter::new(scoped, &mut self.table, self.cassette.stable(), &self.seed),
+            id: &self.id,
+            callback_uri: self.callback_uri.as_deref(),
+            settings: &self.settings,
+            number: self.batches,
+        }
     }
 
     /// Serves from `newer`, a later version of this session's cassette with events

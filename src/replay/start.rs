@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -55,8 +56,9 @@ impl Replayer {
             Some(n) => n.to_string(),
             None => self.fresh_name(&cassette),
         };
+        let settings = req.settings.clone().map(Arc::new);
         let route = Route {
-            settings: req.settings.as_ref().unwrap_or(&self.defaults),
+            settings: settings.as_ref().unwrap_or(&self.defaults),
             header: Some(&name),
             path_ids: &[],
             body_ids: &[],
@@ -118,25 +120,24 @@ impl Replayer {
         if events.is_empty() {
             return Ok((0, Vec::new()));
         }
-        let callback_uri = s.callback_uri().map(str::to_string);
-        let settings = s.settings().clone();
         let loaded = cassette.load_all(&events)?;
-        let batch = Batch {
-            events: &loaded,
-            after_ms: cassette.head(events[0]).at_ms,
-            callback_uri: callback_uri.as_deref(),
-            number: s.batches(),
-            patience: Some(self.ring_timeout),
-            settings: &settings,
-        };
         let scoped = IdTable::default();
-        let (jobs, minted) = {
-            let mut rw = s.rewriter(&scoped);
+        let (jobs, minted, number) = {
+            let w = s.writing(&scoped);
+            let mut rw = w.rw;
+            let batch = Batch {
+                events: &loaded,
+                after_ms: cassette.head(events[0]).at_ms,
+                callback_uri: w.callback_uri,
+                number: w.number,
+                patience: Some(self.ring_timeout),
+                settings: w.settings,
+            };
             let jobs = callbacks::jobs(&batch, &mut rw);
-            (jobs, rw.into_minted())
+            (jobs, rw.into_minted(), w.number)
         };
         let mut jobs = jobs;
-        s.fault_batch(&mut jobs, &events, batch.number);
+        s.fault_batch(&mut jobs, &events, number);
         let mut calls: Vec<String> = Vec::new();
         for j in &jobs {
             if let Ok(v) = serde_json::from_slice::<Value>(&j.body) {

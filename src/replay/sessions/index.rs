@@ -2,7 +2,7 @@
 //! in use, last-use order and the ring of ended sessions; what retiring a session
 //! detaches. No session lock is taken here (see the lock order in `sessions`).
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -15,7 +15,7 @@ use crate::ring::Ring;
 pub(super) struct Entry {
     pub(super) session: Shared,
     pub(super) seed: Seed,
-    pub(super) last_used_ms: u64,
+    pub(super) used: Used,
     /// Live ids this session owns in the index.
     pub(super) owned: Vec<Canon>,
     pub(super) pending: Option<Arc<AtomicUsize>>,
@@ -28,6 +28,14 @@ impl Entry {
     }
 }
 
+/// When a session was last used: the clock's millisecond, then a count that orders
+/// uses within one millisecond (the last-use order compares two integers, no names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Used {
+    pub(super) ms: u64,
+    tick: u64,
+}
+
 pub(super) struct Inner {
     pub(super) by_id: Map<Name, Entry>,
     /// Live id -> owning session.
@@ -37,7 +45,39 @@ pub(super) struct Inner {
     /// Ended sessions by id, oldest first.
     pub(super) ended: Ring<(Name, Shared)>,
     /// Live sessions by last use, least recent first (expiry and eviction read it in order).
-    pub(super) lru: BTreeSet<(u64, Name)>,
+    pub(super) lru: LastUse,
+}
+
+/// Live sessions by last use, least recent first.
+#[derive(Default)]
+pub(super) struct LastUse {
+    order: BTreeMap<Used, Name>,
+    ticks: u64,
+}
+
+impl LastUse {
+    /// Marks `name` as used at `now_ms` (its previous use, if any, is `was`).
+    pub(super) fn touch(&mut self, name: &Name, was: Option<Used>, now_ms: u64) -> Used {
+        if let Some(w) = was {
+            self.order.remove(&w);
+        }
+        self.ticks += 1;
+        let used = Used {
+            ms: now_ms,
+            tick: self.ticks,
+        };
+        self.order.insert(used, name.clone());
+        used
+    }
+
+    pub(super) fn remove(&mut self, used: &Used) {
+        self.order.remove(used);
+    }
+
+    /// Least recent first.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&Used, &Name)> {
+        self.order.iter()
+    }
 }
 
 /// A session that left the index: kept in the ring of ended ones, and the older ended
@@ -57,7 +97,7 @@ impl Inner {
             index: Map::default(),
             seeds: Set::default(),
             ended: Ring::new(ended_kept),
-            lru: BTreeSet::new(),
+            lru: LastUse::default(),
         }
     }
 
@@ -66,7 +106,7 @@ impl Inner {
     pub(super) fn retire(&mut self, id: &str) -> Option<Retired> {
         let (name, e) = self.by_id.remove_entry(id)?;
         self.seeds.remove(&e.seed);
-        self.lru.remove(&(e.last_used_ms, name.clone()));
+        self.lru.remove(&e.used);
         for c in &e.owned {
             if self.index.get(c).is_some_and(|o| **o == *id) {
                 self.index.remove(c);
@@ -121,10 +161,8 @@ impl Inner {
         let Some(e) = self.by_id.get_mut(&id) else {
             return Ok(None);
         };
-        if e.last_used_ms != now_ms {
-            self.lru.remove(&(e.last_used_ms, id.clone()));
-            e.last_used_ms = now_ms;
-            self.lru.insert((now_ms, id));
+        if e.used.ms != now_ms {
+            e.used = self.lru.touch(&id, Some(e.used), now_ms);
         }
         Ok(Some(e.session.clone()))
     }

@@ -40,7 +40,7 @@ const OUTCOMES_KEPT: usize = 100_000;
 /// How a request names its session.
 pub struct Route<'a> {
     /// The settings a new session starts with.
-    pub settings: &'a SessionSettings,
+    pub settings: &'a Arc<SessionSettings>,
     /// `x-graphvcr-session`, when sent.
     pub header: Option<&'a str>,
     /// Call-scoped ids in the path, then in the body.
@@ -180,11 +180,11 @@ impl Sessions {
             inner.index.insert(c.clone(), name.clone());
         }
         inner.seeds.insert(seed);
-        inner.lru.insert((now_ms, name.clone()));
+        let used = inner.lru.touch(&name, None, now_ms);
         let entry = Entry {
             session: session.clone(),
             seed,
-            last_used_ms: now_ms,
+            used,
             owned,
             pending: None,
         };
@@ -253,9 +253,9 @@ impl Sessions {
         let ids: Vec<Name> = inner
             .lru
             .iter()
-            .take_while(|(t, _)| now_ms.saturating_sub(*t) >= self.idle_ms)
-            .filter(|(_, id)| inner.by_id.get(id).is_some_and(Entry::idle))
-            .map(|(_, id)| id.clone())
+            .take_while(|(u, _)| now_ms.saturating_sub(u.ms) >= self.idle_ms)
+            .filter(|(_, id)| inner.by_id.get(*id).is_some_and(Entry::idle))
+            .map(|(_, id)| Name::clone(id))
             .collect();
         ids.into_iter().filter_map(|id| inner.retire(&id)).collect()
     }
@@ -265,8 +265,8 @@ impl Sessions {
         let victim = inner
             .lru
             .iter()
-            .find(|(_, id)| inner.by_id.get(id).is_some_and(Entry::idle))
-            .map(|(_, id)| id.clone());
+            .find(|(_, id)| inner.by_id.get(*id).is_some_and(Entry::idle))
+            .map(|(_, id)| Name::clone(id));
         match victim.and_then(|id| inner.retire(&id)) {
             Some(e) => {
                 tracing::debug!("session evicted (session limit)");

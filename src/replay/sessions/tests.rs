@@ -20,7 +20,7 @@ fn empty() -> Arc<Prepared> {
 }
 
 fn route<'a>(path: &'a [Canon], material: &'a (dyn Fn() -> Vec<u8> + Sync)) -> Route<'a> {
-    static SETTINGS: std::sync::LazyLock<SessionSettings> = std::sync::LazyLock::new(SessionSettings::default);
+    static SETTINGS: std::sync::LazyLock<Arc<SessionSettings>> = std::sync::LazyLock::new(Arc::default);
     Route {
         settings: &SETTINGS,
         header: None,
