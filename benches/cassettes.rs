@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
-use graphvcr::cassette::{json, Body, Cassette, SledStore, Store};
+use graphvcr::cassette::{json, Body, Cassette, LiveBody, SledStore, Store};
 use graphvcr::config::defaults::HOLD_EVENTS;
 use graphvcr::matching::{MatchMode, Probe, Query};
 use graphvcr::replay::Prepared;
@@ -121,8 +121,8 @@ fn matching(c: &mut Criterion) {
     for layout in layouts() {
         let mut group = c.benchmark_group(format!("match/{}", layout.name));
         group.sample_size(10);
-        let hit_body = Body::from_bytes(layout.hit.2.as_bytes());
-        let miss_body = Body::from_bytes(layout.miss.2.as_bytes());
+        let hit_body = LiveBody::read(layout.hit.2.as_bytes());
+        let miss_body = LiveBody::read(layout.miss.2.as_bytes());
         for n in [100, 10_000, 100_000] {
             let t = Instant::now();
             let prepared = Prepared::new((layout.make)(n));

@@ -4,11 +4,13 @@
 pub mod json;
 pub mod model;
 pub mod store;
+pub mod tree;
 
 pub use model::{Body, Cassette, Event, Headers, Kind, Meta, Request, Response, FORMAT_VERSION};
 pub use store::{
     Committer, Damage, EventReader, Publish, SledStore, Source, Staging, Store, StoreError, Stored, Streamed,
 };
+pub use tree::{BodyRef, Json, LiveBody, Node, Tree};
 
 /// Why a cassette could not be read, written or found.
 #[derive(Debug, thiserror::Error)]

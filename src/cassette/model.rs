@@ -6,6 +6,8 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+use super::tree::{BodyRef, Tree as _};
+
 /// The interchange format version this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -29,14 +31,6 @@ pub const MAX_JSON_DEPTH: usize = 64;
 /// JSON larger than this is kept as text: a parsed value costs many times its size.
 pub const MAX_JSON_BYTES: usize = 1024 * 1024;
 
-fn depth(v: &Value) -> usize {
-    match v {
-        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
-        Value::Object(o) => 1 + o.values().map(depth).max().unwrap_or(0),
-        _ => 0,
-    }
-}
-
 impl Body {
     /// Classifies raw bytes: JSON when they parse (and are at most `MAX_JSON_BYTES`
     /// long and `MAX_JSON_DEPTH` deep), else text when UTF-8, else bytes.
@@ -46,7 +40,7 @@ impl Body {
         }
         if b.len() <= MAX_JSON_BYTES {
             if let Ok(v) = serde_json::from_slice::<Value>(b) {
-                if depth(&v) <= MAX_JSON_DEPTH {
+                if v.depth() <= MAX_JSON_DEPTH {
                     return Body::Json(v);
                 }
             }
@@ -71,6 +65,16 @@ impl Body {
         match self {
             Body::Json(v) => Some(v),
             _ => None,
+        }
+    }
+
+    /// The body as walks read it (see `tree`).
+    pub fn view(&self) -> BodyRef<'_, Value> {
+        match self {
+            Body::Empty => BodyRef::Empty,
+            Body::Json(v) => BodyRef::Json(v),
+            Body::Text(s) => BodyRef::Text(s),
+            Body::Bytes(b) => BodyRef::Bytes(b),
         }
     }
 }

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::mint::{mint, Seed};
 use super::token::{scan, written_form, Canon, Token, Tokens};
+use crate::cassette::{Node, Tree};
 use crate::graph;
 
 /// One recorded id's live counterpart.
@@ -201,23 +202,23 @@ impl<'a> Pairing<'a> {
         }
     }
 
-    /// Walks two JSON values in parallel (objects by key, arrays by index).
-    pub fn json(&mut self, rec: &'a Value, live: &'a Value, key: Option<&'a str>) {
-        match (rec, live) {
-            (Value::String(a), Value::String(b)) => {
+    /// Walks a recorded JSON value beside a live one (objects by key, arrays by index).
+    pub fn json<T: Tree>(&mut self, rec: &'a Value, live: &'a T, key: Option<&'a str>) {
+        match (rec, live.node()) {
+            (Value::String(a), Node::Str(b)) => {
                 self.strs(a, b, key, key.is_some_and(graph::is_call_scoped_member));
             }
-            (Value::Array(a), Value::Array(b)) => {
+            (Value::Array(a), Node::Arr(b)) => {
                 for (x, y) in a.iter().zip(b) {
                     self.json(x, y, key);
                 }
             }
-            (Value::Object(a), Value::Object(b)) => {
+            (Value::Object(a), Node::Obj(..)) => {
                 for (k, x) in a {
                     if graph::is_annotation_member(k) {
                         continue;
                     }
-                    if let Some(y) = b.get(k) {
+                    if let Some(y) = live.get(k) {
                         self.json(x, y, Some(k));
                     }
                 }
@@ -253,6 +254,34 @@ mod tests {
             assert!(fresh);
             assert_ne!(b.live, c, "{t}");
         }
+    }
+
+    #[test]
+    fn pairing_reads_a_live_body_as_the_value_parsed_from_it() {
+        let rec = serde_json::json!({
+            "clientContext": "f2fa86af-3c51-4bc2-8fc0-475452d9764f",
+            "participants": [{"identity": {"user": {"id": "5e7a0000-0000-4000-8000-000000000001"}}, "replacesCallId": "ab6233a5-20b7-4c5e-bea2-ce56c9776429"}],
+            "callbackUri": "https://bot.example.com/api/calls"
+        });
+        // reordered, escaped, a repeated member, another callbackUri
+        let live = br#"{"participants":[{"replacesCallId":"0B1C2D3E4F5061728394A5B6C7D8E9F0","identity":{"user":{"id":"5e7a0000-0000-4000-8000-0000000000ff"}}}],
+            "callbackUri":"https:\/\/bot.test\/api\/calls","clientContext":"x","clientContext":"9a270000-0000-4000-8000-000000000007"}"#;
+        let value: Value = serde_json::from_slice(live).unwrap();
+        let json = crate::cassette::Json::parse(live).unwrap();
+        let (mut a, mut b) = (Pairing::default(), Pairing::default());
+        a.json(&rec, &value, None);
+        b.json(&rec, &json, None);
+        assert_eq!(a.tokens.len(), 3);
+        assert_eq!(a.tokens, b.tokens);
+        assert_eq!(a.strings, b.strings);
+        assert_eq!(
+            b.strings,
+            [(
+                "callbackUri",
+                "https://bot.example.com/api/calls",
+                "https://bot.test/api/calls"
+            )]
+        );
     }
 
     #[test]

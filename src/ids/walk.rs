@@ -4,25 +4,24 @@
 use std::collections::HashSet;
 use std::hash::BuildHasher;
 
-use serde_json::Value;
-
 use super::token::{scan, Canon};
+use crate::cassette::{Node, Tree};
 use crate::graph;
 
 /// Visits every string in a JSON value with the member it sits under and that
 /// member's parent (`@odata.type` values are skipped: they never hold ids).
-pub fn visit_strings<'v>(v: &'v Value, f: &mut impl FnMut(Option<&str>, Option<&str>, &'v str)) {
-    fn walk<'v>(
-        v: &'v Value,
+pub fn visit_strings<'v, T: Tree>(v: &'v T, f: &mut impl FnMut(Option<&str>, Option<&str>, &'v str)) {
+    fn walk<'v, T: Tree>(
+        v: &'v T,
         key: Option<&str>,
         parent: Option<&str>,
         f: &mut impl FnMut(Option<&str>, Option<&str>, &'v str),
     ) {
-        match v {
-            Value::String(s) => f(key, parent, s),
-            Value::Array(a) => a.iter().for_each(|x| walk(x, key, parent, f)),
-            Value::Object(o) => {
-                for (k, x) in o.iter().filter(|(k, _)| !graph::is_annotation_member(k)) {
+        match v.node() {
+            Node::Str(s) => f(key, parent, s),
+            Node::Arr(a) => a.iter().for_each(|x| walk(x, key, parent, f)),
+            Node::Obj(o, _) => {
+                for (k, x) in o.filter(|(k, _)| !graph::is_annotation_member(k)) {
                     walk(x, Some(k), key, f);
                 }
             }
@@ -33,12 +32,12 @@ pub fn visit_strings<'v>(v: &'v Value, f: &mut impl FnMut(Option<&str>, Option<&
 }
 
 /// Every id in a JSON value.
-pub fn collect<S: BuildHasher>(v: &Value, out: &mut HashSet<Canon, S>) {
+pub fn collect<S: BuildHasher, T: Tree>(v: &T, out: &mut HashSet<Canon, S>) {
     visit_strings(v, &mut |_, _, s| out.extend(scan(s).into_iter().map(|t| t.canon)));
 }
 
 /// Ids under call-scoped members (`replacesCallId`, ...), in order.
-pub fn call_scoped(v: &Value) -> Vec<Canon> {
+pub fn call_scoped<T: Tree>(v: &T) -> Vec<Canon> {
     let mut out = Vec::new();
     visit_strings(v, &mut |k, _, s| {
         if k.is_some_and(graph::is_call_scoped_member) {
@@ -50,7 +49,7 @@ pub fn call_scoped(v: &Value) -> Vec<Canon> {
 
 /// Collects the ids that sit at identity positions (`tenantId`, `user.id`, ...) or
 /// follow `appid:`: they stay as recorded unless the bot sends them.
-pub fn collect_stable<S: BuildHasher>(v: &Value, out: &mut HashSet<Canon, S>) {
+pub fn collect_stable<S: BuildHasher, T: Tree>(v: &T, out: &mut HashSet<Canon, S>) {
     visit_strings(v, &mut |k, parent, s| match k {
         Some(k) if graph::is_identity_member(parent, k) => out.extend(scan(s).into_iter().map(|t| t.canon)),
         _ => collect_appids(s, out),

@@ -17,7 +17,7 @@ pub use shape::{clip, compare, template_ids, Comparison, MatchMode, Rule, Shape}
 
 use std::cell::OnceCell;
 
-use crate::cassette::Body;
+use crate::cassette::{Body, BodyRef, Json, LiveBody};
 use crate::graph::{self, GraphPath};
 
 /// What a request is matched on, ready for comparison.
@@ -66,16 +66,16 @@ impl Probe {
 /// shape only if it must be compared (an exact shape is found from the body itself).
 pub struct Query<'a> {
     head: &'a Probe,
-    body: Option<&'a Body>,
+    body: Option<BodyRef<'a, Json<'a>>>,
     shape: OnceCell<Shape>,
 }
 
 impl<'a> Query<'a> {
     /// The request with key parts `head` (its shape unused) and `body`.
-    pub fn new(head: &'a Probe, body: &'a Body) -> Query<'a> {
+    pub fn new(head: &'a Probe, body: &'a LiveBody<'a>) -> Query<'a> {
         Query {
             head,
-            body: Some(body),
+            body: Some(body.view()),
             shape: OnceCell::new(),
         }
     }
@@ -96,7 +96,7 @@ impl<'a> Query<'a> {
     /// The body's shape, built the first time it is asked for.
     pub fn shape(&self) -> &Shape {
         self.shape
-            .get_or_init(|| self.body.map_or(Shape::Empty, Shape::of_body))
+            .get_or_init(|| self.body.map_or(Shape::Empty, Shape::of_view))
     }
 
     /// The shape's print, from the body when the shape was not built.

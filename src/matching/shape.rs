@@ -4,11 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
 use std::borrow::Cow;
 
-use crate::cassette::Body;
+use crate::cassette::{Body, BodyRef, Node, Tree};
 use crate::graph;
 use crate::ids;
 use crate::redact::{self, REDACTED};
@@ -68,25 +66,29 @@ pub fn template_ids(s: &str) -> String {
 
 impl Shape {
     pub fn of_body(b: &Body) -> Shape {
+        Shape::of_view(b.view())
+    }
+
+    /// The shape of a recorded or a live body.
+    pub fn of_view<T: Tree>(b: BodyRef<'_, T>) -> Shape {
         match b {
-            Body::Empty => Shape::Empty,
-            Body::Json(v) => Shape::of_json(v),
-            Body::Text(s) => Shape::Text(template_ids(s)),
-            Body::Bytes(b) => Shape::Bytes(b.clone()),
+            BodyRef::Empty => Shape::Empty,
+            BodyRef::Json(v) => Shape::of_json(v),
+            BodyRef::Text(s) => Shape::Text(template_ids(s)),
+            BodyRef::Bytes(b) => Shape::Bytes(b.to_vec()),
         }
     }
 
-    pub fn of_json(v: &Value) -> Shape {
-        match v {
-            Value::Null => Shape::Null,
-            Value::Bool(b) => Shape::Bool(*b),
-            Value::Number(n) => Shape::Num(n.to_string()),
-            Value::String(s) => Shape::Str(template_ids(s)),
-            Value::Array(a) => Shape::Arr(a.iter().map(Shape::of_json).collect()),
-            Value::Object(o) => Shape::Obj(
-                o.iter()
-                    .filter(|(k, v)| !graph::is_serializer_annotation(k) && !v.is_null())
-                    .map(|(k, v)| (k.clone(), Shape::of_json(v)))
+    pub fn of_json<T: Tree>(v: &T) -> Shape {
+        match v.node() {
+            Node::Null => Shape::Null,
+            Node::Bool(b) => Shape::Bool(b),
+            Node::Num(n) => Shape::Num(n.to_string()),
+            Node::Str(s) => Shape::Str(template_ids(s)),
+            Node::Arr(a) => Shape::Arr(a.iter().map(Shape::of_json).collect()),
+            Node::Obj(o, _) => Shape::Obj(
+                super::print::kept::<T>(o)
+                    .map(|(k, v)| (k.to_string(), Shape::of_json(v)))
                     .collect(),
             ),
         }

@@ -10,7 +10,7 @@ use super::prepared::RecordedExchange;
 use super::session::Missed;
 use super::sessions::Route;
 use super::{OnMiss, Replayer};
-use crate::cassette::{Body, Event};
+use crate::cassette::{Body, Event, LiveBody};
 use crate::error::ProxyError;
 use crate::graph::{self, GraphPath};
 use crate::http::wire::header_str;
@@ -27,14 +27,14 @@ pub struct Live<'a> {
     pub pq: &'a str,
     pub path: GraphPath,
     pub query: Option<&'a str>,
-    pub body: Body,
+    pub body: LiveBody<'a>,
     /// The key matching looks up (built here, before the session's lock is taken);
     /// its shape is left unset: matching reads the body (`matching::Query`).
     pub probe: Probe,
 }
 
 impl<'a> Live<'a> {
-    pub fn parse(parts: &'a http::request::Parts, body: &Bytes) -> Result<Live<'a>, ProxyError> {
+    pub fn parse(parts: &'a http::request::Parts, body: &'a Bytes) -> Result<Live<'a>, ProxyError> {
         let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let (path, query) = graph::split_uri(pq);
         let gp = GraphPath::parse(path).ok_or_else(|| {
@@ -42,7 +42,7 @@ impl<'a> Live<'a> {
                 "`{path}` is not a Graph path: graphvcr serves /v1.0/... and /beta/... (admin: /_graphvcr/)"
             ))
         })?;
-        let body = Body::from_bytes(body);
+        let body = LiveBody::read(body);
         let method = parts.method.as_str();
         let probe = Probe::head(method, &gp, query);
         Ok(Live {
@@ -107,14 +107,14 @@ pub fn seed_material(live: &Live<'_>) -> Vec<u8> {
         });
     }
     match &live.body {
-        Body::Json(v) => ids::visit_strings(v, &mut |k, _, s| {
+        LiveBody::Json(v) => ids::visit_strings(v, &mut |k, _, s| {
             part(&mut buf, &|b| {
                 b.push_str(k.unwrap_or(""));
                 b.push('=');
                 b.push_str(s);
             })
         }),
-        Body::Text(t) => part(&mut buf, &|b| {
+        LiveBody::Text(t) => part(&mut buf, &|b| {
             b.push_str("text:");
             b.push_str(t);
         }),
@@ -151,8 +151,8 @@ pub fn pair<'a>(rec: &'a RecordedExchange, rec_ev: &'a Event, live: &'a Live<'_>
         }
     }
     match (&rec_ev.request.body, &live.body) {
-        (Body::Json(a), Body::Json(b)) => pairing.json(a, b, None),
-        (Body::Text(a), Body::Text(b)) => pairing.strs(a, b, None, false),
+        (Body::Json(a), LiveBody::Json(b)) => pairing.json(a, b, None),
+        (Body::Text(a), LiveBody::Text(b)) => pairing.strs(a, b, None, false),
         _ => {}
     }
     pairing

@@ -34,9 +34,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use crate::cassette::Tree;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
-use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::cassette::Store;
@@ -383,7 +383,7 @@ impl Replayer {
                 .body
                 .json()
                 .and_then(|v| v.get("callbackUri"))
-                .and_then(Value::as_str)
+                .and_then(Tree::as_str)
             {
                 s.learn_callback_uri(cb);
             }
