@@ -96,17 +96,37 @@ pub fn civil_date(unix_ms: u64, days: i64) -> (i64, u32, u32) {
 
 /// `2026-11-27T10:00:00Z`
 pub fn rfc3339(unix_ms: u64) -> String {
-    let secs = (unix_ms / 1000) as i64;
-    let (y, m, d) = civil(secs.div_euclid(86_400));
-    let s = secs.rem_euclid(86_400);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
+    let mut s = graph_date(unix_ms);
+    s.push('Z');
+    s
 }
 
 /// Graph's `innerError.date` form: `2026-11-27T10:00:00` (UTC, no zone).
 pub fn graph_date(unix_ms: u64) -> String {
-    let mut s = rfc3339(unix_ms);
-    s.pop();
-    s
+    let secs = (unix_ms / 1000) as i64;
+    let (y, m, d) = civil(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    let (h, min, sec) = ((s / 3600) as u32, (s / 60 % 60) as u32, (s % 60) as u32);
+    let year = match u32::try_from(y) {
+        Ok(year) if year <= 9999 => year,
+        _ => return format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{sec:02}"),
+    };
+    // digits written by hand: every error answer writes one (the formatter costs more)
+    let mut out = String::with_capacity(20);
+    for (n, sep) in [
+        (year / 100, ""),
+        (year % 100, "-"),
+        (m, "-"),
+        (d, "T"),
+        (h, ":"),
+        (min, ":"),
+        (sec, ""),
+    ] {
+        out.push(char::from(b'0' + (n / 10) as u8));
+        out.push(char::from(b'0' + (n % 10) as u8));
+        out.push_str(sep);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -118,5 +138,7 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_581_615_024_000), "2020-02-13T17:30:24Z");
         assert_eq!(graph_date(1_795_773_600_000), "2026-11-27T10:00:00");
+        assert_eq!(rfc3339(253_402_300_799_000), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(253_402_300_800_000), "10000-01-01T00:00:00Z");
     }
 }

@@ -1,8 +1,6 @@
 //! Errors a request can end in, each saying who failed: the bot (4xx), the upstream
 //! (502/504), the store or graphvcr itself (500). Rendered as Graph-shaped bodies.
 
-use serde_json::Value;
-
 use crate::cassette::StoreError;
 use crate::clock::Clock;
 use crate::graph;
@@ -89,23 +87,19 @@ impl ProxyError {
     }
 
     /// Extra `innerError` members graphvcr adds (who failed, the nearest recording).
-    fn details(&self) -> Value {
+    /// Who failed, as `innerError.graphvcr-failed` names it.
+    fn failed(&self) -> &'static str {
         let blame = match self.blame() {
             Blame::Bot => "request",
             Blame::Upstream => "upstream",
             Blame::Store => "store",
             Blame::Proxy => "graphvcr",
         };
-        let blame = if matches!(self, ProxyError::Injected { .. }) {
+        if matches!(self, ProxyError::Injected { .. }) {
             "injected"
         } else {
             blame
-        };
-        let mut v = serde_json::json!({ "graphvcr-failed": blame });
-        if let ProxyError::Miss { nearest: Some(seq), .. } = self {
-            v["graphvcr-nearest-seq"] = Value::from(*seq);
         }
-        v
     }
 
     /// The one way any face answers a failed request: logged, and rendered as a
@@ -123,14 +117,18 @@ impl ProxyError {
     /// The Graph-shaped error response.
     pub fn to_response(&self, request_id: &str, date: &str) -> Resp {
         let status = self.status();
-        let body = graph::error_body(
-            graph::error_code(status),
-            &format!("graphvcr: {self}"),
+        let message = format!("graphvcr: {self}");
+        let inner = graph::InnerError {
             request_id,
             date,
-            Some(self.details()),
-        );
-        let mut resp = wire::json_response(status, &body);
+            failed: Some(self.failed()),
+            nearest_seq: match self {
+                ProxyError::Miss { nearest, .. } => *nearest,
+                _ => None,
+            },
+        };
+        let body = graph::ErrorBody::new(graph::error_code(status), &message, inner).to_bytes();
+        let mut resp = wire::json_bytes_response(status, body);
         if let ProxyError::Injected {
             retry_after: Some(secs),
             ..

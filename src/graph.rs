@@ -5,7 +5,7 @@
 //! Nothing here does I/O; the HTTP plumbing (`http`) never looks inside Graph
 //! payloads, and this module never touches a socket. It imports only `ids::token`.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::ids::token;
 
@@ -366,15 +366,46 @@ pub fn relocate(location: &str, live_origin: Option<&str>, live_version: &str) -
     out
 }
 
-/// A Graph-shaped error body: `{"error":{"code","message","innerError":{...}}}`.
-pub fn error_body(code: &str, message: &str, request_id: &str, date: &str, extra: Option<Value>) -> Value {
-    let mut inner = json!({ "request-id": request_id, "date": date });
-    if let (Some(Value::Object(extra)), Some(obj)) = (extra, inner.as_object_mut()) {
-        for (k, v) in extra {
-            obj.insert(k, v);
+/// A Graph-shaped error body: `{"error":{"code","message","innerError":{...}}}`,
+/// written straight from its parts (`to_bytes`).
+#[derive(Debug, serde::Serialize)]
+pub struct ErrorBody<'a> {
+    error: ErrorMember<'a>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct ErrorMember<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(rename = "innerError")]
+    inner: InnerError<'a>,
+}
+
+/// What `innerError` holds: Graph's `request-id` and `date`, then graphvcr's own.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct InnerError<'a> {
+    #[serde(rename = "request-id")]
+    pub request_id: &'a str,
+    pub date: &'a str,
+    /// Who failed: `request`, `upstream`, `store`, `graphvcr`, `injected`.
+    #[serde(rename = "graphvcr-failed", skip_serializing_if = "Option::is_none")]
+    pub failed: Option<&'a str>,
+    /// A miss's nearest recording.
+    #[serde(rename = "graphvcr-nearest-seq", skip_serializing_if = "Option::is_none")]
+    pub nearest_seq: Option<u64>,
+}
+
+impl<'a> ErrorBody<'a> {
+    pub fn new(code: &'a str, message: &'a str, inner: InnerError<'a>) -> ErrorBody<'a> {
+        ErrorBody {
+            error: ErrorMember { code, message, inner },
         }
     }
-    json!({ "error": { "code": code, "message": message, "innerError": inner } })
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // a struct of strings and numbers always serialises
+        serde_json::to_vec(self).unwrap_or_default()
+    }
 }
 
 /// The Graph error code for an HTTP status graphvcr answers with.
@@ -399,6 +430,7 @@ pub fn error_code(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn app_and_action_prefix_normalise() {
@@ -448,8 +480,26 @@ mod tests {
 
     #[test]
     fn error_body_is_graph_shaped() {
-        let v = error_body("itemNotFound", "nope", "rid", "2026-01-01T00:00:00", None);
-        assert_eq!(v["error"]["code"], "itemNotFound");
-        assert_eq!(v["error"]["innerError"]["request-id"], "rid");
+        let inner = InnerError {
+            request_id: "rid",
+            date: "2026-01-01T00:00:00",
+            ..Default::default()
+        };
+        let v: Value = serde_json::from_slice(&ErrorBody::new("itemNotFound", "nope", inner).to_bytes()).unwrap();
+        assert_eq!(
+            v,
+            json!({"error": {"code": "itemNotFound", "message": "nope", "innerError": {"request-id": "rid", "date": "2026-01-01T00:00:00"}}})
+        );
+        let inner = InnerError {
+            request_id: "rid",
+            date: "d",
+            failed: Some("request"),
+            nearest_seq: Some(4),
+        };
+        let bytes = ErrorBody::new("itemNotFound", "a \"miss\"", inner).to_bytes();
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            r#"{"error":{"code":"itemNotFound","message":"a \"miss\"","innerError":{"request-id":"rid","date":"d","graphvcr-failed":"request","graphvcr-nearest-seq":4}}}"#
+        );
     }
 }

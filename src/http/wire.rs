@@ -261,9 +261,14 @@ pub fn response(status: u16, headers: HeaderMap, body: impl Into<Bytes>) -> Resp
 
 /// A JSON response.
 pub fn json_response(status: u16, v: &serde_json::Value) -> Resp {
+    json_bytes_response(status, serde_json::to_vec(v).unwrap_or_default())
+}
+
+/// A response with a JSON body already written.
+pub fn json_bytes_response(status: u16, body: Vec<u8>) -> Resp {
     let mut h = HeaderMap::new();
     h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response(status, h, serde_json::to_vec(v).unwrap_or_default())
+    response(status, h, body)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::mint::Seed;
 use super::table::IdTable;
 use super::template::{write_json, Template};
-use super::token::{map_tokens, render_id, scan, splice_to, Canon, IdText, Token};
+use super::token::{render_id, scan, splice, splice_to, Canon, IdText, Token};
 use crate::cassette::Body;
 use crate::graph;
 use crate::hash::Set;
@@ -77,7 +77,12 @@ impl<'a> Rewriter<'a> {
 
     /// Rewrites the ids inside one string.
     pub fn rewrite_str<'s>(&mut self, s: &'s str) -> Cow<'s, str> {
-        map_tokens(s, |t, text| self.replacement(t, text))
+        self.rewrite_scanned(s, &scan(s))
+    }
+
+    /// [`Rewriter::rewrite_str`] with the ids of `s` already found (`toks`, by `scan`).
+    pub fn rewrite_scanned<'s>(&mut self, s: &'s str, toks: &[Token]) -> Cow<'s, str> {
+        splice(s, toks, |t, text| self.replacement(t, text))
     }
 
     fn member_string(&self, key: &str, s: &str) -> Option<String> {

@@ -8,9 +8,10 @@ use std::sync::{Arc, Mutex};
 
 use http::{HeaderName, HeaderValue};
 
+use super::headers::Recorded;
 use crate::cassette::{Body, Event, EventReader, Kind, StoreError};
 use crate::hash::{Map, Set};
-use crate::ids::Template;
+use crate::ids::{self, Template, Tokens};
 use crate::sync::lock;
 
 /// A recorded event as replay serves it: the body graphvcr sends (an exchange's
@@ -33,6 +34,8 @@ struct SentHeader {
     at: usize,
     /// The recorded value, parsed (sent as is when rewriting leaves it unchanged).
     value: Option<HeaderValue>,
+    /// The ids in it.
+    tokens: Tokens,
 }
 
 impl Loaded {
@@ -51,6 +54,7 @@ impl Loaded {
                     name: HeaderName::from_bytes(n.as_bytes()).ok()?,
                     at,
                     value: HeaderValue::from_str(v).ok(),
+                    tokens: ids::scan(v),
                 })
             })
             .collect();
@@ -64,15 +68,17 @@ impl Loaded {
     }
 
     /// The headers this event sends (an exchange's response, a notification's request),
-    /// framing headers left out: name, recorded value, and that value parsed.
-    pub fn sent_headers(&self) -> impl ExactSizeIterator<Item = (&HeaderName, &str, Option<&HeaderValue>)> {
+    /// framing headers left out.
+    pub fn sent_headers(&self) -> impl ExactSizeIterator<Item = Recorded<'_>> {
         let recorded = match self.event.kind {
             Kind::Exchange => &self.event.response.headers,
             Kind::Notification => &self.event.request.headers,
         };
-        self.headers.iter().map(move |h| {
-            let v = recorded.get(h.at).map_or("", |(_, v)| v.as_str());
-            (&h.name, v, h.value.as_ref())
+        self.headers.iter().map(move |h| Recorded {
+            name: &h.name,
+            value: recorded.get(h.at).map_or("", |(_, v)| v.as_str()),
+            parsed: h.value.as_ref(),
+            tokens: &h.tokens,
         })
     }
 

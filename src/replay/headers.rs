@@ -8,7 +8,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::graph::{self, NotificationHeader, ResponseHeader};
 use crate::http::wire::header_str;
-use crate::ids::Rewriter;
+use crate::ids::{Rewriter, Token};
 
 /// What a header rewrite does with one recorded header.
 enum HeaderRule {
@@ -19,26 +19,47 @@ enum HeaderRule {
     Drop,
 }
 
-/// Rewrites recorded headers (framing headers already left out, names and values
-/// parsed) by `rule` (given the lowercase name). A value is copied only when it
-/// changes, once, into its `HeaderValue`.
+/// A recorded header as a rewrite reads it: parsed, and its ids found, once per
+/// recorded event (see `bodies::Loaded`).
+pub struct Recorded<'h> {
+    pub name: &'h HeaderName,
+    pub value: &'h str,
+    /// `value` as a header value, when it is one.
+    pub parsed: Option<&'h HeaderValue>,
+    pub tokens: &'h [Token],
+}
+
+impl<'h> Recorded<'h> {
+    /// The value with the session's ids in it.
+    fn rewritten(&self, rw: &mut Rewriter<'_>) -> Cow<'h, str> {
+        if self.tokens.is_empty() {
+            Cow::Borrowed(self.value)
+        } else {
+            rw.rewrite_scanned(self.value, self.tokens)
+        }
+    }
+}
+
+/// Rewrites recorded headers (framing headers already left out) by `rule` (given
+/// the lowercase name). A value is copied only when it changes, once, into its
+/// `HeaderValue`.
 fn rewrite_headers<'h>(
-    recorded: impl ExactSizeIterator<Item = (&'h HeaderName, &'h str, Option<&'h HeaderValue>)>,
+    recorded: impl ExactSizeIterator<Item = Recorded<'h>>,
     rw: &mut Rewriter<'_>,
-    mut rule: impl FnMut(&str, &str, &mut Rewriter<'_>) -> HeaderRule,
+    mut rule: impl FnMut(&Recorded<'h>, &mut Rewriter<'_>) -> HeaderRule,
 ) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(recorded.len());
-    for (name, v, parsed) in recorded {
-        let value = match rule(name.as_str(), v, rw) {
-            HeaderRule::Rewrite => match rw.rewrite_str(v) {
-                Cow::Borrowed(same) => parsed.map_or_else(|| HeaderValue::from_str(same), |p| Ok(p.clone())),
+    for h in recorded {
+        let value = match rule(&h, rw) {
+            HeaderRule::Rewrite => match h.rewritten(rw) {
+                Cow::Borrowed(same) => h.parsed.map_or_else(|| HeaderValue::from_str(same), |p| Ok(p.clone())),
                 Cow::Owned(x) => HeaderValue::try_from(x),
             },
             HeaderRule::Set(x) => HeaderValue::try_from(x),
             HeaderRule::Drop => continue,
         };
         if let Ok(v) = value {
-            out.append(name.clone(), v);
+            out.append(h.name.clone(), v);
         }
     }
     out
@@ -56,31 +77,33 @@ pub struct LiveRequest<'a> {
 /// A served exchange's response headers: `Location` pointed back at graphvcr, echoes
 /// of the live request, per-response ids regenerated from `request_id` material.
 pub fn response_headers<'h>(
-    recorded: impl ExactSizeIterator<Item = (&'h HeaderName, &'h str, Option<&'h HeaderValue>)>,
+    recorded: impl ExactSizeIterator<Item = Recorded<'h>>,
     rw: &mut Rewriter<'_>,
     live: &LiveRequest<'_>,
     request_id: &[u8],
 ) -> HeaderMap {
-    rewrite_headers(recorded, rw, |name, v, rw| match graph::response_header(name) {
-        ResponseHeader::Relocate => HeaderRule::Set(graph::relocate(&rw.rewrite_str(v), live.origin, live.version)),
-        ResponseHeader::Echo => match header_str(live.headers, name) {
+    rewrite_headers(recorded, rw, |h, rw| match graph::response_header(h.name.as_str()) {
+        ResponseHeader::Relocate => HeaderRule::Set(graph::relocate(&h.rewritten(rw), live.origin, live.version)),
+        ResponseHeader::Echo => match header_str(live.headers, h.name.as_str()) {
             Some(echo) => HeaderRule::Set(echo.to_string()),
             None => HeaderRule::Rewrite,
         },
-        ResponseHeader::Regenerate => HeaderRule::Set(rw.seed().guid(name, request_id)),
+        ResponseHeader::Regenerate => HeaderRule::Set(rw.seed().guid(h.name.as_str(), request_id)),
         ResponseHeader::Rewrite => HeaderRule::Rewrite,
     })
 }
 
 /// A notification's headers: Graph's token dropped, message ids fresh from `message`.
 pub fn notification_headers<'h>(
-    recorded: impl ExactSizeIterator<Item = (&'h HeaderName, &'h str, Option<&'h HeaderValue>)>,
+    recorded: impl ExactSizeIterator<Item = Recorded<'h>>,
     rw: &mut Rewriter<'_>,
     message: &[u8],
 ) -> HeaderMap {
-    rewrite_headers(recorded, rw, |name, _, rw| match graph::notification_header(name) {
-        NotificationHeader::Drop => HeaderRule::Drop,
-        NotificationHeader::Fresh => HeaderRule::Set(rw.seed().guid(name, message)),
-        NotificationHeader::Rewrite => HeaderRule::Rewrite,
+    rewrite_headers(recorded, rw, |h, rw| {
+        match graph::notification_header(h.name.as_str()) {
+            NotificationHeader::Drop => HeaderRule::Drop,
+            NotificationHeader::Fresh => HeaderRule::Set(rw.seed().guid(h.name.as_str(), message)),
+            NotificationHeader::Rewrite => HeaderRule::Rewrite,
+        }
     })
 }
