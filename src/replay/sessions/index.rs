@@ -107,9 +107,13 @@ impl Inner {
         let (name, e) = self.by_id.remove_entry(id)?;
         self.seeds.remove(&e.seed);
         self.lru.remove(&e.used);
+        // every id it owns maps to it (only retiring removes an index entry): one
+        // lookup each, and one more only if that ever failed to hold
         for c in &e.owned {
-            if self.index.get(c).is_some_and(|o| **o == *id) {
-                self.index.remove(c);
+            if let Some(o) = self.index.remove(c) {
+                if *o != *id {
+                    self.index.insert(c.clone(), o);
+                }
             }
         }
         let dropped = self.ended.push((name, e.session.clone())).map(|(_, s)| s);
@@ -167,20 +171,25 @@ impl Inner {
         Ok(Some(e.session.clone()))
     }
 
-    /// Marks ids as owned by `session` (those owned by nobody yet).
-    pub(super) fn insert_ids(&mut self, session: &str, ids: &[Canon]) {
+    /// Marks ids as owned by `session` (those owned by nobody yet); returns how many
+    /// another session owns.
+    pub(super) fn insert_ids(&mut self, session: &str, ids: &[Canon]) -> usize {
         let Some(name) = self.by_id.get_key_value(session).map(|(k, _)| k.clone()) else {
-            return;
+            return 0;
         };
-        let mut fresh = Vec::new();
+        let Some(e) = self.by_id.get_mut(session) else {
+            return 0;
+        };
+        let mut elsewhere = 0;
         for c in ids {
-            if let std::collections::hash_map::Entry::Vacant(v) = self.index.entry(c.clone()) {
-                v.insert(name.clone());
-                fresh.push(c.clone());
+            match self.index.entry(c.clone()) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(name.clone());
+                    e.owned.push(c.clone());
+                }
+                std::collections::hash_map::Entry::Occupied(o) => elsewhere += usize::from(**o.get() != *session),
             }
         }
-        if let Some(e) = self.by_id.get_mut(session) {
-            e.owned.extend(fresh);
-        }
+        elsewhere
     }
 }

@@ -232,20 +232,10 @@ impl Sessions {
         if pending.is_some() {
             e.pending = pending;
         }
-        let before = minted.len();
-        let free: Vec<Canon> = minted
-            .iter()
-            .filter(|c| inner.index.get(*c).is_none_or(|o| **o == *session))
-            .cloned()
-            .collect();
-        if free.len() < before {
-            tracing::warn!(
-                session,
-                "{} minted id(s) already owned by another session",
-                before - free.len()
-            );
+        let elsewhere = inner.insert_ids(session, minted);
+        if elsewhere > 0 {
+            tracing::warn!(session, "{elsewhere} minted id(s) already owned by another session");
         }
-        inner.insert_ids(session, &free);
     }
 
     /// Retires the sessions idle for too long, oldest first.
