@@ -54,7 +54,8 @@ impl<'de> serde::Deserialize<'de> for GraphPath {
             .into_iter()
             .find(|v| *v == p.version)
             .ok_or_else(|| serde::de::Error::custom(format!("`{}` is not a Graph API version", p.version)))?;
-        Ok(GraphPath::of(version, p.segments.iter().map(String::as_str)))
+        let len = p.segments.iter().map(String::len).sum();
+        Ok(GraphPath::of(version, p.segments.iter().map(String::as_str), len))
     }
 }
 
@@ -68,11 +69,12 @@ impl GraphPath {
             "app" if i == 0 => "communications",
             _ => seg.strip_prefix(ACTION_PREFIX).unwrap_or(seg),
         });
-        Some(GraphPath::of(version, segments))
+        Some(GraphPath::of(version, segments, path.len()))
     }
 
-    fn of<'a>(version: &'static str, segments: impl Iterator<Item = &'a str>) -> GraphPath {
-        let mut text = String::new();
+    /// The path of `segments` (at most `len` bytes in all).
+    fn of<'a>(version: &'static str, segments: impl Iterator<Item = &'a str>, len: usize) -> GraphPath {
+        let mut text = String::with_capacity(len);
         let mut ends = smallvec::SmallVec::new();
         for seg in segments {
             text.push_str(seg);

@@ -87,7 +87,7 @@ pub fn seed_material(live: &Live<'_>) -> Vec<u8> {
     // each part written once into one buffer, then sorted and deduplicated as a
     // sorted set of the parts' strings would be (the same bytes, no string per part)
     let mut buf = String::with_capacity(256);
-    let mut parts: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut parts: Vec<std::ops::Range<usize>> = Vec::with_capacity(16);
     let mut part = |buf: &mut String, write: &dyn Fn(&mut String)| {
         let start = buf.len();
         write(buf);

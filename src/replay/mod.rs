@@ -372,7 +372,7 @@ impl Replayer {
             .map(|p| p.live.clone())
             .collect();
         // reserve the request's ids (or refuse) before anything changes
-        match self.sessions.claim(shared, s.id(), &claims) {
+        match self.sessions.claim(shared, s, &claims) {
             Ok(()) => {}
             Err(ClaimError::Ended) => return Ok(None),
             Err(ClaimError::Taken(e)) => return Err(e),
@@ -460,7 +460,9 @@ impl Replayer {
             let after = resp.body_mut().on_sent();
             self.dispatch(s, after, jobs)
         };
-        self.sessions.served(s.id(), &minted, pending);
+        if self.sessions.served(s.id(), &minted, pending) {
+            s.note_owned(&minted);
+        }
         resp
     }
 

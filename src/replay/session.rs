@@ -75,7 +75,13 @@ pub struct Session {
     /// Requests seen so far, by `METHOD template` (response faults count them).
     occurrences: Map<String, u64>,
     faults: Ring<Applied>,
+    /// Live ids the index holds for this session (the first `OWNED_KNOWN`): a request
+    /// naming only these claims nothing anew.
+    owned: smallvec::SmallVec<[Canon; 4]>,
 }
+
+/// How many owned ids a session remembers for itself.
+const OWNED_KNOWN: usize = 32;
 
 impl Session {
     pub fn new(id: String, cassette: Arc<Prepared>, seed: Seed, settings: Arc<SessionSettings>) -> Session {
@@ -97,6 +103,21 @@ impl Session {
             undeclared_misses: 0,
             occurrences: Map::default(),
             faults: Ring::new(REPORT_TAIL),
+            owned: smallvec::SmallVec::new(),
+        }
+    }
+
+    /// Whether the index holds `c` for this session (false when it is not known to).
+    pub fn owns(&self, c: &Canon) -> bool {
+        self.owned.contains(c)
+    }
+
+    /// Remembers ids the index now holds for this session.
+    pub fn note_owned(&mut self, ids: &[Canon]) {
+        for c in ids {
+            if self.owned.len() < OWNED_KNOWN && !self.owned.contains(c) {
+                self.owned.push(c.clone());
+            }
         }
     }
 

@@ -66,7 +66,7 @@ impl Replayer {
         };
         let shared = self.sessions.find_or_create(&cassette, &route, self.clock.mono_ms())?;
         let mut s = lock(&shared);
-        if let Err(ClaimError::Ended) = self.sessions.claim(&shared, s.id(), &[]) {
+        if let Err(ClaimError::Ended) = self.sessions.claim(&shared, &mut s, &[]) {
             return Err(ProxyError::Conflict(format!(
                 "replay session {} ended while starting",
                 s.id()

@@ -105,6 +105,7 @@ impl Inner {
     /// in the ring of ended ones.
     pub(super) fn retire(&mut self, id: &str) -> Option<Retired> {
         let (name, e) = self.by_id.remove_entry(id)?;
+        e.session.retire();
         self.seeds.remove(&e.seed);
         self.lru.remove(&e.used);
         // every id it owns maps to it (only retiring removes an index entry): one

@@ -11,7 +11,7 @@
 //! after it: two requests' turns under it stay short. Session names are shared
 //! (`Arc<str>`): the index, the last-use order and the ids it owns clone no strings.
 
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::prepared::Prepared;
@@ -23,7 +23,41 @@ use crate::ring::Ring;
 use crate::sync::lock;
 
 /// A session as the index and requests share it.
-pub type Shared = Arc<Mutex<Session>>;
+pub type Shared = Arc<Held>;
+
+/// A session behind its lock, and whether it is still live: cleared when it leaves
+/// the index (read without the index lock).
+pub struct Held {
+    session: Mutex<Session>,
+    live: AtomicBool,
+}
+
+impl Held {
+    fn new(session: Session) -> Held {
+        Held {
+            session: Mutex::new(session),
+            live: AtomicBool::new(true),
+        }
+    }
+
+    /// Still in the index: no request of it has been refused as ended. Once false,
+    /// never true again.
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
+
+    pub(super) fn retire(&self) {
+        self.live.store(false, Ordering::Release);
+    }
+}
+
+impl std::ops::Deref for Held {
+    type Target = Mutex<Session>;
+
+    fn deref(&self) -> &Mutex<Session> {
+        &self.session
+    }
+}
 
 /// A session's name as the index keeps it.
 type Name = Arc<str>;
@@ -134,7 +168,7 @@ impl Sessions {
         Draft {
             seed,
             id,
-            session: Arc::new(Mutex::new(session)),
+            session: Arc::new(Held::new(session)),
         }
     }
 
@@ -168,17 +202,18 @@ impl Sessions {
         }
         let Draft { seed, id, session } = draft;
         let name: Name = id.into();
-        // claim the path ids now, so a concurrent request for the same call joins this
-        // session instead of creating another; ids of the recording itself never route
-        let owned: Vec<Canon> = route
-            .path_ids
-            .iter()
-            .filter(|c| !cassette.mentions(c) && !inner.index.contains_key(*c))
-            .cloned()
-            .collect();
-        for c in &owned {
-            inner.index.insert(c.clone(), name.clone());
+        // claim the request's ids now (none is owned: `find` found no owner), so a
+        // concurrent request for the same call joins this session instead of creating
+        // another; ids of the recording itself never route
+        let mut owned: Vec<Canon> = Vec::with_capacity(route.path_ids.len() + route.body_ids.len());
+        for c in route.path_ids.iter().chain(route.body_ids) {
+            if !cassette.mentions(c) && !inner.index.contains_key(c) {
+                inner.index.insert(c.clone(), name.clone());
+                owned.push(c.clone());
+            }
         }
+        // nobody else can reach the session yet: its lock is free, whatever the order
+        lock(&session).note_owned(&owned);
         inner.seeds.insert(seed);
         let used = inner.lru.touch(&name, None, now_ms);
         let entry = Entry {
@@ -205,9 +240,15 @@ impl Sessions {
         (seed, id)
     }
 
-    /// Reserves live ids for `session`, all or none: refused (and nothing reserved)
-    /// when another session owns one of them or the session is no longer live.
-    pub fn claim(&self, session: &Shared, id: &str, ids: &[Canon]) -> Result<(), ClaimError> {
+    /// Reserves live ids for `session` (`s`, locked), all or none: refused (and
+    /// nothing reserved) when another session owns one of them or the session is no
+    /// longer live. Ids the session is known to own already need no index lock: only
+    /// leaving the index takes an id from its owner.
+    pub fn claim(&self, session: &Shared, s: &mut Session, ids: &[Canon]) -> Result<(), ClaimError> {
+        if session.is_live() && ids.iter().all(|c| s.owns(c)) {
+            return Ok(());
+        }
+        let id = s.id();
         let mut inner = self.inner();
         if !inner.by_id.get(id).is_some_and(|e| Arc::ptr_eq(&e.session, session)) {
             return Err(ClaimError::Ended);
@@ -221,14 +262,19 @@ impl Sessions {
             ))));
         }
         inner.insert_ids(id, ids);
+        drop(inner);
+        s.note_owned(ids);
         Ok(())
     }
 
     /// After serving: registers ids minted for a session (one owned elsewhere, never
     /// expected as seeds differ, is skipped) and the pending counter of a new outbox.
-    pub fn served(&self, session: &str, minted: &[Canon], pending: Option<Arc<AtomicUsize>>) {
+    /// Returns whether the session owns all of them now.
+    pub fn served(&self, session: &str, minted: &[Canon], pending: Option<Arc<AtomicUsize>>) -> bool {
         let mut inner = self.inner();
-        let Some(e) = inner.by_id.get_mut(session) else { return };
+        let Some(e) = inner.by_id.get_mut(session) else {
+            return false;
+        };
         if pending.is_some() {
             e.pending = pending;
         }
@@ -236,6 +282,7 @@ impl Sessions {
         if elsewhere > 0 {
             tracing::warn!(session, "{elsewhere} minted id(s) already owned by another session");
         }
+        elsewhere == 0
     }
 
     /// Retires the sessions idle for too long, oldest first.

@@ -85,7 +85,10 @@ fn ending_a_session_while_a_request_holds_it_does_not_deadlock() {
         .find_or_create(&c, &route(&[Canon::Guid(1)], &|| b"a".to_vec()), 0)
         .unwrap();
     let id = lock(&a).id().to_string();
-    let guard = lock(&a);
+    let mut guard = lock(&a);
+    // its path id is its own: claiming it again takes no index lock
+    assert!(guard.owns(&Canon::Guid(1)));
+    assert!(s.claim(&a, &mut guard, &[Canon::Guid(1)]).is_ok());
     let s2 = s.clone();
     let id2 = id.clone();
     let ender = std::thread::spawn(move || s2.end(&id2));
@@ -94,11 +97,14 @@ fn ending_a_session_while_a_request_holds_it_does_not_deadlock() {
     while s.live_count() != 0 {
         std::thread::yield_now();
     }
-    let claimed = s.claim(&a, &id, &[Canon::Guid(9)]);
+    let claimed = s.claim(&a, &mut guard, &[Canon::Guid(9)]);
+    // an id it owned is refused too once it ended (it is no longer live)
+    let owned = s.claim(&a, &mut guard, &[Canon::Guid(1)]);
     drop(guard);
     let report = ender.join().unwrap();
     assert!(report.is_some());
     assert!(matches!(claimed, Err(ClaimError::Ended)), "{claimed:?}");
+    assert!(matches!(owned, Err(ClaimError::Ended)), "{owned:?}");
 }
 
 #[test]
