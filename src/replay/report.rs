@@ -16,9 +16,10 @@ pub struct Served {
     pub request: String,
     /// Every matching recording was already used: the last one was served again.
     pub repeated: bool,
-    /// Bindings kept for this request only (they would have broken the bijection).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub request_scoped: Vec<String>,
+    /// Bindings kept for this request only (they would have broken the bijection),
+    /// shown `recorded -> live`.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "arrows")]
+    pub request_scoped: Vec<(Canon, Canon)>,
     /// For a repeated action: the ids minted afresh for it, shown `recorded -> live`
     /// (formatted when a report is written, not per request).
     #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "arrows")]

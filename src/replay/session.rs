@@ -35,7 +35,7 @@ pub struct Bound {
     /// Bindings for this request only (they would have broken the bijection).
     pub scoped: IdTable,
     /// The same, for the report.
-    pub request_scoped: Vec<String>,
+    pub request_scoped: Vec<(Canon, Canon)>,
 }
 
 /// A session's rewriter and what serving reads beside it (see [`Session::writing`]).
@@ -232,7 +232,7 @@ impl Session {
             if outcome == ids::BindOutcome::Conflict {
                 out.scoped
                     .bind(p.recorded.clone(), p.rec_text, p.live.clone(), p.live_text);
-                out.request_scoped.push(format!("{} -> {}", p.recorded, p.live));
+                out.request_scoped.push((p.recorded.clone(), p.live.clone()));
             }
         }
         for (k, r, l) in &pairing.strings {
@@ -259,7 +259,6 @@ impl Session {
             .collect()
     }
 
-    /// A rewriter over this session's table (request-scoped bindings first).
     /// The rewriter beside what a response and its notifications read from the session
     /// (borrowed together: nothing is copied out first).
     pub fn writing<'a>(&'a mut self, scoped: &'a IdTable) -> Writing<'a> {
