@@ -7,7 +7,7 @@
 //!  bot ──REST──> http::server ─> app::faces        bot ──REST──> http::server ─> app::faces
 //!                 (GraphFace: admin | mode)                       │ (body limits, admin)
 //!                 │                                               v
-//!                 v                                     replay::Replayer
+//!                 v                                     replay::Replayer (live body: cassette::tree, borrowed)
 //!            record::RecordFace                          ├─ replay::sessions: header / live-id index / new (seed)
 //!             ├─ http::client ──> Graph                  ├─ choose: replay::Prepared + matching::Index::fits
 //!             └─ record::Recorder                        ├─ bind: ids::Pairing -> session's ids::IdTable
@@ -31,7 +31,9 @@
 //!   (replayer, sessions, prepared cassettes — held, or served from the store with
 //!   their summary kept there — notification building), with `matching`
 //!   and `notify` (delivery). Replay and delivery never import record.
-//! - Cassettes: `cassette` (model, JSON interchange, sled store); `redact` (secrets);
+//! - Cassettes: `cassette` (model, JSON interchange, sled store, and `tree`: one view
+//!   over recorded `serde_json::Value`s and live bodies read borrowed from the request
+//!   bytes, so each JSON walk is written once); `redact` (secrets);
 //!   `drift` (what changed between two recordings of one scenario: `graphvcr diff`).
 //! - Wiring: `app` (modes, faces, cassette files), `admin` (`/_graphvcr/`), `cli` and
 //!   `config` (command line into settings), `demo`, `bundled` (the seed's cassettes,

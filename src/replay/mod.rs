@@ -460,9 +460,7 @@ impl Replayer {
             let after = resp.body_mut().on_sent();
             self.dispatch(s, after, jobs)
         };
-        if self.sessions.served(s.id(), &minted, pending) {
-            s.note_owned(&minted);
-        }
+        self.sessions.served(s.id(), &minted, pending);
         resp
     }
 

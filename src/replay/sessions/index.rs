@@ -2,7 +2,7 @@
 //! in use, last-use order and the ring of ended sessions; what retiring a session
 //! detaches. No session lock is taken here (see the lock order in `sessions`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -16,10 +16,16 @@ pub(super) struct Entry {
     pub(super) session: Shared,
     pub(super) seed: Seed,
     pub(super) used: Used,
-    /// Live ids this session owns in the index.
+    /// Live ids this session owns in the index: those its requests named...
     pub(super) owned: Vec<Canon>,
+    /// ... and those minted for it, the latest `MINTED_ROUTED` (a session repeating an
+    /// action mints ids every time; older ones stop routing).
+    pub(super) minted: VecDeque<Canon>,
     pub(super) pending: Option<Arc<AtomicUsize>>,
 }
+
+/// How many of the ids minted for a session route requests to it.
+pub(super) const MINTED_ROUTED: usize = 4096;
 
 impl Entry {
     /// Idle: no delivery queued and nobody inside it right now.
@@ -86,7 +92,7 @@ impl LastUse {
 pub(super) struct Retired {
     pub(super) ended: Shared,
     pub(super) dropped: Option<Shared>,
-    _owned: Vec<Canon>,
+    _owned: (Vec<Canon>, VecDeque<Canon>),
 }
 
 impl Inner {
@@ -108,20 +114,14 @@ impl Inner {
         e.session.retire();
         self.seeds.remove(&e.seed);
         self.lru.remove(&e.used);
-        // every id it owns maps to it (only retiring removes an index entry): one
-        // lookup each, and one more only if that ever failed to hold
-        for c in &e.owned {
-            if let Some(o) = self.index.remove(c) {
-                if *o != *id {
-                    self.index.insert(c.clone(), o);
-                }
-            }
+        for c in e.owned.iter().chain(&e.minted) {
+            unroute(&mut self.index, c, id);
         }
         let dropped = self.ended.push((name, e.session.clone())).map(|(_, s)| s);
         Some(Retired {
             ended: e.session,
             dropped,
-            _owned: e.owned,
+            _owned: (e.owned, e.minted),
         })
     }
 
@@ -173,8 +173,9 @@ impl Inner {
     }
 
     /// Marks ids as owned by `session` (those owned by nobody yet); returns how many
-    /// another session owns.
-    pub(super) fn insert_ids(&mut self, session: &str, ids: &[Canon]) -> usize {
+    /// another session owns. Minted ids route only while among the latest
+    /// `MINTED_ROUTED` minted for it.
+    pub(super) fn insert_ids(&mut self, session: &str, ids: &[Canon], minted: bool) -> usize {
         let Some(name) = self.by_id.get_key_value(session).map(|(k, _)| k.clone()) else {
             return 0;
         };
@@ -186,11 +187,30 @@ impl Inner {
             match self.index.entry(c.clone()) {
                 std::collections::hash_map::Entry::Vacant(v) => {
                     v.insert(name.clone());
-                    e.owned.push(c.clone());
+                    if minted {
+                        e.minted.push_back(c.clone());
+                    } else {
+                        e.owned.push(c.clone());
+                    }
                 }
                 std::collections::hash_map::Entry::Occupied(o) => elsewhere += usize::from(**o.get() != *session),
             }
         }
+        while e.minted.len() > MINTED_ROUTED {
+            if let Some(old) = e.minted.pop_front() {
+                unroute(&mut self.index, &old, session);
+            }
+        }
         elsewhere
+    }
+}
+
+/// Removes `c`'s route to `session`: one lookup, and one more only if it routed
+/// elsewhere (never expected: only this removes an entry, for its owner).
+fn unroute(index: &mut Map<Canon, Name>, c: &Canon, session: &str) {
+    if let Some(o) = index.remove(c) {
+        if *o != *session {
+            index.insert(c.clone(), o);
+        }
     }
 }

@@ -221,6 +221,7 @@ impl Sessions {
             seed,
             used,
             owned,
+            minted: Default::default(),
             pending: None,
         };
         tracing::debug!(session = %name, cassette = %cassette.name(), "session started");
@@ -261,7 +262,7 @@ impl Sessions {
                 "id {c} of this request already belongs to replay session {other}"
             ))));
         }
-        inner.insert_ids(id, ids);
+        inner.insert_ids(id, ids, false);
         drop(inner);
         s.note_owned(ids);
         Ok(())
@@ -269,20 +270,18 @@ impl Sessions {
 
     /// After serving: registers ids minted for a session (one owned elsewhere, never
     /// expected as seeds differ, is skipped) and the pending counter of a new outbox.
-    /// Returns whether the session owns all of them now.
-    pub fn served(&self, session: &str, minted: &[Canon], pending: Option<Arc<AtomicUsize>>) -> bool {
+    pub fn served(&self, session: &str, minted: &[Canon], pending: Option<Arc<AtomicUsize>>) {
         let mut inner = self.inner();
         let Some(e) = inner.by_id.get_mut(session) else {
-            return false;
+            return;
         };
         if pending.is_some() {
             e.pending = pending;
         }
-        let elsewhere = inner.insert_ids(session, minted);
+        let elsewhere = inner.insert_ids(session, minted, true);
         if elsewhere > 0 {
             tracing::warn!(session, "{elsewhere} minted id(s) already owned by another session");
         }
-        elsewhere == 0
     }
 
     /// Retires the sessions idle for too long, oldest first.

@@ -125,3 +125,32 @@ fn a_verdict_names_the_first_unused_exchanges_and_counts_the_rest() {
     assert_eq!(problems[0], Problem::Unused { seq: 0 });
     assert_eq!(problems[20], Problem::MoreUnused { count: 10 });
 }
+
+#[test]
+fn a_session_routes_its_own_ids_and_only_its_latest_minted_ones() {
+    let c = empty();
+    let s = Sessions::new(60_000, 10);
+    let call = [Canon::Guid(1)];
+    let a = s.find_or_create(&c, &route(&call, &|| b"a".to_vec()), 0).unwrap();
+    let id = lock(&a).id().to_string();
+    // a session repeating an action mints ids each time: far more than stay routed
+    let minted: Vec<Canon> = (0..(index::MINTED_ROUTED as u128 + 10))
+        .map(|n| Canon::Guid(1000 + n))
+        .collect();
+    for chunk in minted.chunks(7) {
+        s.served(&id, chunk, None);
+    }
+    let routes = |c: &Canon| {
+        let ids = [c.clone()];
+        s.find(&route(&ids, &Vec::new), 1)
+            .unwrap()
+            .is_some_and(|f| Arc::ptr_eq(&f, &a))
+    };
+    assert!(routes(&call[0]), "the call id its request named");
+    assert!(routes(minted.last().unwrap()), "the latest minted id");
+    assert!(routes(&minted[10]), "the oldest still kept");
+    assert!(!routes(&minted[9]), "older minted ids stop routing");
+    // ending it frees every id it held
+    s.end(&id);
+    assert!(!routes(&call[0]) && !routes(minted.last().unwrap()));
+}

@@ -9,119 +9,14 @@ use serde_json::Value;
 
 use crate::ids::token;
 
+mod path;
+pub use path::GraphPath;
+
 /// API versions Graph serves; a path under anything else is not a Graph call.
 pub const VERSIONS: [&str; 2] = ["v1.0", "beta"];
 
 /// The action namespace the generated SDKs put in front of action names.
 const ACTION_PREFIX: &str = "microsoft.graph.";
-
-/// A request path split the way matching needs it: its version and its segments after
-/// the version, normalised (`/app/calls` reads as `/communications/calls`,
-/// `microsoft.graph.` is dropped from actions, percent-escapes are left as they are).
-/// The segments are kept in one buffer (a live request's path costs one allocation);
-/// stored as `{"version", "segments": [..]}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GraphPath {
-    /// `v1.0` or `beta`.
-    version: &'static str,
-    /// The segments, one after another.
-    text: String,
-    /// Where each segment ends in `text`.
-    ends: smallvec::SmallVec<[u32; 8]>,
-}
-
-/// A [`GraphPath`] as stored.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct PathParts {
-    version: String,
-    segments: Vec<String>,
-}
-
-impl serde::Serialize for GraphPath {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        PathParts {
-            version: self.version.to_string(),
-            segments: self.segments().map(str::to_string).collect(),
-        }
-        .serialize(s)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for GraphPath {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<GraphPath, D::Error> {
-        let p = PathParts::deserialize(d)?;
-        let version = VERSIONS
-            .into_iter()
-            .find(|v| *v == p.version)
-            .ok_or_else(|| serde::de::Error::custom(format!("`{}` is not a Graph API version", p.version)))?;
-        let len = p.segments.iter().map(String::len).sum();
-        Ok(GraphPath::of(version, p.segments.iter().map(String::as_str), len))
-    }
-}
-
-impl GraphPath {
-    /// Parses `/v1.0/communications/calls/...` (query already removed).
-    pub fn parse(path: &str) -> Option<GraphPath> {
-        let mut parts = path.split('/').filter(|s| !s.is_empty());
-        let first = parts.next()?;
-        let version = VERSIONS.into_iter().find(|v| *v == first)?;
-        let segments = parts.enumerate().map(|(i, seg)| match seg {
-            "app" if i == 0 => "communications",
-            _ => seg.strip_prefix(ACTION_PREFIX).unwrap_or(seg),
-        });
-        Some(GraphPath::of(version, segments, path.len()))
-    }
-
-    /// The path of `segments` (at most `len` bytes in all).
-    fn of<'a>(version: &'static str, segments: impl Iterator<Item = &'a str>, len: usize) -> GraphPath {
-        let mut text = String::with_capacity(len);
-        let mut ends = smallvec::SmallVec::new();
-        for seg in segments {
-            text.push_str(seg);
-            // a path longer than 4 GiB never reaches here (the server bounds request heads)
-            ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
-        }
-        GraphPath { version, text, ends }
-    }
-
-    /// `v1.0` or `beta`.
-    pub fn version(&self) -> &'static str {
-        self.version
-    }
-
-    /// The segments after the version, in order.
-    pub fn segments(&self) -> impl ExactSizeIterator<Item = &str> + Clone {
-        (0..self.ends.len()).map(|i| {
-            let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-            // the bounds were taken from `text` itself, at segment ends
-            self.text.get(start..self.ends[i] as usize).unwrap_or("")
-        })
-    }
-
-    /// Segment `i`.
-    pub fn segment(&self, i: usize) -> Option<&str> {
-        self.segments().nth(i)
-    }
-
-    /// The path template: every segment that is one id-like token becomes `{id}`.
-    pub fn template(&self) -> String {
-        let mut out = String::with_capacity(self.text.len() + 2 * self.ends.len() + 8);
-        for seg in self.segments() {
-            out.push('/');
-            if is_id_segment(seg) {
-                out.push_str("{id}");
-            } else {
-                out.push_str(seg);
-            }
-        }
-        out
-    }
-
-    /// The ids that name the resource (call, operation, participant ...), in path order.
-    pub fn id_segments(&self) -> impl Iterator<Item = &str> {
-        self.segments().filter(|s| is_id_segment(s))
-    }
-}
 
 /// True when a path segment is exactly one id-like token (a call, operation or
 /// participant id). The docs' literal `{id}` placeholder counts too.
