@@ -116,6 +116,11 @@ impl Digest {
         }
     }
 
+    /// Adds (or removes) every checksum of another digest.
+    pub fn toggle_all(&mut self, d: &Digest) {
+        self.toggle(&d.0);
+    }
+
     pub fn hex(&self) -> String {
         crate::cassette::json::hex(&self.0)
     }
