@@ -34,12 +34,11 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use crate::cassette::Tree;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use tokio::sync::oneshot;
 
-use crate::cassette::Store;
+use crate::cassette::{Store, Tree};
 use crate::clock::Clock;
 use crate::error::ProxyError;
 use crate::faults::ResponseFault;

@@ -174,7 +174,8 @@ impl Inner {
 
     /// Marks ids as owned by `session` (those owned by nobody yet); returns how many
     /// another session owns. Minted ids route only while among the latest
-    /// `MINTED_ROUTED` minted for it.
+    /// `MINTED_ROUTED` minted for it; a minted id a request names becomes one of its
+    /// own (it routes for as long as the session lives).
     pub(super) fn insert_ids(&mut self, session: &str, ids: &[Canon], minted: bool) -> usize {
         let Some(name) = self.by_id.get_key_value(session).map(|(k, _)| k.clone()) else {
             return 0;
@@ -193,7 +194,14 @@ impl Inner {
                         e.owned.push(c.clone());
                     }
                 }
-                std::collections::hash_map::Entry::Occupied(o) => elsewhere += usize::from(**o.get() != *session),
+                std::collections::hash_map::Entry::Occupied(o) if **o.get() != *session => elsewhere += 1,
+                std::collections::hash_map::Entry::Occupied(_) if !minted => {
+                    if let Some(at) = e.minted.iter().position(|m| m == c) {
+                        e.minted.remove(at);
+                        e.owned.push(c.clone());
+                    }
+                }
+                std::collections::hash_map::Entry::Occupied(_) => {}
             }
         }
         while e.minted.len() > MINTED_ROUTED {

@@ -150,6 +150,16 @@ fn a_session_routes_its_own_ids_and_only_its_latest_minted_ones() {
     assert!(routes(minted.last().unwrap()), "the latest minted id");
     assert!(routes(&minted[10]), "the oldest still kept");
     assert!(!routes(&minted[9]), "older minted ids stop routing");
+    // a minted id a request names is the session's own from then on
+    let named = [minted[10].clone()];
+    assert!(s.claim(&a, &mut lock(&a), &named).is_ok());
+    assert!(lock(&a).owns(&named[0]));
+    let more: Vec<Canon> = (0..index::MINTED_ROUTED as u128)
+        .map(|n| Canon::Guid(100_000 + n))
+        .collect();
+    s.served(&id, &more, None);
+    assert!(routes(&named[0]), "a named id outlives later mints");
+    assert!(!routes(&minted[11]), "its unnamed neighbour does not");
     // ending it frees every id it held
     s.end(&id);
     assert!(!routes(&call[0]) && !routes(minted.last().unwrap()));
