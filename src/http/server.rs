@@ -50,10 +50,26 @@ pub trait Handler: Send + Sync + 'static {
     }
 }
 
-/// An HTTP `Date` value for Unix milliseconds `ms`.
+/// An HTTP `Date` value for Unix milliseconds `ms` (formatted once per second and
+/// thread: every response carries one).
 pub fn http_date(ms: u64) -> http::HeaderValue {
-    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms);
-    http::HeaderValue::from_str(&httpdate::fmt_http_date(t)).unwrap_or(http::HeaderValue::from_static(""))
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(u64, http::HeaderValue)>> = const { std::cell::RefCell::new(None) };
+    }
+    let secs = ms / 1000;
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((s, v)) if *s == secs => v.clone(),
+            _ => {
+                let t = std::time::UNIX_EPOCH + Duration::from_secs(secs);
+                let v = http::HeaderValue::from_str(&httpdate::fmt_http_date(t))
+                    .unwrap_or(http::HeaderValue::from_static(""));
+                *last = Some((secs, v.clone()));
+                v
+            }
+        }
+    })
 }
 
 /// Limits and TLS for one listener.
@@ -90,8 +106,18 @@ impl Backoff {
 
 /// The size of a request head as the limit counts it.
 fn head_size(p: &http::request::Parts) -> usize {
+    /// Counts what is written (the target's length, without writing it anywhere).
+    struct Count(usize);
+    impl std::fmt::Write for Count {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0 += s.len();
+            Ok(())
+        }
+    }
+    let mut target = Count(0);
+    let _ = std::fmt::Write::write_fmt(&mut target, format_args!("{}", p.uri));
     let headers: usize = p.headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
-    p.method.as_str().len() + p.uri.to_string().len() + headers + 12
+    p.method.as_str().len() + target.0 + headers + 12
 }
 
 /// hyper's connection builder with a listener's limits.
@@ -337,5 +363,37 @@ fn mark_https<B>(req: &mut http::Request<B>) {
     if let Ok(u) = format!("https://{host}{pq}").parse() {
         *req.uri_mut() = u;
         req.extensions_mut().insert(super::wire::Resolved);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_formatted_once_a_second_and_read_the_same() {
+        let at = 1_795_773_600_000;
+        assert_eq!(http_date(at + 123), "Fri, 27 Nov 2026 10:00:00 GMT");
+        assert_eq!(http_date(at + 999), "Fri, 27 Nov 2026 10:00:00 GMT");
+        assert_eq!(http_date(at + 1000), "Fri, 27 Nov 2026 10:00:01 GMT");
+        assert_eq!(http_date(at), "Fri, 27 Nov 2026 10:00:00 GMT");
+    }
+
+    #[test]
+    fn a_head_counts_its_target_as_written() {
+        for uri in [
+            "/v1.0/communications/calls?a=1",
+            "http://graph.microsoft.com/v1.0/x",
+            "graph.microsoft.com:443",
+        ] {
+            let method = if uri.ends_with(":443") { "CONNECT" } else { "GET" };
+            let (p, ()) = http::Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(())
+                .unwrap()
+                .into_parts();
+            assert_eq!(head_size(&p), method.len() + p.uri.to_string().len() + 12, "{uri}");
+        }
     }
 }
