@@ -75,8 +75,8 @@ pub struct Session {
     /// Requests seen so far, by `METHOD template` (response faults count them).
     occurrences: Map<String, u64>,
     faults: Ring<Applied>,
-    /// Live ids the index holds for this session (the first `OWNED_KNOWN`): a request
-    /// naming only these claims nothing anew.
+    /// Live ids its requests claimed (the first `OWNED_KNOWN`), which the index holds
+    /// for it as long as it lives: a request naming only these claims nothing anew.
     owned: smallvec::SmallVec<[Canon; 4]>,
 }
 
