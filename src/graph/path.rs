@@ -16,6 +16,8 @@ pub struct GraphPath {
     text: String,
     /// Where each segment ends in `text`.
     ends: smallvec::SmallVec<[u32; 8]>,
+    /// Which of the first 32 segments are one id each (found once, when parsed).
+    ids: u32,
 }
 
 /// A [`GraphPath`] as stored.
@@ -64,12 +66,33 @@ impl GraphPath {
     fn of<'a>(version: &'static str, segments: impl Iterator<Item = &'a str>, len: usize) -> GraphPath {
         let mut text = String::with_capacity(len);
         let mut ends = smallvec::SmallVec::new();
-        for seg in segments {
+        let mut ids = 0u32;
+        for (i, seg) in segments.enumerate() {
+            if i < 32 && is_id_segment(seg) {
+                ids |= 1 << i;
+            }
             text.push_str(seg);
             // a path longer than 4 GiB never reaches here (the server bounds request heads)
             ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
         }
-        GraphPath { version, text, ends }
+        GraphPath {
+            version,
+            text,
+            ends,
+            ids,
+        }
+    }
+
+    /// The segments, each with whether it is one id (a call, operation, participant).
+    pub fn segments_with_ids(&self) -> impl Iterator<Item = (&str, bool)> {
+        self.segments().enumerate().map(|(i, seg)| {
+            let id = if i < 32 {
+                self.ids & (1 << i) != 0
+            } else {
+                is_id_segment(seg)
+            };
+            (seg, id)
+        })
     }
 
     /// `v1.0` or `beta`.
@@ -94,9 +117,9 @@ impl GraphPath {
     /// The path template: every segment that is one id-like token becomes `{id}`.
     pub fn template(&self) -> String {
         let mut out = String::with_capacity(self.text.len() + 2 * self.ends.len() + 8);
-        for seg in self.segments() {
+        for (seg, id) in self.segments_with_ids() {
             out.push('/');
-            if is_id_segment(seg) {
+            if id {
                 out.push_str("{id}");
             } else {
                 out.push_str(seg);
@@ -107,6 +130,6 @@ impl GraphPath {
 
     /// The ids that name the resource (call, operation, participant ...), in path order.
     pub fn id_segments(&self) -> impl Iterator<Item = &str> {
-        self.segments().filter(|s| is_id_segment(s))
+        self.segments_with_ids().filter_map(|(s, id)| id.then_some(s))
     }
 }

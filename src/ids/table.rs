@@ -181,8 +181,16 @@ impl<'a> Pairing<'a> {
     /// `key` whose text differs beyond its ids is bound whole, for that member only.
     pub fn strs(&mut self, rec: &'a str, live: &'a str, key: Option<&'a str>, call_scoped: bool) {
         let tr = scan(rec);
-        // the same text (most strings): scanned once, each id paired with itself
         let same = rec == live;
+        if tr.is_empty() {
+            // nothing to pair: only a member's differing text is bound (whatever the
+            // live text holds, it differs from one without ids exactly when unequal)
+            if let (false, Some(k)) = (same, key) {
+                self.strings.push((k, rec, live));
+            }
+            return;
+        }
+        // the same text (most strings): scanned once, each id paired with itself
         let scanned_live = if same { Tokens::new() } else { scan(live) };
         let tl = if same { &tr } else { &scanned_live };
         if tr.len() == tl.len() {

@@ -138,8 +138,8 @@ pub fn seed_material(live: &Live<'_>) -> Vec<u8> {
 pub fn pair<'a>(rec: &'a RecordedExchange, rec_ev: &'a Event, live: &'a Live<'_>) -> Pairing<'a> {
     let mut pairing = Pairing::default();
     if let Some(rp) = &rec.path {
-        for (a, b) in rp.segments().zip(live.path.segments()) {
-            pairing.strs(a, b, None, graph::is_id_segment(a));
+        for ((a, id), b) in rp.segments_with_ids().zip(live.path.segments()) {
+            pairing.strs(a, b, None, id);
         }
     }
     if let (Some(a), Some(b)) = (&rec.query, live.query) {
