@@ -54,7 +54,8 @@ fn guid_from(h: [u8; 32]) -> u128 {
 /// A new id of `recorded`'s kind, derived from the seed; `attempt` breaks collisions.
 pub fn mint(seed: &Seed, recorded: &Canon, attempt: u32) -> Canon {
     let key = |tag: &[u8], data: &[u8]| {
-        let mut d = Vec::with_capacity(data.len() + 4);
+        // on the stack for a GUID (and most phone numbers and thread ids)
+        let mut d: smallvec::SmallVec<[u8; 64]> = smallvec::SmallVec::with_capacity(data.len() + 4);
         d.extend_from_slice(data);
         d.extend_from_slice(&attempt.to_be_bytes());
         seed.bytes(tag, &d)
