@@ -86,7 +86,6 @@ impl ProxyError {
         }
     }
 
-    /// Extra `innerError` members graphvcr adds (who failed, the nearest recording).
     /// Who failed, as `innerError.graphvcr-failed` names it.
     fn failed(&self) -> &'static str {
         let blame = match self.blame() {

@@ -6,7 +6,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use super::tree::{BodyRef, Tree as _};
+use super::tree::{parse_kept, BodyRef};
 
 /// The interchange format version this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -38,12 +38,8 @@ impl Body {
         if b.is_empty() {
             return Body::Empty;
         }
-        if b.len() <= MAX_JSON_BYTES {
-            if let Ok(v) = serde_json::from_slice::<Value>(b) {
-                if v.depth() <= MAX_JSON_DEPTH {
-                    return Body::Json(v);
-                }
-            }
+        if let Some(v) = parse_kept::<Value>(b) {
+            return Body::Json(v);
         }
         match std::str::from_utf8(b) {
             Ok(s) => Body::Text(s.to_string()),

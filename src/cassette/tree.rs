@@ -23,8 +23,8 @@ pub enum Node<'a, T: Tree + 'a> {
     Num(&'a Number),
     Str(&'a str),
     Arr(&'a [T]),
-    /// The members, in order, and how many.
-    Obj(T::Members<'a>, usize),
+    /// The members, in order.
+    Obj(T::Members<'a>),
 }
 
 /// A JSON tree a walk can read.
@@ -38,7 +38,7 @@ pub trait Tree: Sized {
     /// Member `key` of an object.
     fn get(&self, key: &str) -> Option<&Self> {
         match self.node() {
-            Node::Obj(mut m, _) => m.find(|(k, _)| *k == key).map(|(_, v)| v),
+            Node::Obj(mut m) => m.find(|(k, _)| *k == key).map(|(_, v)| v),
             _ => None,
         }
     }
@@ -58,7 +58,7 @@ pub trait Tree: Sized {
     fn depth(&self) -> usize {
         match self.node() {
             Node::Arr(a) => 1 + a.iter().map(Tree::depth).max().unwrap_or(0),
-            Node::Obj(m, _) => 1 + m.map(|(_, v)| v.depth()).max().unwrap_or(0),
+            Node::Obj(m) => 1 + m.map(|(_, v)| v.depth()).max().unwrap_or(0),
             _ => 0,
         }
     }
@@ -80,7 +80,7 @@ impl Tree for Value {
             Value::Number(n) => Node::Num(n),
             Value::String(s) => Node::Str(s),
             Value::Array(a) => Node::Arr(a),
-            Value::Object(o) => Node::Obj(o.iter().map(value_member as fn(_) -> _), o.len()),
+            Value::Object(o) => Node::Obj(o.iter().map(value_member as fn(_) -> _)),
         }
     }
 
@@ -122,22 +122,27 @@ impl<'b> Tree for Json<'b> {
             Json::Num(n) => Node::Num(n),
             Json::Str(s) => Node::Str(s),
             Json::Arr(a) => Node::Arr(a),
-            Json::Obj(m) => Node::Obj(m.iter().map(json_member as fn(_) -> _), m.len()),
+            Json::Obj(m) => Node::Obj(m.iter().map(json_member as fn(_) -> _)),
         }
     }
 }
 
 impl<'b> Json<'b> {
-    /// The bytes as JSON, when they are JSON (at most `MAX_JSON_BYTES` long and
-    /// `MAX_JSON_DEPTH` deep, as a recorded body must be to be kept as JSON).
+    /// The bytes as JSON, when they are JSON a body keeps as JSON (`parse_kept`).
     pub fn parse(bytes: &'b [u8]) -> Option<Json<'b>> {
-        if bytes.len() > MAX_JSON_BYTES {
-            return None;
-        }
-        serde_json::from_slice::<Json<'b>>(bytes)
-            .ok()
-            .filter(|j| j.depth() <= MAX_JSON_DEPTH)
+        parse_kept(bytes)
     }
+}
+
+/// The bytes as a JSON tree, when a body keeps them as JSON: they parse, at most
+/// `MAX_JSON_BYTES` long and `MAX_JSON_DEPTH` deep (recorded and live bodies alike).
+pub(super) fn parse_kept<'b, T: Tree + serde::Deserialize<'b>>(bytes: &'b [u8]) -> Option<T> {
+    if bytes.len() > MAX_JSON_BYTES {
+        return None;
+    }
+    serde_json::from_slice::<T>(bytes)
+        .ok()
+        .filter(|j| j.depth() <= MAX_JSON_DEPTH)
 }
 
 /// Objects with more members than this find a repeated member through a map.

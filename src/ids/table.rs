@@ -104,11 +104,11 @@ impl IdTable {
             BindOutcome::Same => {
                 // the latest request decides how an echo is written
                 if let Some(b) = self.fwd.get_mut(&recorded) {
-                    let same = match &b.echo {
-                        Some(e) => *e.rec_text == *rec_text && *e.live_text == *live_text,
-                        None => Echo::of(&recorded, rec_text, &b.live, live_text).is_none(),
-                    };
-                    if !same {
+                    let kept = b
+                        .echo
+                        .as_ref()
+                        .is_some_and(|e| *e.rec_text == *rec_text && *e.live_text == *live_text);
+                    if !kept {
                         b.echo = Echo::of(&recorded, rec_text, &b.live, live_text);
                     }
                 }

@@ -264,8 +264,7 @@ pub fn written_form(canon: &Canon, text: &str) -> Option<Form> {
 }
 
 pub(crate) fn render_guid(v: u128, upper: bool, dashed: bool) -> String {
-    let (buf, len) = guid_bytes(v, upper, dashed);
-    String::from_utf8_lossy(&buf[..len]).into_owned()
+    guid_text(v, upper, dashed).as_ref().to_string()
 }
 
 /// A GUID's 32 hex digits (36 with dashes), written on the stack.

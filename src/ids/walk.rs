@@ -20,7 +20,7 @@ pub fn visit_strings<'v, T: Tree>(v: &'v T, f: &mut impl FnMut(Option<&str>, Opt
         match v.node() {
             Node::Str(s) => f(key, parent, s),
             Node::Arr(a) => a.iter().for_each(|x| walk(x, key, parent, f)),
-            Node::Obj(o, _) => {
+            Node::Obj(o) => {
                 for (k, x) in o.filter(|(k, _)| !graph::is_annotation_member(k)) {
                     walk(x, Some(k), key, f);
                 }

@@ -112,7 +112,7 @@ impl Shape {
             }
             (Shape::Str(t), Node::Str(s)) => templated_eq(t, s),
             (Shape::Arr(a), Node::Arr(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.matches_json(y)),
-            (Shape::Obj(m), Node::Obj(o, _)) => {
+            (Shape::Obj(m), Node::Obj(o)) => {
                 let mut n = 0;
                 let all = kept::<T>(o).all(|(k, v)| {
                     n += 1;
@@ -146,7 +146,7 @@ fn print_json<T: Tree>(v: &T) -> u64 {
         }
         Node::Str(s) => templated_print(Fnv::START.tag(b's'), s),
         Node::Arr(a) => list(a.iter().map(print_json)),
-        Node::Obj(o, _) => {
+        Node::Obj(o) => {
             let members = kept::<T>(o);
             object(members.clone().count(), members.map(|(k, v)| member(k, print_json(v))))
         }

@@ -86,7 +86,7 @@ impl Shape {
             Node::Num(n) => Shape::Num(n.to_string()),
             Node::Str(s) => Shape::Str(template_ids(s)),
             Node::Arr(a) => Shape::Arr(a.iter().map(Shape::of_json).collect()),
-            Node::Obj(o, _) => Shape::Obj(
+            Node::Obj(o) => Shape::Obj(
                 super::print::kept::<T>(o)
                     .map(|(k, v)| (k.to_string(), Shape::of_json(v)))
                     .collect(),

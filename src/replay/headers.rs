@@ -51,14 +51,16 @@ fn rewrite_headers<'h>(
     let mut out = HeaderMap::with_capacity(recorded.len());
     for h in recorded {
         let value = match rule(&h, rw) {
+            // unchanged: the recorded value as parsed at load (none when it is no
+            // header value)
             HeaderRule::Rewrite => match h.rewritten(rw) {
-                Cow::Borrowed(same) => h.parsed.map_or_else(|| HeaderValue::from_str(same), |p| Ok(p.clone())),
-                Cow::Owned(x) => HeaderValue::try_from(x),
+                Cow::Borrowed(_) => h.parsed.cloned(),
+                Cow::Owned(x) => HeaderValue::try_from(x).ok(),
             },
-            HeaderRule::Set(x) => HeaderValue::try_from(x),
+            HeaderRule::Set(x) => HeaderValue::try_from(x).ok(),
             HeaderRule::Drop => continue,
         };
-        if let Ok(v) = value {
+        if let Some(v) = value {
             out.append(h.name.clone(), v);
         }
     }

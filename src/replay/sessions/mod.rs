@@ -40,8 +40,7 @@ impl Held {
         }
     }
 
-    /// Still in the index: no request of it has been refused as ended. Once false,
-    /// never true again.
+    /// Still in the index (cleared once, when it leaves: never set again).
     pub fn is_live(&self) -> bool {
         self.live.load(Ordering::Acquire)
     }
