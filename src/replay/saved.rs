@@ -12,7 +12,14 @@ use crate::ids::Canon;
 use crate::matching::{Index, IndexParts};
 
 /// Bumped whenever what is kept changes: an older summary is prepared afresh.
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 4;
+
+/// What a kept summary starts with: its JSON follows, lz4-compressed (a quarter of
+/// the size, and sled holds what it read for the whole run).
+const MAGIC: &[u8; 4] = b"gvs\x04";
+
+/// lz4 expands at most 255 times: a larger claimed size is not a kept summary.
+const MOST_EXPANSION: usize = 255;
 
 #[derive(Serialize)]
 struct Kept<'a> {
@@ -65,12 +72,25 @@ pub(super) fn encode(s: &Summary, bindable: &Bindable) -> Vec<u8> {
         kinds: &s.kinds,
         bindable,
     };
-    serde_json::to_vec(&kept).unwrap_or_default()
+    let json = serde_json::to_vec(&kept).unwrap_or_default();
+    let mut out = MAGIC.to_vec();
+    out.extend_from_slice(&lz4_flex::compress_prepend_size(&json));
+    out
+}
+
+/// The JSON inside a kept summary.
+fn unpack(bytes: &[u8]) -> Option<Vec<u8>> {
+    let packed = bytes.strip_prefix(MAGIC)?;
+    let size = u32::from_le_bytes(packed.get(..4)?.try_into().ok()?) as usize;
+    if size > packed.len().saturating_mul(MOST_EXPANSION) {
+        return None;
+    }
+    lz4_flex::decompress_size_prepended(packed).ok()
 }
 
 /// What `encode` kept, when it reads as a summary of this layout whose parts agree.
 pub(super) fn decode(bytes: &[u8]) -> Option<(Summary, Bindable)> {
-    let r: Read = serde_json::from_slice(bytes).ok()?;
+    let r: Read = serde_json::from_slice(&unpack(bytes)?).ok()?;
     let n = r.exchanges.len();
     let index = Index::from_parts(r.index)?;
     let agree = r.format == FORMAT
@@ -101,4 +121,25 @@ pub(super) fn decode(bytes: &[u8]) -> Option<(Summary, Bindable)> {
         };
         (summary, r.bindable)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_summary_is_packed_and_what_is_not_one_is_refused_without_reading_it() {
+        let json = br#"{"format":4,"heads":[]}"#.repeat(50);
+        let mut packed = MAGIC.to_vec();
+        packed.extend_from_slice(&lz4_flex::compress_prepend_size(&json));
+        assert!(packed.len() < json.len() / 4, "{} of {}", packed.len(), json.len());
+        assert_eq!(unpack(&packed).as_deref(), Some(&json[..]));
+        assert_eq!(unpack(&json), None, "a summary kept before packing is prepared afresh");
+        let mut huge = MAGIC.to_vec();
+        huge.extend_from_slice(&u32::MAX.to_le_bytes());
+        huge.extend_from_slice(&[0; 16]);
+        assert_eq!(unpack(&huge), None, "a size no packing gives is not believed");
+        assert_eq!(unpack(&packed[..packed.len() - 3]), None, "cut short");
+        assert!(decode(&packed).is_none(), "JSON that is not a summary");
+    }
 }

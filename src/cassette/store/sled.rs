@@ -13,7 +13,7 @@ use sled::Transactional;
 
 use super::codec::{self, Digest};
 use super::copy::Snapshot;
-use super::open::{open_error, patient};
+use super::open::{handles, patient, Handles, REOPEN_AFTER};
 use super::read::{self, SledReader};
 use super::seal::{self, Seal};
 use super::verify::{self, Verified};
@@ -87,9 +87,6 @@ fn tx_err(e: sled::transaction::TransactionError<()>) -> StoreError {
 }
 
 impl SledStore {
-    /// sled's page cache: enough for many cassettes, far below sled's 1 GiB default.
-    pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
-
     /// Opens (or creates) the store and verifies it; damaged cassettes are listed by
     /// [`Store::damage`]. sled can panic on corrupt files, so the open is guarded and
     /// every failure says how to recover.
@@ -122,19 +119,13 @@ impl SledStore {
         let p = path.to_path_buf();
         let s2 = shown.clone();
         let opened = std::panic::catch_unwind(move || {
-            let db = sled::Config::new()
-                .path(&p)
-                .cache_capacity(Self::CACHE_BYTES)
-                // every durable write flushes explicitly (group commit); without sled's
-                // own flusher thread, dropping the store releases its lock at once
-                .flush_every_ms(None)
-                .open()
-                .map_err(|e| open_error(s2.clone(), e))?;
-            let meta = db.open_tree("meta").map_err(|e| open_error(s2.clone(), e))?;
-            let events = db.open_tree("events").map_err(|e| open_error(s2.clone(), e))?;
-            let derived = db.open_tree("derived").map_err(|e| open_error(s2.clone(), e))?;
-            let v = verify::verify(&meta, &events, sealed, &s2)?;
-            Ok::<_, StoreError>((db, [meta, events, derived], v))
+            let h = handles(&p, &s2)?;
+            let v = verify::verify(&h.meta, &h.events, sealed, &s2)?;
+            if v.read_bytes <= REOPEN_AFTER {
+                return Ok::<_, StoreError>((h, v));
+            }
+            drop(h);
+            Ok((handles(&p, &s2)?, v))
         });
         let held = |detail: String| {
             if sealed_names.is_empty() {
@@ -143,7 +134,15 @@ impl SledStore {
                 format!("{detail}; it held {}", sealed_names.join(", "))
             }
         };
-        let (db, [meta, events, derived], v) = match opened {
+        let (
+            Handles {
+                db,
+                meta,
+                events,
+                derived,
+            },
+            v,
+        ) = match opened {
             Ok(Ok(r)) => r,
             Ok(Err(StoreError::Corrupt { path, detail })) => {
                 return Err(StoreError::Corrupt {
@@ -166,6 +165,7 @@ impl SledStore {
             next_epoch,
             next_stamp,
             seal,
+            ..
         } = v;
         let clean = damaged.is_empty();
         let store = SledStore {

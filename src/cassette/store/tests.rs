@@ -126,3 +126,46 @@ async fn group_commit_serves_many() {
     }
     assert_eq!(s.load("x").unwrap().unwrap().events.len(), 20);
 }
+
+/// `n` events each with `kb` KB of hex that does not compress.
+fn bulky(name: &str, n: u64, kb: usize) -> Cassette {
+    let mut c = cassette(name, n);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for e in &mut c.events {
+        let hex: String = (0..kb * 1024 / 16)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                format!("{x:016x}")
+            })
+            .collect();
+        e.response.body = Body::Json(serde_json::Value::String(hex));
+    }
+    c
+}
+
+#[test]
+fn a_store_whose_check_read_much_is_opened_again_and_still_held_and_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SledStore::open(dir.path()).unwrap();
+    let kb = 64;
+    let n = super::open::REOPEN_AFTER / 1024 / kb as u64 + 8;
+    s.replace(&bulky("big", n, kb), None).unwrap();
+    s.flush().unwrap();
+    drop(s);
+    let s = SledStore::open(dir.path()).unwrap();
+    assert!(s.damage().is_empty(), "{:?}", s.damage());
+    match SledStore::open(dir.path()) {
+        Err(e) => assert!(e.unusable(), "{e}"),
+        Ok(_) => panic!("opened twice: the store opened again let go of its lock"),
+    }
+    s.put_event("big", &ev(n)).unwrap();
+    s.flush().unwrap();
+    drop(s);
+    let s = SledStore::open(dir.path()).unwrap();
+    assert!(s.damage().is_empty(), "{:?}", s.damage());
+    let c = s.load("big").unwrap().unwrap();
+    assert_eq!(c.events.len() as u64, n + 1);
+    assert_eq!(c.events[0].response.body, bulky("big", 1, kb).events[0].response.body);
+}

@@ -20,6 +20,8 @@ pub(super) struct Verified {
     /// What the seal keeps vouching for: the old entry of a damaged cassette (so the
     /// damage stays reported), the current state of every other.
     pub seal: Seal,
+    /// How many bytes of events the check read.
+    pub read_bytes: u64,
 }
 
 #[derive(Default)]
@@ -27,6 +29,7 @@ struct Tally {
     intact: u64,
     bad: u64,
     digest: Digest,
+    bytes: u64,
 }
 
 /// Every event, in two halves of the key space read at once (verifying each event's
@@ -56,6 +59,7 @@ fn tally(events: &::sled::Tree) -> (HashMap<u64, Tally>, Option<u64>) {
         let o = out.entry(epoch).or_default();
         o.intact += t.intact;
         o.bad += t.bad;
+        o.bytes += t.bytes;
         o.digest.toggle_all(&t.digest);
     }
     // a failure in the lower half leaves everything after it unread
@@ -76,6 +80,7 @@ fn tally_range(events: ::sled::Iter, from: u64) -> (HashMap<u64, Tally>, Option<
         };
         last = epoch;
         let t = out.entry(epoch).or_default();
+        t.bytes += v.len() as u64;
         match codec::verify(seq, &v) {
             Some(sum) => {
                 t.intact += 1;
@@ -180,6 +185,7 @@ pub(super) fn verify(
         };
         damaged.insert(name, d);
     }
+    let read_bytes = tallies.values().map(|t| t.bytes).sum();
     let referenced: std::collections::HashSet<u64> = records.values().map(|r| r.epoch).collect();
     let orphans = tallies.keys().copied().filter(|e| !referenced.contains(e)).collect();
     let next_epoch = tallies.keys().chain(referenced.iter()).max().map_or(1, |m| m + 1);
@@ -196,6 +202,7 @@ pub(super) fn verify(
         next_epoch,
         next_stamp,
         seal,
+        read_bytes,
     })
 }
 
