@@ -61,7 +61,7 @@ impl ReplayOutcome {
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         for o in &self.outcomes {
-            for p in &o.verdict.problems {
+            for p in o.verdict.problems.iter() {
                 out.push(format!("session {} (cassette {}): {}", o.session, o.cassette, p.line()));
             }
         }

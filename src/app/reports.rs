@@ -28,7 +28,7 @@ pub fn junit(outcomes: &[Outcome]) -> String {
             continue;
         }
         out.push_str(">\n");
-        for p in &o.verdict.problems {
+        for p in o.verdict.problems.iter() {
             let line = xml(&p.line());
             let _ = writeln!(out, "      <failure message=\"{line}\">{line}</failure>");
         }

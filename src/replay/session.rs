@@ -11,7 +11,7 @@ use super::faults::{self, Applied};
 use super::prepared::Prepared;
 pub use super::report::{Forwarded, Missed, Outcome, Report, Served, SettingsView};
 use super::settings::SessionSettings;
-use super::verdict::{Problem, Verdict};
+use super::verdict::{MissCount, Problem, Verdict};
 use crate::faults::ResponseFault;
 use crate::ids::{self, Canon, IdTable, Pairing, Rewriter, Seed};
 use crate::matching::{Group, Index, MatchMode, Query};
@@ -309,10 +309,10 @@ impl Session {
         let mut problems = Vec::new();
         if self.undeclared_misses > self.settings.expect_misses {
             if self.settings.expect_misses > 0 {
-                problems.push(Problem::Misses {
+                problems.push(Problem::Misses(Box::new(MissCount {
                     count: self.undeclared_misses,
                     expected: self.settings.expect_misses,
-                });
+                })));
             }
             for m in self.missed.iter().filter(|m| !m.expected) {
                 problems.push(Problem::miss(m.request.clone(), m.reason.clone()));

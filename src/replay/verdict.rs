@@ -7,20 +7,27 @@ use serde::Serialize;
 use crate::notify::Delivery;
 
 /// One reason a session is not ok. Small (the run keeps up to 100,000 sessions'
-/// verdicts): the variants with text are boxed.
+/// verdicts): 16 bytes, every variant wider than one word boxed.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Problem {
     /// A request matched no recording (and was not declared a miss).
     Miss(Box<Miss>),
     /// More undeclared misses than `expect_misses` allows (their count).
-    Misses { count: u64, expected: u64 },
+    Misses(Box<MissCount>),
     /// A recorded exchange this session never used.
     Unused { seq: u64 },
     /// More unused exchanges than a verdict names one by one.
     MoreUnused { count: usize },
     /// A notification the bot never took.
     Undelivered(Box<Undelivered>),
+}
+
+/// How many requests matched no recording, and how many were expected to.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MissCount {
+    pub count: u64,
+    pub expected: u64,
 }
 
 /// A request that matched no recording.
@@ -65,8 +72,8 @@ impl Problem {
     pub fn line(&self) -> String {
         match self {
             Problem::Miss(m) => format!("miss {}: {}", m.request, m.reason),
-            Problem::Misses { count, expected } => {
-                format!("{count} request(s) matched no recording ({expected} expected)")
+            Problem::Misses(m) => {
+                format!("{} request(s) matched no recording ({} expected)", m.count, m.expected)
             }
             Problem::Unused { seq } => format!("recorded exchange #{seq} never used"),
             Problem::MoreUnused { count } => format!("and {count} more recorded exchanges never used"),
@@ -85,15 +92,41 @@ impl Problem {
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct Verdict {
     pub ok: bool,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub problems: Vec<Problem>,
+    /// Exactly as many as there are (a verdict is kept for the whole run).
+    #[serde(skip_serializing_if = "<[Problem]>::is_empty")]
+    pub problems: Box<[Problem]>,
 }
 
 impl Verdict {
     pub fn of(problems: Vec<Problem>) -> Verdict {
         Verdict {
             ok: problems.is_empty(),
-            problems,
+            problems: problems.into_boxed_slice(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_problem_is_two_words_and_reads_as_it_did() {
+        assert_eq!(std::mem::size_of::<Problem>(), 16);
+        let m = Problem::Misses(Box::new(MissCount { count: 3, expected: 1 }));
+        assert_eq!(
+            serde_json::to_value(&m).ok(),
+            Some(serde_json::json!({"kind": "misses", "count": 3, "expected": 1}))
+        );
+        assert_eq!(m.line(), "3 request(s) matched no recording (1 expected)");
+        let v = Verdict::of(vec![Problem::Unused { seq: 4 }]);
+        assert_eq!(
+            serde_json::to_value(&v).ok(),
+            Some(serde_json::json!({"ok": false, "problems": [{"kind": "unused", "seq": 4}]}))
+        );
+        assert_eq!(
+            serde_json::to_value(Verdict::of(Vec::new())).ok(),
+            Some(serde_json::json!({"ok": true}))
+        );
     }
 }
