@@ -346,9 +346,22 @@ impl Sessions {
             let h = lock(&self.history);
             (h.to_vec(), h.total() - h.len() as u64)
         };
+        let (live, ended) = self.held();
+        let mut now: Vec<Outcome> = live.iter().chain(&ended).map(|s| lock(s).outcome()).collect();
+        // stable: a live session before an ended one of the same id, as in `reports`
+        now.sort_by(|a, b| a.session.cmp(&b.session));
         let mut out = history;
-        out.extend(self.reports().iter().map(Outcome::of));
+        out.extend(now);
         (out, lost)
+    }
+
+    /// The live sessions and the recently ended ones.
+    fn held(&self) -> (Vec<Shared>, Vec<Shared>) {
+        let inner = self.inner();
+        (
+            inner.by_id.values().map(|e| e.session.clone()).collect(),
+            inner.ended.iter().map(|(_, s)| s.clone()).collect(),
+        )
     }
 
     /// Ends idle sessions.
@@ -371,13 +384,7 @@ impl Sessions {
 
     /// Reports of live and ended sessions, by session id.
     pub fn reports(&self) -> Vec<Report> {
-        let (live, ended): (Vec<Shared>, Vec<Shared>) = {
-            let inner = self.inner();
-            (
-                inner.by_id.values().map(|e| e.session.clone()).collect(),
-                inner.ended.iter().map(|(_, s)| s.clone()).collect(),
-            )
-        };
+        let (live, ended) = self.held();
         let mut out: Vec<Report> = live.iter().map(|s| lock(s).report(true)).collect();
         out.extend(ended.iter().map(|s| lock(s).report(false)));
         out.sort_by(|a, b| a.session.cmp(&b.session));

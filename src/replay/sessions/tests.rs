@@ -124,6 +124,10 @@ fn a_verdict_names_the_first_unused_exchanges_and_counts_the_rest() {
     assert_eq!(problems.len(), 21, "20 named, then a count");
     assert_eq!(problems[0], Problem::Unused { seq: 0 });
     assert_eq!(problems[20], Problem::MoreUnused { count: 10 });
+    // the run's outcomes, read without full reports, are what the reports give
+    let of_reports: Vec<Outcome> = s.reports().iter().map(Outcome::of).collect();
+    let json = |o: &[Outcome]| serde_json::to_value(o).ok();
+    assert_eq!(json(&s.outcomes().0), json(&of_reports));
 }
 
 #[test]
