@@ -100,6 +100,9 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// What a full report says of the same session (`Session::outcome` reads it
+    /// without one; the tests hold them to the same).
+    #[cfg(test)]
     pub fn of(r: &Report) -> Outcome {
         Outcome {
             session: r.session.clone(),

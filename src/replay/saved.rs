@@ -12,19 +12,19 @@ use crate::ids::Canon;
 use crate::matching::{Index, IndexParts};
 
 /// Bumped whenever what is kept changes: an older summary is prepared afresh.
-const FORMAT: u32 = 5;
+const FORMAT: u8 = 5;
 
-/// What a kept summary starts with; then the packed size of its first part (u32, little
-/// endian) and its two parts, each JSON lz4-compressed (a quarter of the size, and sled
-/// holds what it read for the whole run). The parts are read on two threads at once.
-const MAGIC: &[u8; 4] = b"gvs\x05";
+/// What a kept summary starts with (its layout's `FORMAT` last); then the packed size
+/// of its first part (u32, little endian) and its two parts, each JSON lz4-compressed (a
+/// quarter of the size, and sled holds what it read for the whole run). The parts are
+/// read on two threads at once.
+const MAGIC: &[u8; 4] = &[b'g', b'v', b's', FORMAT];
 
 /// lz4 expands at most 255 times: a larger claimed size is not a kept summary.
 const MOST_EXPANSION: usize = 255;
 
 #[derive(Serialize)]
 struct Kept<'a> {
-    format: u32,
     heads: &'a [Head],
     exchanges: &'a [RecordedExchange],
     index: IndexParts,
@@ -46,7 +46,6 @@ struct KeptIds<'a> {
 
 #[derive(Deserialize)]
 struct Read {
-    format: u32,
     heads: Vec<Head>,
     exchanges: Vec<RecordedExchange>,
     index: IndexParts,
@@ -68,7 +67,6 @@ struct ReadIds {
 /// The summary and the strings requests bind, as kept.
 pub(super) fn encode(s: &Summary, bindable: &Bindable) -> Vec<u8> {
     let kept = Kept {
-        format: FORMAT,
         heads: &s.heads,
         exchanges: &s.exchanges,
         index: s.index.parts(),
@@ -124,8 +122,7 @@ pub(super) fn decode(bytes: &[u8]) -> Option<(Summary, Bindable)> {
     let (r, ids) = (r?, ids?);
     let n = r.exchanges.len();
     let index = Index::from_parts(r.index)?;
-    let agree = r.format == FORMAT
-        && index.len() == n
+    let agree = index.len() == n
         && r.follows.len() == n
         && ids.created.len() == n
         && r.operations.len() == r.heads.len()
@@ -160,7 +157,7 @@ mod tests {
 
     #[test]
     fn a_kept_summary_is_packed_and_what_is_not_one_is_refused_without_reading_it() {
-        let json = br#"{"format":5,"heads":[]}"#.repeat(50);
+        let json = br#"{"heads":[],"exchanges":[]}"#.repeat(50);
         let packed = lz4_flex::compress_prepend_size(&json);
         assert!(packed.len() < json.len() / 4, "{} of {}", packed.len(), json.len());
         assert_eq!(unpack(&packed).as_deref(), Some(&json[..]));
