@@ -5,6 +5,7 @@
 
 mod breaker;
 
+use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,7 +41,7 @@ pub struct Delivery {
     pub attempts: Vec<Attempt>,
     pub delivered: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<Cow<'static, str>>,
 }
 
 /// What a session's outbox reports.
@@ -58,7 +59,7 @@ pub struct Job {
     /// The recorded notification's method (Graph uses POST).
     pub method: Method,
     /// Where it goes, or why it cannot go anywhere.
-    pub url: Result<String, String>,
+    pub url: Result<String, Cow<'static, str>>,
     pub headers: HeaderMap,
     pub body: Bytes,
     /// Wait from the start of its batch (the triggering response).
@@ -176,7 +177,7 @@ impl Notifier {
         };
         let target = breaker::target(&url);
         if let Some(why) = self.skipped(&job, target) {
-            d.reason = Some(why);
+            d.reason = Some(Cow::Owned(why));
             return d;
         }
         let mut headers = job.headers;

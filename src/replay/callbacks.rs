@@ -1,6 +1,7 @@
 //! Building the notifications a served exchange (or a ringing session) triggers:
 //! each recorded notification rewritten for the live session, addressed and paced.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -30,10 +31,17 @@ pub struct Batch<'a> {
     pub settings: &'a SessionSettings,
 }
 
+/// Why a notification cannot go anywhere (one text for every such notification).
+const NOWHERE: &str = "no bot URL given and no callbackUri learned in this session";
+
 /// Where a notification goes: the live `callbackUri` when the session learned one,
 /// else the recorded path; the session's bot URL supplies scheme, host, port and
 /// prefix (the bot's public tunnel URL then still reaches the local bot).
-pub fn target(bot: Option<&BotUrl>, callback_uri: Option<&str>, recorded_uri: &str) -> Result<String, String> {
+pub fn target(
+    bot: Option<&BotUrl>,
+    callback_uri: Option<&str>,
+    recorded_uri: &str,
+) -> Result<String, Cow<'static, str>> {
     match (callback_uri, bot) {
         (Some(cb), Some(bot)) => {
             let pq = cb
@@ -45,7 +53,7 @@ pub fn target(bot: Option<&BotUrl>, callback_uri: Option<&str>, recorded_uri: &s
         }
         (Some(cb), None) => Ok(cb.to_string()),
         (None, Some(bot)) => Ok(bot.target(recorded_uri)),
-        (None, None) => Err("no bot URL given and no callbackUri learned in this session".to_string()),
+        (None, None) => Err(Cow::Borrowed(NOWHERE)),
     }
 }
 

@@ -2,6 +2,8 @@
 //! exchanges of its cassette it never used, notifications not delivered.
 //! (Notifications still queued at stop are counted by the run, not by a verdict.)
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use crate::notify::Delivery;
@@ -43,7 +45,9 @@ pub struct Undelivered {
     pub seq: u64,
     pub target: Option<String>,
     pub attempts: usize,
-    pub last: String,
+    /// The last attempt's status or error, or why none was made (most often one of a
+    /// few fixed texts, kept without a copy).
+    pub last: Cow<'static, str>,
 }
 
 impl Problem {
@@ -57,8 +61,9 @@ impl Problem {
         let last = match d.attempts.last() {
             Some(a) => a
                 .status
-                .map_or_else(|| a.error.clone().unwrap_or_default(), |s| s.to_string()),
-            None => d.reason.clone().unwrap_or_else(|| "never attempted".into()),
+                .map_or_else(|| a.error.clone().unwrap_or_default(), |s| s.to_string())
+                .into(),
+            None => d.reason.clone().unwrap_or(Cow::Borrowed("never attempted")),
         };
         Problem::Undelivered(Box::new(Undelivered {
             seq: d.seq,
