@@ -22,6 +22,8 @@ pub const HOLD_EVENTS: usize = 4096;
 #[derive(Debug)]
 pub struct Prepared {
     meta: Meta,
+    /// `meta.name`, shared by the outcomes of its sessions.
+    name: Arc<str>,
     summary: Summary,
     bodies: Bodies,
     /// Per exchange: served by some session, ever.
@@ -74,6 +76,7 @@ impl Prepared {
 
     fn of(meta: Meta, summary: Summary, bodies: Bodies) -> Prepared {
         Prepared {
+            name: meta.name.as_str().into(),
             meta,
             used: (0..summary.exchanges.len()).map(|_| AtomicBool::new(false)).collect(),
             summary,
@@ -119,6 +122,10 @@ impl Prepared {
 
     pub fn name(&self) -> &str {
         &self.meta.name
+    }
+
+    pub fn shared_name(&self) -> &Arc<str> {
+        &self.name
     }
 
     pub fn meta(&self) -> &Meta {

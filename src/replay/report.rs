@@ -1,6 +1,8 @@
 //! What a replay session reports: the requests it served, missed and forwarded, its
 //! settings as shown, and the outcome a run keeps once the full report is gone.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::faults::Applied;
@@ -92,8 +94,8 @@ pub struct Report {
 /// What a run keeps of a session once its full report is gone: enough for CI.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
-    pub session: String,
-    pub cassette: String,
+    pub session: Arc<str>,
+    pub cassette: Arc<str>,
     pub verdict: Verdict,
     pub served_total: u64,
     pub missed_total: u64,
@@ -105,8 +107,8 @@ impl Outcome {
     #[cfg(test)]
     pub fn of(r: &Report) -> Outcome {
         Outcome {
-            session: r.session.clone(),
-            cassette: r.cassette.clone(),
+            session: r.session.as_str().into(),
+            cassette: r.cassette.as_str().into(),
             verdict: r.verdict.clone(),
             served_total: r.served_total,
             missed_total: r.missed_total,

@@ -50,7 +50,7 @@ pub struct Writing<'a> {
 
 /// One replay of one cassette for one scenario.
 pub struct Session {
-    id: String,
+    id: Arc<str>,
     cassette: Arc<Prepared>,
     seed: Seed,
     table: IdTable,
@@ -84,7 +84,7 @@ pub struct Session {
 const OWNED_KNOWN: usize = 32;
 
 impl Session {
-    pub fn new(id: String, cassette: Arc<Prepared>, seed: Seed, settings: Arc<SessionSettings>) -> Session {
+    pub fn new(id: Arc<str>, cassette: Arc<Prepared>, seed: Seed, settings: Arc<SessionSettings>) -> Session {
         Session {
             id,
             served_count: Map::default(),
@@ -386,7 +386,7 @@ impl Session {
         };
         Outcome {
             session: self.id.clone(),
-            cassette: self.cassette.name().to_string(),
+            cassette: self.cassette.shared_name().clone(),
             verdict,
             served_total: self.served.total(),
             missed_total: self.missed.total(),
@@ -406,7 +406,7 @@ impl Session {
             None => (DeliveryLog::default(), 0),
         };
         Report {
-            session: self.id.clone(),
+            session: self.id.to_string(),
             cassette: self.cassette.name().to_string(),
             active,
             verdict: self.verdict(&unused, log.recent.iter()),

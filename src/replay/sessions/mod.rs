@@ -106,7 +106,7 @@ pub struct Sessions {
 /// A new session built before the index lock is taken, for its first seed.
 struct Draft {
     seed: Seed,
-    id: String,
+    id: Name,
     session: Shared,
 }
 
@@ -163,6 +163,7 @@ impl Sessions {
     /// The session for seed attempt `n` (outside the index lock when `n` is 0).
     fn draft(cassette: &Arc<Prepared>, route: &Route<'_>, material: &[u8], n: u32) -> Draft {
         let (seed, id) = Self::seed_for(cassette.name(), route.header, material, n);
+        let id: Name = id.into();
         let session = Session::new(id.clone(), cassette.clone(), seed, route.settings.clone());
         Draft {
             seed,
@@ -199,8 +200,11 @@ impl Sessions {
             n += 1;
             draft = Self::draft(cassette, route, material, n);
         }
-        let Draft { seed, id, session } = draft;
-        let name: Name = id.into();
+        let Draft {
+            seed,
+            id: name,
+            session,
+        } = draft;
         // claim the request's ids now (none is owned: `find` found no owner), so a
         // concurrent request for the same call joins this session instead of creating
         // another; ids of the recording itself never route
