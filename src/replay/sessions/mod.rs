@@ -103,6 +103,26 @@ pub struct Sessions {
     max: usize,
 }
 
+/// `s-` and 16 hex digits: the name of a session that named none, from its seed, on
+/// the stack (the one allocation is its shared `Name`).
+struct ShortName([u8; 18]);
+
+impl ShortName {
+    fn as_str(&self) -> &str {
+        // ASCII by construction
+        std::str::from_utf8(&self.0).unwrap_or("s-")
+    }
+}
+
+fn short_name(v: u64) -> ShortName {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut b = *b"s-0000000000000000";
+    for (i, d) in b[2..].iter_mut().enumerate() {
+        *d = HEX[((v >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    ShortName(b)
+}
+
 /// A new session built before the index lock is taken, for its first seed.
 struct Draft {
     seed: Seed,
@@ -163,7 +183,6 @@ impl Sessions {
     /// The session for seed attempt `n` (outside the index lock when `n` is 0).
     fn draft(cassette: &Arc<Prepared>, route: &Route<'_>, material: &[u8], n: u32) -> Draft {
         let (seed, id) = Self::seed_for(cassette.name(), route.header, material, n);
-        let id: Name = id.into();
         let session = Session::new(id.clone(), cassette.clone(), seed, route.settings.clone());
         Draft {
             seed,
@@ -233,13 +252,13 @@ impl Sessions {
     }
 
     /// Seed attempt `n` for a new session and its name.
-    fn seed_for(cassette: &str, header: Option<&str>, material: &[u8], n: u32) -> (Seed, String) {
+    fn seed_for(cassette: &str, header: Option<&str>, material: &[u8], n: u32) -> (Seed, Name) {
         let count = n.to_be_bytes();
         let parts: [&[u8]; 4] = [cassette.as_bytes(), header.unwrap_or("").as_bytes(), material, &count];
         let seed = Seed::derive(parts.into_iter().take(if n == 0 { 3 } else { 4 }));
         let id = match header {
-            Some(h) => h.to_string(),
-            None => format!("s-{:016x}", seed.short()),
+            Some(h) => Name::from(h),
+            None => Name::from(short_name(seed.short()).as_str()),
         };
         (seed, id)
     }
