@@ -175,7 +175,14 @@ impl Index {
     /// The recorded key a live request has, looked up once for [`Index::exact_in`] and
     /// [`Index::candidates_in`].
     pub fn slot(&self, live: &Query<'_>) -> Option<Slot> {
-        self.by_key.get(&live.head().key()).map(|&k| Slot(k))
+        thread_local! {
+            // the key of the request this thread serves: no allocation per lookup
+            static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        KEY.with_borrow_mut(|k| {
+            live.head().write_key(k);
+            self.by_key.get(k.as_str()).map(|&s| Slot(s))
+        })
     }
 
     /// The group of recordings with the live request's exact key and shape, if any:

@@ -58,7 +58,14 @@ impl Probe {
 
     /// The index key: method, version, template and sorted query.
     pub fn key(&self) -> String {
-        key_string(&self.method, &self.version, &self.template, &self.query)
+        let mut k = String::new();
+        self.write_key(&mut k);
+        k
+    }
+
+    /// [`Probe::key`] written over `k` (a lookup reuses one buffer).
+    pub fn write_key(&self, k: &mut String) {
+        write_key(k, &self.method, &self.version, &self.template, &self.query)
     }
 }
 
@@ -118,17 +125,21 @@ impl<'a> Query<'a> {
 
 /// The index key of a request, from its method and target alone (no body).
 pub fn key_of(method: &str, gp: &GraphPath, query: Option<&str>) -> String {
-    key_string(
+    let mut k = String::new();
+    write_key(
+        &mut k,
         &method.to_ascii_uppercase(),
         gp.version(),
         &gp.template(),
         &normalise_query(query),
-    )
+    );
+    k
 }
 
-fn key_string(method: &str, version: &str, template: &str, query: &str) -> String {
-    // `METHOD version template[?query]`, in one allocation
-    let mut k = String::with_capacity(method.len() + version.len() + template.len() + query.len() + 3);
+fn write_key(k: &mut String, method: &str, version: &str, template: &str, query: &str) {
+    // `METHOD version template[?query]`, in one allocation at most
+    k.clear();
+    k.reserve(method.len() + version.len() + template.len() + query.len() + 3);
     for (i, part) in [method, version, template].into_iter().enumerate() {
         if i > 0 {
             k.push(' ');
@@ -139,7 +150,6 @@ fn key_string(method: &str, version: &str, template: &str, query: &str) -> Strin
         k.push('?');
         k.push_str(query);
     }
-    k
 }
 
 fn normalise_query(q: Option<&str>) -> String {
