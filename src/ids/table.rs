@@ -71,6 +71,15 @@ impl IdTable {
         self.fwd.get(recorded)
     }
 
+    /// Room for `n` bindings in an empty table at once (a session's first request binds
+    /// its ids one by one: without this each map grew two or three times).
+    pub fn reserve_first(&mut self, n: usize) {
+        if self.fwd.is_empty() {
+            self.fwd.reserve(n);
+            self.rev.reserve(n);
+        }
+    }
+
     /// The live value for a recorded scalar under member `key`.
     pub fn string(&self, key: &str, recorded: &str) -> Option<&str> {
         self.strings.get(key)?.get(recorded).map(|s| &**s)

@@ -225,6 +225,7 @@ impl Session {
     /// scoped to this request.
     pub fn bind(&mut self, pairing: &Pairing) -> Bound {
         let mut out = Bound::default();
+        self.table.reserve_first(pairing.tokens.len());
         for p in &pairing.tokens {
             let outcome = self
                 .table
