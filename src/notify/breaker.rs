@@ -1,9 +1,10 @@
 //! A circuit breaker per notification target: once a bot's connections were refused
 //! through a whole delivery (every attempt), deliveries to it fail at once, reported
-//! as not tried, for a cool-down; then one delivery probes it with the usual attempts
-//! while the others still fail at once, and an answer closes the breaker. A bot that
-//! is down then costs a notification no connection attempts; one that starts late
-//! (within a delivery's retries) still gets everything.
+//! as not tried, for a cool-down (those still retrying it give up at their next
+//! attempt); then one delivery probes it with the usual attempts while the others
+//! still fail at once, and an answer closes the breaker. A bot that is down then costs
+//! a notification no connection attempts, and its sessions soon idle; one that starts
+//! late (before any delivery used all its retries) still gets everything.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -35,8 +36,10 @@ pub struct Breakers {
 /// What a delivery may do.
 #[derive(Debug, PartialEq)]
 pub enum Verdict {
-    /// Deliver (the breaker is closed, or this delivery probes).
+    /// Deliver: the breaker is closed.
     Try,
+    /// Deliver: the breaker is open and this delivery probes the target.
+    Probe,
     /// Do not: the target is down (refused every attempt of this many deliveries).
     Skip { trips: u32 },
 }
@@ -59,7 +62,15 @@ impl Breakers {
             return Verdict::Skip { trips: o.trips };
         }
         o.until = now + PROBE_GRACE;
-        Verdict::Try
+        Verdict::Probe
+    }
+
+    /// Whether `target` is down now (another delivery tripped its breaker, or probes
+    /// it): how many deliveries it refused in a row. A delivery still retrying it then
+    /// gives up instead of waiting out its back-off.
+    pub fn down(&self, target: &str, now: Instant) -> Option<u32> {
+        let open = lock(&self.open);
+        open.get(target).filter(|o| now < o.until).map(|o| o.trips)
     }
 
     /// A delivery to `target` ended: `refused` when every attempt was refused.
@@ -106,11 +117,14 @@ mod tests {
         assert_eq!(b.check(bot, t0 + Duration::from_secs(1)), Verdict::Skip { trips: 1 });
         assert_eq!(b.check("http://127.0.0.1:10", t0), Verdict::Try, "per target");
         let later = t0 + Duration::from_secs(2);
-        assert_eq!(b.check(bot, later), Verdict::Try, "the probe");
+        assert_eq!(b.down(bot, later), None, "cooled down");
+        assert_eq!(b.check(bot, later), Verdict::Probe, "the probe");
+        assert_eq!(b.down(bot, later), Some(1), "down while it probes");
         assert_eq!(b.check(bot, later), Verdict::Skip { trips: 1 }, "one probe at a time");
         b.record(bot, true, later);
         assert_eq!(b.check(bot, later), Verdict::Skip { trips: 2 });
         b.record(bot, false, later + Duration::from_secs(3));
         assert_eq!(b.check(bot, later), Verdict::Try, "an answer closes it");
+        assert_eq!(b.down(bot, later), None);
     }
 }

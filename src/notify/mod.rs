@@ -145,20 +145,32 @@ impl Notifier {
         }
     }
 
-    /// Why a job is not tried: its target is down (a ringing call's bot may still be
-    /// starting: its jobs are always tried).
-    fn skipped(&self, job: &Job, target: &str) -> Option<String> {
+    /// Whether a job goes, and if so whether it gives up its retries once another
+    /// delivery finds its target down (not a probe's, not a ringing call's: its bot may
+    /// still be starting, so its jobs are always tried in full); or why it does not go.
+    fn gate(&self, job: &Job, target: &str) -> Result<bool, String> {
         if job.patience.is_some() {
-            return None;
+            return Ok(false);
         }
         match self.breakers.check(target, tokio::time::Instant::now()) {
-            breaker::Verdict::Try => None,
-            breaker::Verdict::Skip { trips } => Some(format!(
+            breaker::Verdict::Try => Ok(true),
+            breaker::Verdict::Probe => Ok(false),
+            breaker::Verdict::Skip { trips } => Err(format!(
                 "not tried: {target} refused every connection of the last {trips} delivery(ies); \
                  it is tried again after {:?}",
                 self.retry.max_backoff
             )),
         }
+    }
+
+    /// Why a delivery stops retrying: its target's breaker opened meanwhile (another
+    /// delivery exhausted its attempts on refusals), so the rest of its back-off would
+    /// only keep its session busy.
+    fn given_up(&self, target: &str) -> Option<Cow<'static, str>> {
+        let trips = self.breakers.down(target, tokio::time::Instant::now())?;
+        Some(Cow::Owned(format!(
+            "not tried again: {target} refused every connection of the last {trips} delivery(ies)"
+        )))
     }
 
     /// Delivers one job with retries on a refused connection or a 5xx, unless its
@@ -176,10 +188,13 @@ impl Notifier {
             reason: None,
         };
         let target = breaker::target(&url);
-        if let Some(why) = self.skipped(&job, target) {
-            d.reason = Some(Cow::Owned(why));
-            return d;
-        }
+        let may_give_up = match self.gate(&job, target) {
+            Ok(g) => g,
+            Err(why) => {
+                d.reason = Some(Cow::Owned(why));
+                return d;
+            }
+        };
         let mut headers = job.headers;
         if let Some(z) = &self.authorizer {
             z.authorize(&mut headers);
@@ -229,8 +244,19 @@ impl Notifier {
             }
             progress(&d);
             tokio::time::sleep(wait).await;
+            if let Some(why) = may_give_up.then(|| self.given_up(target)).flatten() {
+                // the breaker already counts this target down: not recorded again
+                d.reason = Some(why);
+                return d;
+            }
         }
+        self.finish(target, refused, d)
+    }
+
+    /// A delivery that ran its course: told to its target's breaker, and logged.
+    fn finish(&self, target: &str, refused: bool, d: Delivery) -> Delivery {
         self.breakers.record(target, refused, tokio::time::Instant::now());
+        let url = d.url.as_deref().unwrap_or_default();
         if d.delivered {
             tracing::debug!(seq = d.seq, %url, attempts = d.attempts.len(), "notification delivered");
         } else {

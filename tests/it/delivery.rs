@@ -1,6 +1,7 @@
 //! Replayed notifications: every bundled cassette, recorded timing and fast order,
 //! retries for a bot that is down at first, a bot that stays down not tried again for
-//! a while, and many concurrent sessions never crossing.
+//! a while (and deliveries still retrying it giving up), and many concurrent sessions
+//! never crossing.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -257,6 +258,65 @@ async fn a_bot_that_stays_down_is_not_tried_again_until_its_cool_down_ends() {
         let why = d.reason.as_deref().unwrap_or_default();
         assert!(why.starts_with(&format!("not tried: http://{addr} refused")), "{why}");
     }
+    assert_eq!(out.totals.failed, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_still_retrying_gives_up_once_another_found_the_bot_down() {
+    init();
+    let st = store();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut cfg = replay_config("invite-one-participant", None);
+    cfg.bot_url = Some(BotUrl::parse(&format!("http://{addr}")).unwrap());
+    cfg.cassettes_dir = Some(bundled());
+    cfg.pacing = fast();
+    // a delivery is refused at 0, 0.4 and 1.2 s; the cool-down outlasts the test
+    cfg.retry = Retry {
+        attempts: 3,
+        first_backoff: Duration::from_millis(400),
+        max_backoff: Duration::from_secs(600),
+    };
+    let rp = start_replay(cfg, &st.store).await;
+    let a = invite(&rp.url(), "beta", 401).await;
+    assert_eq!(a.status, 200);
+    let a = header(&a, "x-graphvcr-session");
+    // the second call starts once the first one's delivery was refused twice (~0.4 s):
+    // it is still backing off (until ~1.6 s) when the first exhausts its attempts
+    // (~1.2 s) and opens the breaker
+    wait_report(&rp.url(), &a, Duration::from_secs(10), |rep| {
+        rep["notification_retrying"]["attempts"]
+            .as_array()
+            .is_some_and(|t| t.len() >= 2)
+    })
+    .await;
+    let b = invite(&rp.url(), "beta", 402).await;
+    assert_eq!(b.status, 200);
+    let b = header(&b, "x-graphvcr-session");
+    wait_report(&rp.url(), &b, Duration::from_secs(10), |rep| {
+        rep["notifications"].as_array().is_some_and(|n| n.len() == 2)
+    })
+    .await;
+    let out = rp.stop().await.unwrap();
+    let of = |sid: &str| {
+        let r = out.reports.iter().find(|r| r.session == sid).expect("its report");
+        let tried: Vec<usize> = r.notifications.iter().map(|d| d.attempts.len()).collect();
+        let why: Vec<String> = r
+            .notifications
+            .iter()
+            .map(|d| d.reason.as_deref().unwrap_or_default().to_string())
+            .collect();
+        (tried, why)
+    };
+    let (tried, _) = of(&a);
+    assert_eq!(tried, [3, 0], "the first used its attempts, then the breaker opened");
+    let (tried, why) = of(&b);
+    assert_eq!(tried, [2, 0], "the second gave up instead of a third attempt: {why:?}");
+    let down = format!("http://{addr} refused every connection of the last 1 delivery(ies)");
+    assert_eq!(why[0], format!("not tried again: {down}"));
+    assert!(why[1].starts_with(&format!("not tried: {down}")), "{}", why[1]);
     assert_eq!(out.totals.failed, 4);
 }
 
