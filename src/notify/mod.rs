@@ -156,8 +156,8 @@ impl Notifier {
             breaker::Verdict::Try => Ok(true),
             breaker::Verdict::Probe => Ok(false),
             breaker::Verdict::Skip { trips } => Err(format!(
-                "not tried: {target} refused every connection of the last {trips} delivery(ies); \
-                 it is tried again after {:?}",
+                "not tried: {}; it is tried again after {:?}",
+                refusing(target, trips),
                 self.retry.max_backoff
             )),
         }
@@ -168,9 +168,7 @@ impl Notifier {
     /// only keep its session busy.
     fn given_up(&self, target: &str) -> Option<Cow<'static, str>> {
         let trips = self.breakers.down(target, tokio::time::Instant::now())?;
-        Some(Cow::Owned(format!(
-            "not tried again: {target} refused every connection of the last {trips} delivery(ies)"
-        )))
+        Some(Cow::Owned(format!("not tried again: {}", refusing(target, trips))))
     }
 
     /// Delivers one job with retries on a refused connection or a 5xx, unless its
@@ -264,6 +262,11 @@ impl Notifier {
         }
         d
     }
+}
+
+/// What a target that is down did, as a delivery's reason says it.
+fn refusing(target: &str, trips: u32) -> String {
+    format!("{target} refused every connection of the last {trips} delivery(ies)")
 }
 
 /// Deliveries of one session: the latest ones, how many failed in all, and the one

@@ -209,10 +209,14 @@ async fn a_bot_that_is_down_at_first_gets_each_notification_once_after_retries()
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bot_that_stays_down_is_not_tried_again_until_its_cool_down_ends() {
-    init();
-    let st = store();
+/// Replay of the bundled invite whose bot URL is a port nothing listens on (every
+/// connection refused): `attempts` per delivery from `first_backoff`, and a breaker
+/// cool-down far longer than any test.
+async fn replay_to_a_bot_that_is_down(
+    st: &TestStore,
+    attempts: u32,
+    first_backoff: Duration,
+) -> (Replaying, std::net::SocketAddr) {
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -222,12 +226,18 @@ async fn a_bot_that_stays_down_is_not_tried_again_until_its_cool_down_ends() {
     cfg.cassettes_dir = Some(bundled());
     cfg.pacing = fast();
     cfg.retry = Retry {
-        attempts: 2,
-        first_backoff: Duration::from_millis(10),
-        // the cool-down: far longer than this test
+        attempts,
+        first_backoff,
         max_backoff: Duration::from_secs(600),
     };
-    let rp = start_replay(cfg, &st.store).await;
+    (start_replay(cfg, &st.store).await, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_that_stays_down_is_not_tried_again_until_its_cool_down_ends() {
+    init();
+    let st = store();
+    let (rp, addr) = replay_to_a_bot_that_is_down(&st, 2, Duration::from_millis(10)).await;
     let mut sessions = Vec::new();
     // one call after the other: the second starts once the first's deliveries ended
     for k in 0..2 {
@@ -265,21 +275,8 @@ async fn a_bot_that_stays_down_is_not_tried_again_until_its_cool_down_ends() {
 async fn a_delivery_still_retrying_gives_up_once_another_found_the_bot_down() {
     init();
     let st = store();
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let mut cfg = replay_config("invite-one-participant", None);
-    cfg.bot_url = Some(BotUrl::parse(&format!("http://{addr}")).unwrap());
-    cfg.cassettes_dir = Some(bundled());
-    cfg.pacing = fast();
-    // a delivery is refused at 0, 0.4 and 1.2 s; the cool-down outlasts the test
-    cfg.retry = Retry {
-        attempts: 3,
-        first_backoff: Duration::from_millis(400),
-        max_backoff: Duration::from_secs(600),
-    };
-    let rp = start_replay(cfg, &st.store).await;
+    // a delivery is refused at 0, 0.4 and 1.2 s
+    let (rp, addr) = replay_to_a_bot_that_is_down(&st, 3, Duration::from_millis(400)).await;
     let a = invite(&rp.url(), "beta", 401).await;
     assert_eq!(a.status, 200);
     let a = header(&a, "x-graphvcr-session");

@@ -103,24 +103,14 @@ pub struct Sessions {
     max: usize,
 }
 
-/// `s-` and 16 hex digits: the name of a session that named none, from its seed, on
-/// the stack (the one allocation is its shared `Name`).
-struct ShortName([u8; 18]);
-
-impl ShortName {
-    fn as_str(&self) -> &str {
-        // ASCII by construction
-        std::str::from_utf8(&self.0).unwrap_or("s-")
-    }
-}
-
-fn short_name(v: u64) -> ShortName {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut b = *b"s-0000000000000000";
-    for (i, d) in b[2..].iter_mut().enumerate() {
-        *d = HEX[((v >> (60 - 4 * i)) & 0xf) as usize];
-    }
-    ShortName(b)
+/// `s-` and 16 hex digits: the name of a session that named none, from its seed,
+/// formatted on the stack into its one allocation (the shared `Name`).
+fn short_name(v: u64) -> Name {
+    use std::io::Write as _;
+    let mut b = [0u8; 18];
+    let _ = write!(&mut b[..], "s-{v:016x}");
+    // ASCII by construction
+    Name::from(std::str::from_utf8(&b).unwrap_or("s-"))
 }
 
 /// A new session built before the index lock is taken, for its first seed.
@@ -258,7 +248,7 @@ impl Sessions {
         let seed = Seed::derive(parts.into_iter().take(if n == 0 { 3 } else { 4 }));
         let id = match header {
             Some(h) => Name::from(h),
-            None => Name::from(short_name(seed.short()).as_str()),
+            None => short_name(seed.short()),
         };
         (seed, id)
     }
