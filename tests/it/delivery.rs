@@ -165,10 +165,8 @@ async fn a_bot_that_is_down_at_first_gets_each_notification_once_after_retries()
     init();
     let st = store();
     // nothing listens here yet
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let port = ClosedPort::new();
+    let addr = port.addr();
     let mut cfg = replay_config("invite-one-participant", None);
     cfg.bot_url = Some(BotUrl::parse(&format!("http://{addr}")).unwrap());
     cfg.cassettes_dir = Some(bundled());
@@ -182,7 +180,7 @@ async fn a_bot_that_is_down_at_first_gets_each_notification_once_after_retries()
         rep["notification_retrying"]["attempts"][0]["error"].is_string()
     })
     .await;
-    let bot = FakeBot::on(tokio::net::TcpListener::bind(addr).await.unwrap());
+    let bot = FakeBot::on(port.open());
     bot.fail_first.store(1, Ordering::SeqCst); // and one 503 once it is up
     let got = bot.wait_for(2, Duration::from_secs(15)).await;
     assert_eq!(got[0].body["value"][0]["changeType"], "deleted");
@@ -216,11 +214,9 @@ async fn replay_to_a_bot_that_is_down(
     st: &TestStore,
     attempts: u32,
     first_backoff: Duration,
-) -> (Replaying, std::net::SocketAddr) {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+) -> (Replaying, ClosedPort) {
+    let port = ClosedPort::new();
+    let addr = port.addr();
     let mut cfg = replay_config("invite-one-participant", None);
     cfg.bot_url = Some(BotUrl::parse(&format!("http://{addr}")).unwrap());
     cfg.cassettes_dir = Some(bundled());
@@ -230,14 +226,15 @@ async fn replay_to_a_bot_that_is_down(
         first_backoff,
         max_backoff: Duration::from_secs(600),
     };
-    (start_replay(cfg, &st.store).await, addr)
+    (start_replay(cfg, &st.store).await, port)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bot_that_stays_down_is_not_tried_again_until_its_cool_down_ends() {
     init();
     let st = store();
-    let (rp, addr) = replay_to_a_bot_that_is_down(&st, 2, Duration::from_millis(10)).await;
+    let (rp, port) = replay_to_a_bot_that_is_down(&st, 2, Duration::from_millis(10)).await;
+    let addr = port.addr();
     let mut sessions = Vec::new();
     // one call after the other: the second starts once the first's deliveries ended
     for k in 0..2 {
@@ -276,7 +273,8 @@ async fn a_delivery_still_retrying_gives_up_once_another_found_the_bot_down() {
     init();
     let st = store();
     // a delivery is refused at 0, 0.4 and 1.2 s
-    let (rp, addr) = replay_to_a_bot_that_is_down(&st, 3, Duration::from_millis(400)).await;
+    let (rp, port) = replay_to_a_bot_that_is_down(&st, 3, Duration::from_millis(400)).await;
+    let addr = port.addr();
     let a = invite(&rp.url(), "beta", 401).await;
     assert_eq!(a.status, 200);
     let a = header(&a, "x-graphvcr-session");

@@ -155,10 +155,8 @@ async fn an_incoming_call_rings_until_a_late_bot_is_up_and_the_bot_drives_it() {
     init();
     let st = store();
     record_incoming(&st).await;
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let port = ClosedPort::new();
+    let addr = port.addr();
     let mut cfg = replay_config("ringing", None);
     cfg.bot_url = Some(BotUrl::parse(&format!("http://{addr}")).unwrap());
     cfg.pacing = fast();
@@ -172,7 +170,7 @@ async fn an_incoming_call_rings_until_a_late_bot_is_up_and_the_bot_drives_it() {
             .is_some_and(|a| a.len() > attempts + 2)
     })
     .await;
-    let bot = FakeBot::on(tokio::net::TcpListener::bind(addr).await.unwrap());
+    let bot = FakeBot::on(port.open());
     let got = bot.wait_for(1, Duration::from_secs(20)).await;
     let minted = got[0].body["value"][0]["resourceData"]["id"]
         .as_str()

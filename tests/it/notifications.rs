@@ -401,10 +401,8 @@ async fn a_bot_that_is_down_while_recording_gets_graph_a_502_and_the_notificatio
     init();
     let graph = FakeGraph::start().await;
     let st = store();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let port = ClosedPort::new();
+    let closed = port.addr();
     let mut cfg = record_config("botdown", &graph);
     cfg.bot_url = Some(BotUrl::parse(&format!("http://{closed}")).unwrap());
     let rec = start_record(cfg, &st.store, true).await;

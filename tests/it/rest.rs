@@ -347,10 +347,8 @@ async fn upstream_down_gets_502_and_slow_upstream_504_and_nothing_is_stored() {
     let graph = FakeGraph::start().await;
     let st = store();
     // a port nobody listens on
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let port = ClosedPort::new();
+    let closed = port.addr();
     let mut cfg = record_config("down", &graph);
     cfg.upstream = graphvcr::config::UpstreamUrl::parse(&format!("https://{closed}")).unwrap();
     let rec = start_record(cfg, &st.store, false).await;

@@ -1,4 +1,5 @@
-//! The tiny server loop both doubles (fake Graph, fake bot) run on, and response helpers.
+//! The tiny server loop both doubles (fake Graph, fake bot) run on, response helpers,
+//! and a loopback port that refuses connections.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::oneshot;
 
 pub type Resp = http::Response<Full<Bytes>>;
@@ -77,4 +78,30 @@ pub fn json_resp(status: u16, headers: &[(&str, String)], v: &Value) -> Resp {
     let mut h: Vec<(&str, String)> = vec![("content-type", "application/json".to_string())];
     h.extend(headers.iter().cloned());
     respond(status, &h, serde_json::to_vec(v).expect("json"))
+}
+
+/// A loopback port bound but not listening: every connection to it is refused, and
+/// the port stays this test's (a listener dropped to free its port lets another test,
+/// running at the same time, be given the same port). `open` makes it listen.
+pub struct ClosedPort {
+    socket: TcpSocket,
+    addr: std::net::SocketAddr,
+}
+
+impl ClosedPort {
+    pub fn new() -> ClosedPort {
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket.bind(([127, 0, 0, 1], 0).into()).expect("bind a closed port");
+        let addr = socket.local_addr().expect("addr");
+        ClosedPort { socket, addr }
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Starts listening on the port, e.g. for a bot that comes up late.
+    pub fn open(self) -> TcpListener {
+        self.socket.listen(1024).expect("listen")
+    }
 }

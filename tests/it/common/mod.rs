@@ -14,6 +14,7 @@ pub mod pki;
 pub mod tls_client;
 
 pub use bin::*;
+pub use doubles::ClosedPort;
 pub use fake_bot::*;
 pub use fake_graph::*;
 pub use harness::*;
