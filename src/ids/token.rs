@@ -38,13 +38,28 @@ fn is_boundary(b: Option<&u8>) -> bool {
     b.is_none_or(|c| !c.is_ascii_alphanumeric())
 }
 
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
+/// Each byte's hex digit value, `NOT_HEX` for a byte that is none: one load per
+/// character while scanning (every word that starts with a hex digit is tried).
+const HEX: [u8; 256] = {
+    let mut t = [NOT_HEX; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
     }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+const NOT_HEX: u8 = 0xff;
+
+fn hex_val(c: u8) -> Option<u8> {
+    let v = HEX[usize::from(c)];
+    (v != NOT_HEX).then_some(v)
 }
 
 /// A GUID starting at `i`: 36 chars dashed 8-4-4-4-12 or 32 hex digits.
@@ -77,7 +92,11 @@ fn guid_at(b: &[u8], i: usize) -> Option<(usize, u128, Form)> {
             },
         ))
     };
-    parse(36, true).or_else(|| parse(32, false))
+    // a dashed GUID has its first dash 8 characters in: most words fail here
+    if b.get(i + 8) == Some(&b'-') {
+        return parse(36, true);
+    }
+    parse(32, false)
 }
 
 /// A thread id starting at `i`: `19:` + `[A-Za-z0-9_-]+` + `@thread.` + `[a-z0-9]+`.
@@ -276,14 +295,15 @@ fn guid_bytes(v: u128, upper: bool, dashed: bool) -> ([u8; 36], usize) {
     };
     let mut out = [0u8; 36];
     let mut n = 0;
-    for k in 0..32 {
-        if dashed && matches!(k, 8 | 12 | 16 | 20) {
+    // a byte at a time (two digits), the dashes before bytes 4, 6, 8 and 10
+    for (k, byte) in v.to_be_bytes().into_iter().enumerate() {
+        if dashed && matches!(k, 4 | 6 | 8 | 10) {
             out[n] = b'-';
             n += 1;
         }
-        let nibble = (v >> (124 - 4 * k)) & 0xf;
-        out[n] = digits[nibble as usize];
-        n += 1;
+        out[n] = digits[usize::from(byte >> 4)];
+        out[n + 1] = digits[usize::from(byte & 0xf)];
+        n += 2;
     }
     (out, n)
 }
@@ -390,10 +410,51 @@ mod tests {
         proptest::collection::vec(piece, 0..12).prop_map(|v| v.concat())
     }
 
+    /// Runs of hex digits and dashes, GUIDs in either form among them.
+    fn hex_runs() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[0-9a-fA-F-]{30,38}",
+            (any::<u128>(), any::<bool>(), any::<bool>(), "[0-9a-f-]{0,2}")
+                .prop_map(|(v, upper, dashed, tail)| render_guid(v, upper, dashed) + &tail),
+        ]
+    }
+
     proptest! {
         #[test]
         fn skipping_words_finds_the_same_tokens(s in id_soup()) {
             prop_assert_eq!(scan(&s).to_vec(), scan_every_boundary(&s));
+        }
+
+        #[test]
+        fn a_guid_is_written_as_std_formats_it(v in any::<u128>(), upper in any::<bool>(), dashed in any::<bool>()) {
+            let hex = format!("{v:032x}");
+            let mut want = if dashed {
+                format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+            } else {
+                hex
+            };
+            if upper {
+                want.make_ascii_uppercase();
+            }
+            prop_assert_eq!(render_guid(v, upper, dashed), want);
+        }
+
+        #[test]
+        fn a_guid_is_read_where_std_parses_one(s in hex_runs()) {
+            // the alphabet is hex digits and dashes: a boundary is a dash or the end
+            let at_boundary = |n: usize| s.len() == n || s.as_bytes()[n] == b'-';
+            let hex = |r: &str| r.bytes().all(|c| c.is_ascii_hexdigit());
+            let dashed = s.get(..36).filter(|g| {
+                g.char_indices().all(|(k, c)| (c == '-') == matches!(k, 8 | 13 | 18 | 23)) && at_boundary(36)
+            });
+            let plain = s.get(..32).filter(|g| hex(g) && at_boundary(32));
+            let want = match (dashed, plain) {
+                (Some(g), _) => u128::from_str_radix(&g.replace('-', ""), 16).ok().map(|v| (36, v)),
+                (None, Some(g)) => u128::from_str_radix(g, 16).ok().map(|v| (32, v)),
+                _ => None,
+            };
+            let got = guid_at(s.as_bytes(), 0).map(|(end, v, _)| (end, v));
+            prop_assert_eq!(got, want);
         }
 
         #[test]
