@@ -272,15 +272,16 @@ async fn a_bot_that_stays_down_is_not_tried_again_until_its_cool_down_ends() {
 async fn a_delivery_still_retrying_gives_up_once_another_found_the_bot_down() {
     init();
     let st = store();
-    // a delivery is refused at 0, 0.4 and 1.2 s
-    let (rp, port) = replay_to_a_bot_that_is_down(&st, 3, Duration::from_millis(400)).await;
+    // a delivery is refused at 0, 1 and 3 s
+    let (rp, port) = replay_to_a_bot_that_is_down(&st, 3, Duration::from_secs(1)).await;
     let addr = port.addr();
     let a = invite(&rp.url(), "beta", 401).await;
     assert_eq!(a.status, 200);
     let a = header(&a, "x-graphvcr-session");
-    // the second call starts once the first one's delivery was refused twice (~0.4 s):
-    // it is still backing off (until ~1.6 s) when the first exhausts its attempts
-    // (~1.2 s) and opens the breaker
+    // the second call starts once the first one's delivery was refused twice (~1 s):
+    // refused at ~1 and ~2 s, it is still backing off (until ~4 s) when the first
+    // exhausts its attempts (~3 s) and opens the breaker; a stall of up to 1 s
+    // anywhere (a loaded CI machine) keeps that order
     wait_report(&rp.url(), &a, Duration::from_secs(10), |rep| {
         rep["notification_retrying"]["attempts"]
             .as_array()
