@@ -193,6 +193,13 @@ pub trait Store: Send + Sync + 'static {
     /// the seal up to date.
     fn flush_then(&self, durable: &mut dyn FnMut(&Result<(), StoreError>)) -> Result<(), StoreError>;
 
+    /// Whether a write needs `flush_then` to become durable; a store that lives only
+    /// as long as the process (`--store memory`) has nothing to make durable, so its
+    /// writers need not wait on the flusher at all.
+    fn flushes(&self) -> bool {
+        true
+    }
+
     /// Makes every write so far durable.
     fn flush(&self) -> Result<(), StoreError> {
         self.flush_then(&mut |_| {})

@@ -98,6 +98,43 @@ fn a_cassette_older_than_its_seal_is_damaged() {
     assert!(s.put_event("a", &ev(3)).is_err(), "a copy is read-only");
 }
 
+/// Writes event `seq` of cassette `name` straight into sled, its record left as it
+/// was: what a crash between an append's two writes leaves.
+fn write_event_alone(dir: &std::path::Path, name: &str, seq: u64) {
+    let h = super::open::handles(dir, "test").unwrap();
+    let rec: super::sled::MetaRecord = serde_json::from_slice(&h.meta.get(name).unwrap().unwrap()).unwrap();
+    let (value, _) = codec::encode(&ev(seq)).unwrap();
+    h.events.insert(codec::key(rec.epoch, seq), value).unwrap();
+    h.events.flush().unwrap();
+}
+
+#[test]
+fn an_append_torn_by_a_crash_is_dropped_and_a_gap_is_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SledStore::open(dir.path()).unwrap();
+    s.replace(&cassette("x", 3), None).unwrap();
+    s.put_event("x", &ev(3)).unwrap();
+    s.flush().unwrap();
+    drop(s);
+    // the next append's event written, its record not
+    write_event_alone(dir.path(), "x", 4);
+    let s = SledStore::open(dir.path()).unwrap();
+    assert!(s.damage().is_empty(), "{:?}", s.damage());
+    assert_eq!(s.load("x").unwrap().unwrap().events.len(), 4, "the torn append is gone");
+    // appending again takes its place
+    s.put_event("x", &ev(4)).unwrap();
+    s.flush().unwrap();
+    drop(s);
+    let s = SledStore::open(dir.path()).unwrap();
+    assert!(s.damage().is_empty());
+    assert_eq!(s.load("x").unwrap().unwrap().events.len(), 5);
+    drop(s);
+    // an event past a gap is no append of this record's: damage, kept as evidence
+    write_event_alone(dir.path(), "x", 9);
+    let s = SledStore::open(dir.path()).unwrap();
+    assert_eq!(s.damage().len(), 1);
+}
+
 #[test]
 fn read_only_open_of_no_store_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -125,6 +162,20 @@ async fn group_commit_serves_many() {
         t.await.unwrap().unwrap();
     }
     assert_eq!(s.load("x").unwrap().unwrap().events.len(), 20);
+}
+
+#[tokio::test]
+async fn a_store_that_lives_with_the_process_commits_without_a_flusher() {
+    let dir = tempfile::tempdir().unwrap();
+    let durable = SledStore::open(&dir.path().join("disk")).unwrap();
+    assert!(durable.flushes());
+    let s: Arc<dyn Store> = Arc::new(SledStore::open_ephemeral(&dir.path().join("mem")).unwrap());
+    assert!(!s.flushes(), "nothing to make durable");
+    s.replace(&cassette("x", 0), None).unwrap();
+    let c = Committer::new(s.clone());
+    s.put_event("x", &ev(0)).unwrap();
+    c.commit().await.unwrap();
+    assert_eq!(s.load("x").unwrap().unwrap().events.len(), 1);
 }
 
 /// `n` events each with `kb` KB of hex that does not compress.

@@ -30,6 +30,31 @@ struct Tally {
     bad: u64,
     digest: Digest,
     bytes: u64,
+    /// The last event read (the highest seq) and its checksum, when intact.
+    last: Option<(u64, codec::Sum)>,
+}
+
+impl Tally {
+    /// This tally without a torn append: the event one past what `r` counts, whose
+    /// record a crash kept from being written (an append writes its event, then its
+    /// record: `SledStore::put_event`). It was never answered (answers wait for the
+    /// flush after both), so it is dropped rather than taken for damage.
+    fn without_torn_append(&self, r: &MetaRecord) -> Option<(Tally, u64)> {
+        let (seq, sum) = self.last?;
+        let mut digest = self.digest;
+        digest.toggle(&sum);
+        let torn = self.bad == 0 && seq == r.count && self.intact == r.count + 1;
+        (torn && Digest::from_hex(&r.digest) == Some(digest)).then(|| {
+            let t = Tally {
+                intact: r.count,
+                bad: 0,
+                digest,
+                bytes: self.bytes,
+                last: None,
+            };
+            (t, seq)
+        })
+    }
 }
 
 /// Every event, in two halves of the key space read at once (verifying each event's
@@ -61,6 +86,10 @@ fn tally(events: &::sled::Tree) -> (HashMap<u64, Tally>, Option<u64>) {
         o.bad += t.bad;
         o.bytes += t.bytes;
         o.digest.toggle_all(&t.digest);
+        // the upper half's keys come after the lower half's
+        if t.last.is_some() || t.bad > 0 {
+            o.last = t.last;
+        }
     }
     // a failure in the lower half leaves everything after it unread
     (out, lo_stop.or(hi.1))
@@ -81,8 +110,9 @@ fn tally_range(events: ::sled::Iter, from: u64) -> (HashMap<u64, Tally>, Option<
         last = epoch;
         let t = out.entry(epoch).or_default();
         t.bytes += v.len() as u64;
-        match codec::verify(seq, &v) {
-            Some(sum) => {
+        t.last = codec::verify(seq, &v).map(|sum| (seq, sum));
+        match t.last {
+            Some((_, sum)) => {
                 t.intact += 1;
                 t.digest.toggle(&sum);
             }
@@ -145,6 +175,37 @@ fn judge(name: &str, r: &MetaRecord, t: Option<&Tally>, incomplete: bool, old: O
     })
 }
 
+/// [`judge`], after dropping a torn append (the one damage a crash may leave that lost
+/// nothing: see [`Tally::without_torn_append`]) when that makes the cassette whole.
+fn settle(
+    name: &str,
+    r: &MetaRecord,
+    t: Option<&Tally>,
+    incomplete: bool,
+    old: Option<&SealEntry>,
+    events: &::sled::Tree,
+) -> Option<Damage> {
+    let damage = judge(name, r, t, incomplete, old)?;
+    let Some((whole, seq)) = t.and_then(|t| t.without_torn_append(r)) else {
+        return Some(damage);
+    };
+    if incomplete || judge(name, r, Some(&whole), incomplete, old).is_some() {
+        return Some(damage);
+    }
+    let dropped = events.remove(codec::key(r.epoch, seq)).and_then(|_| events.flush());
+    match dropped {
+        Ok(_) => {
+            tracing::warn!(
+                cassette = name,
+                seq,
+                "dropped an event written just before a crash (never answered)"
+            );
+            None
+        }
+        Err(_) => Some(damage),
+    }
+}
+
 /// Reads and checks the whole store.
 pub(super) fn verify(
     meta: &::sled::Tree,
@@ -159,7 +220,7 @@ pub(super) fn verify(
     for (name, r) in &records {
         let old = sealed.get(name);
         let incomplete = stopped_at.is_some_and(|e| r.epoch >= e);
-        match judge(name, r, tallies.get(&r.epoch), incomplete, old) {
+        match settle(name, r, tallies.get(&r.epoch), incomplete, old, events) {
             None => {
                 seal.insert(name.clone(), entry_of(r));
             }
@@ -230,8 +291,10 @@ mod tests {
             }
         }
         let summary = |t: &HashMap<u64, Tally>| {
-            let mut v: Vec<(u64, u64, u64, String)> =
-                t.iter().map(|(e, t)| (*e, t.intact, t.bad, t.digest.hex())).collect();
+            let mut v: Vec<(u64, u64, u64, String, Option<u64>)> = t
+                .iter()
+                .map(|(e, t)| (*e, t.intact, t.bad, t.digest.hex(), t.last.map(|(seq, _)| seq)))
+                .collect();
             v.sort();
             v
         };
@@ -240,5 +303,10 @@ mod tests {
         assert_eq!((stop, whole_stop), (None, None));
         assert_eq!(summary(&halves), summary(&whole));
         assert_eq!(whole.get(&5).map(|t| (t.intact, t.bad)), Some((39, 1)));
+        assert_eq!(
+            whole.get(&1).and_then(|t| t.last).map(|(seq, _)| seq),
+            Some(6),
+            "the last event read"
+        );
     }
 }
