@@ -3,7 +3,8 @@
 //! matching a live request (probe, key index, candidates compared and ranked; on a
 //! miss also the nearest-candidate diff the server answers with) against 100, 10k and
 //! 100k recorded exchanges, spread over the call API and sharing one path, hit and
-//! miss. The cassettes are generated here, never committed.
+//! miss; and appending a recorded exchange to the store, as `record` does for each.
+//! The cassettes are generated here, never committed.
 
 mod common;
 
@@ -167,9 +168,41 @@ fn matching(c: &mut Criterion) {
     }
 }
 
+/// One recorded exchange appended to a cassette (`Store::put_event`, what `record`
+/// writes per exchange before its group commit), to a store on disk and to a
+/// `--store memory` one: an append is two sled writes, never a batch (a batch writes
+/// sled's log buffer out twice).
+fn append(c: &mut Criterion) {
+    let mut group = c.benchmark_group("store/append a recorded exchange (put_event)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stores = [
+        ("on disk", SledStore::open(&dir.path().join("disk")).expect("store")),
+        (
+            "memory",
+            SledStore::open_ephemeral(&dir.path().join("mem")).expect("store"),
+        ),
+    ];
+    let exchange = common::bundled().events[0].clone();
+    for (what, store) in &stores {
+        let mut empty = common::bundled();
+        empty.events.clear();
+        store.replace(&empty, None).expect("an empty cassette");
+        let mut seq = 0;
+        group.bench_function(*what, |b| {
+            b.iter(|| {
+                let mut ev = exchange.clone();
+                ev.seq = seq;
+                seq += 1;
+                store.put_event(&empty.meta.name, &ev).expect("appended");
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = cassettes;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    targets = load, matching
+    targets = load, matching, append
 }
 criterion_main!(cassettes);
