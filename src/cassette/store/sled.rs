@@ -127,13 +127,6 @@ impl SledStore {
             drop(h);
             Ok((handles(&p, &s2)?, v))
         });
-        let held = |detail: String| {
-            if sealed_names.is_empty() {
-                detail
-            } else {
-                format!("{detail}; it held {}", sealed_names.join(", "))
-            }
-        };
         let (
             Handles {
                 db,
@@ -142,22 +135,7 @@ impl SledStore {
                 derived,
             },
             v,
-        ) = match opened {
-            Ok(Ok(r)) => r,
-            Ok(Err(StoreError::Corrupt { path, detail })) => {
-                return Err(StoreError::Corrupt {
-                    path,
-                    detail: held(detail),
-                })
-            }
-            Ok(Err(e)) => return Err(e),
-            Err(_) => {
-                return Err(StoreError::Corrupt {
-                    path: shown,
-                    detail: held("sled panicked while reading it".to_string()),
-                })
-            }
-        };
+        ) = Self::opened(opened, shown, &sealed_names)?;
         let Verified {
             records,
             damaged,
@@ -192,6 +170,30 @@ impl SledStore {
             }
         }
         Ok(store)
+    }
+
+    /// What the guarded open gave: a store it cannot read names what its seal held.
+    fn opened(
+        opened: std::thread::Result<Result<(Handles, Verified), StoreError>>,
+        shown: String,
+        sealed_names: &[String],
+    ) -> Result<(Handles, Verified), StoreError> {
+        let held = |detail: String| match sealed_names.is_empty() {
+            true => detail,
+            false => format!("{detail}; it held {}", sealed_names.join(", ")),
+        };
+        match opened {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(StoreError::Corrupt { path, detail })) => Err(StoreError::Corrupt {
+                path,
+                detail: held(detail),
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(StoreError::Corrupt {
+                path: shown,
+                detail: held("sled panicked while reading it".to_string()),
+            }),
+        }
     }
 
     fn writable(&self) -> Result<std::sync::MutexGuard<'_, Writes>, StoreError> {
