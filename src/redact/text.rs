@@ -132,6 +132,10 @@ fn ends_value(c: u8, connection: bool) -> bool {
 fn find_params(s: &str) -> Vec<(usize, usize)> {
     let b = s.as_bytes();
     let mut out = Vec::new();
+    // every parameter has its `=`: most strings (paths, ids, names) have none
+    if !b.contains(&b'=') {
+        return out;
+    }
     let mut i = 0;
     while i < b.len() {
         let boundary = i == 0 || matches!(b[i - 1], b'?' | b'&' | b';' | b'#');
