@@ -38,8 +38,8 @@ fn is_boundary(b: Option<&u8>) -> bool {
     b.is_none_or(|c| !c.is_ascii_alphanumeric())
 }
 
-/// Each byte's hex digit value, `NOT_HEX` for a byte that is none: one load per
-/// character while scanning (every word that starts with a hex digit is tried).
+/// Each byte's hex digit value in the low nibble, `LOWER` or `UPPER` added for a
+/// letter, `NOT_HEX` for a byte that is none: one load per character read.
 const HEX: [u8; 256] = {
     let mut t = [NOT_HEX; 256];
     let mut i = 0;
@@ -49,54 +49,65 @@ const HEX: [u8; 256] = {
     }
     let mut i = 0;
     while i < 6 {
-        t[b'a' as usize + i] = 10 + i as u8;
-        t[b'A' as usize + i] = 10 + i as u8;
+        t[b'a' as usize + i] = (10 + i as u8) | LOWER;
+        t[b'A' as usize + i] = (10 + i as u8) | UPPER;
         i += 1;
     }
     t
 };
 const NOT_HEX: u8 = 0xff;
+const LOWER: u8 = 0x10;
+const UPPER: u8 = 0x20;
 
-fn hex_val(c: u8) -> Option<u8> {
-    let v = HEX[usize::from(c)];
-    (v != NOT_HEX).then_some(v)
+fn is_hex(c: u8) -> bool {
+    HEX[usize::from(c)] != NOT_HEX
 }
 
-/// A GUID starting at `i`: 36 chars dashed 8-4-4-4-12 or 32 hex digits.
-fn guid_at(b: &[u8], i: usize) -> Option<(usize, u128, Form)> {
-    let parse = |len: usize, dashed: bool| -> Option<(usize, u128, Form)> {
-        let s = b.get(i..i + len)?;
-        if !is_boundary(b.get(i + len)) {
+/// Appends the hex digits `s` to `v`, and their letters' cases to `case`; `None` at a
+/// byte that is no hex digit.
+fn hex_digits(s: &[u8], v: &mut u64, case: &mut u8) -> Option<()> {
+    for &c in s {
+        let t = HEX[usize::from(c)];
+        if t == NOT_HEX {
             return None;
         }
-        let mut v: u128 = 0;
-        let (mut upper, mut lower) = (false, false);
-        for (k, &c) in s.iter().enumerate() {
-            if dashed && matches!(k, 8 | 13 | 18 | 23) {
-                if c != b'-' {
-                    return None;
-                }
-                continue;
-            }
-            let h = hex_val(c)?;
-            upper |= c.is_ascii_uppercase();
-            lower |= c.is_ascii_lowercase();
-            v = (v << 4) | u128::from(h);
-        }
-        Some((
-            i + len,
-            v,
-            Form::Guid {
-                upper: upper && !lower,
-                dashed,
-            },
-        ))
-    };
-    // a dashed GUID has its first dash 8 characters in: most words fail here
-    if b.get(i + 8) == Some(&b'-') {
-        return parse(36, true);
+        *case |= t;
+        *v = (*v << 4) | u64::from(t & 0xf);
     }
-    parse(32, false)
+    Some(())
+}
+
+/// A GUID starting at `i`: 36 chars dashed 8-4-4-4-12 or 32 hex digits, read as two
+/// 64-bit halves (the first 16 digits, the last 16).
+fn guid_at(b: &[u8], i: usize) -> Option<(usize, u128, Form)> {
+    // a dashed GUID has its first dash 8 characters in: most words fail here
+    let dashed = b.get(i + 8) == Some(&b'-');
+    let len = if dashed { 36 } else { 32 };
+    let s = b.get(i..i + len)?;
+    if !is_boundary(b.get(i + len)) {
+        return None;
+    }
+    let (mut hi, mut lo, mut case) = (0u64, 0u64, 0u8);
+    if dashed {
+        if s[13] != b'-' || s[18] != b'-' || s[23] != b'-' {
+            return None;
+        }
+        for run in [&s[..8], &s[9..13], &s[14..18]] {
+            hex_digits(run, &mut hi, &mut case)?;
+        }
+        for run in [&s[19..23], &s[24..]] {
+            hex_digits(run, &mut lo, &mut case)?;
+        }
+    } else {
+        hex_digits(&s[..16], &mut hi, &mut case)?;
+        hex_digits(&s[16..], &mut lo, &mut case)?;
+    }
+    let upper = case & UPPER != 0 && case & LOWER == 0;
+    Some((
+        len + i,
+        (u128::from(hi) << 64) | u128::from(lo),
+        Form::Guid { upper, dashed },
+    ))
 }
 
 /// A thread id starting at `i`: `19:` + `[A-Za-z0-9_-]+` + `@thread.` + `[a-z0-9]+`.
@@ -142,7 +153,7 @@ fn token_at(s: &str, i: usize) -> Option<Token> {
     let b = s.as_bytes();
     let (end, canon, form) = match b[i] {
         b'+' => phone_at(b, i).map(|end| (end, Canon::Phone(s[i..end].into()), Form::Phone))?,
-        c if hex_val(c).is_some() => match thread_at(b, i) {
+        c if is_hex(c) => match thread_at(b, i) {
             Some(end) => (end, Canon::Thread(s[i..end].into()), Form::Thread),
             None => guid_at(b, i).map(|(end, v, form)| (end, Canon::Guid(v), form))?,
         },
