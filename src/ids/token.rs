@@ -77,9 +77,30 @@ fn hex_digits(s: &[u8], v: &mut u64, case: &mut u8) -> Option<()> {
     Some(())
 }
 
-/// A GUID starting at `i`: 36 chars dashed 8-4-4-4-12 or 32 hex digits, read as two
-/// 64-bit halves (the first 16 digits, the last 16).
+/// A GUID starting at `i`: 36 chars dashed 8-4-4-4-12 or 32 hex digits.
 fn guid_at(b: &[u8], i: usize) -> Option<(usize, u128, Form)> {
+    let g = guid_parts(b, i)?;
+    let upper = g.case & UPPER != 0 && g.case & LOWER == 0;
+    Some((
+        g.end,
+        g.value,
+        Form::Guid {
+            upper,
+            dashed: g.dashed,
+        },
+    ))
+}
+
+/// A GUID read: where it ends, its value, whether dashed, its letters' cases.
+struct GuidParts {
+    end: usize,
+    value: u128,
+    dashed: bool,
+    case: u8,
+}
+
+/// [`guid_at`]'s reading, as two 64-bit halves (the first 16 digits, the last 16).
+fn guid_parts(b: &[u8], i: usize) -> Option<GuidParts> {
     // a dashed GUID has its first dash 8 characters in: most words fail here
     let dashed = b.get(i + 8) == Some(&b'-');
     let len = if dashed { 36 } else { 32 };
@@ -102,12 +123,12 @@ fn guid_at(b: &[u8], i: usize) -> Option<(usize, u128, Form)> {
         hex_digits(&s[..16], &mut hi, &mut case)?;
         hex_digits(&s[16..], &mut lo, &mut case)?;
     }
-    let upper = case & UPPER != 0 && case & LOWER == 0;
-    Some((
-        len + i,
-        (u128::from(hi) << 64) | u128::from(lo),
-        Form::Guid { upper, dashed },
-    ))
+    Some(GuidParts {
+        end: i + len,
+        value: (u128::from(hi) << 64) | u128::from(lo),
+        dashed,
+        case,
+    })
 }
 
 /// A thread id starting at `i`: `19:` + `[A-Za-z0-9_-]+` + `@thread.` + `[a-z0-9]+`.
@@ -283,10 +304,13 @@ fn guid_text(v: u128, upper: bool, dashed: bool) -> IdText {
 pub fn written_form(canon: &Canon, text: &str) -> Option<Form> {
     match canon {
         Canon::Guid(v) => {
-            let upper = text.bytes().any(|c| c.is_ascii_uppercase());
-            let dashed = text.len() == 36;
-            let (buf, len) = guid_bytes(*v, upper, dashed);
-            (buf.get(..len) == Some(text.as_bytes())).then_some(Form::Guid { upper, dashed })
+            // exactly `v` written in one form: all of the text, its letters in one case
+            let g = guid_parts(text.as_bytes(), 0)?;
+            let mixed = g.case & UPPER != 0 && g.case & LOWER != 0;
+            (g.end == text.len() && g.value == *v && !mixed).then_some(Form::Guid {
+                upper: g.case & UPPER != 0,
+                dashed: g.dashed,
+            })
         }
         Canon::Phone(p) => (**p == *text).then_some(Form::Phone),
         Canon::Thread(t) => (**t == *text).then_some(Form::Thread),
@@ -297,6 +321,10 @@ pub(crate) fn render_guid(v: u128, upper: bool, dashed: bool) -> String {
     guid_text(v, upper, dashed).as_ref().to_string()
 }
 
+/// Where each of a GUID's 16 bytes is written (two digits): dashed 8-4-4-4-12, or not.
+const DASHED_AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+const PLAIN_AT: [usize; 16] = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30];
+
 /// A GUID's 32 hex digits (36 with dashes), written on the stack.
 fn guid_bytes(v: u128, upper: bool, dashed: bool) -> ([u8; 36], usize) {
     let digits: &[u8; 16] = if upper {
@@ -304,19 +332,13 @@ fn guid_bytes(v: u128, upper: bool, dashed: bool) -> ([u8; 36], usize) {
     } else {
         b"0123456789abcdef"
     };
-    let mut out = [0u8; 36];
-    let mut n = 0;
-    // a byte at a time (two digits), the dashes before bytes 4, 6, 8 and 10
-    for (k, byte) in v.to_be_bytes().into_iter().enumerate() {
-        if dashed && matches!(k, 4 | 6 | 8 | 10) {
-            out[n] = b'-';
-            n += 1;
-        }
-        out[n] = digits[usize::from(byte >> 4)];
-        out[n + 1] = digits[usize::from(byte & 0xf)];
-        n += 2;
+    let (at, len) = if dashed { (&DASHED_AT, 36) } else { (&PLAIN_AT, 32) };
+    let mut out = [b'-'; 36];
+    for (&p, byte) in at.iter().zip(v.to_be_bytes()) {
+        out[p] = digits[usize::from(byte >> 4)];
+        out[p + 1] = digits[usize::from(byte & 0xf)];
     }
-    (out, n)
+    (out, len)
 }
 
 /// The natural written form of a canon (lowercase dashed GUIDs).
@@ -345,146 +367,4 @@ impl std::fmt::Display for Canon {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn finds_guids_in_every_form() {
-        let s = "calls/ab6233a5-20b7-4c5e-bea2-ce56c9776429 and 57DAB8B1894C409AB240BD8BEAE78896 8:orgid:278405a3-f568-4b3e-b684-009193463064";
-        let t = scan(s);
-        assert_eq!(t.len(), 3);
-        assert_eq!(
-            t[1].form,
-            Form::Guid {
-                upper: true,
-                dashed: false
-            }
-        );
-        assert_eq!(&s[t[2].start..t[2].end], "278405a3-f568-4b3e-b684-009193463064");
-        let a = scan("AB6233A5-20B7-4C5E-BEA2-CE56C9776429");
-        assert_eq!(a[0].canon, t[0].canon);
-    }
-
-    #[test]
-    fn finds_phones_and_threads() {
-        let s = "participant 4:+61450078883. in 19:meeting_NDM3MjEw@thread.v2 x";
-        let t = scan(s);
-        assert_eq!(t.len(), 2);
-        assert_eq!(t[0].canon, Canon::Phone("+61450078883".into()));
-        assert_eq!(t[1].canon, Canon::Thread("19:meeting_NDM3MjEw@thread.v2".into()));
-    }
-
-    #[test]
-    fn ignores_longer_hex_runs_and_short_numbers() {
-        assert!(scan("c814b44b73fcd7f3f6b6ec48b524218185ca49b3").is_empty());
-        assert!(scan("+123").is_empty());
-        assert!(scan("sourceId 1").is_empty());
-    }
-
-    /// The scan as first written: every boundary tries every kind.
-    fn scan_every_boundary(s: &str) -> Vec<Token> {
-        let b = s.as_bytes();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < b.len() {
-            if i == 0 || !b[i - 1].is_ascii_alphanumeric() {
-                let found = thread_at(b, i)
-                    .map(|end| (end, Canon::Thread(s[i..end].into()), Form::Thread))
-                    .or_else(|| guid_at(b, i).map(|(end, v, form)| (end, Canon::Guid(v), form)))
-                    .or_else(|| phone_at(b, i).map(|end| (end, Canon::Phone(s[i..end].into()), Form::Phone)));
-                if let Some((end, canon, form)) = found {
-                    out.push(Token {
-                        start: i,
-                        end,
-                        canon,
-                        form,
-                    });
-                    i = end;
-                    continue;
-                }
-            }
-            i += 1;
-        }
-        out
-    }
-
-    /// Text dense in token starts and near-tokens.
-    fn id_soup() -> impl Strategy<Value = String> {
-        let piece = prop_oneof![
-            any::<u128>().prop_map(|v| render_guid(v, v % 2 == 0, v % 3 != 0)),
-            "\\+[0-9]{5,16}",
-            "19:[a-zA-Z0-9_-]{0,6}@thread\\.v[0-9]",
-            "[a-f0-9+:/ .@-]{1,12}",
-            ".{0,4}",
-        ];
-        proptest::collection::vec(piece, 0..12).prop_map(|v| v.concat())
-    }
-
-    /// Runs of hex digits and dashes, GUIDs in either form among them.
-    fn hex_runs() -> impl Strategy<Value = String> {
-        prop_oneof![
-            "[0-9a-fA-F-]{30,38}",
-            (any::<u128>(), any::<bool>(), any::<bool>(), "[0-9a-f-]{0,2}")
-                .prop_map(|(v, upper, dashed, tail)| render_guid(v, upper, dashed) + &tail),
-        ]
-    }
-
-    proptest! {
-        #[test]
-        fn skipping_words_finds_the_same_tokens(s in id_soup()) {
-            prop_assert_eq!(scan(&s).to_vec(), scan_every_boundary(&s));
-        }
-
-        #[test]
-        fn a_guid_is_written_as_std_formats_it(v in any::<u128>(), upper in any::<bool>(), dashed in any::<bool>()) {
-            let hex = format!("{v:032x}");
-            let mut want = if dashed {
-                format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
-            } else {
-                hex
-            };
-            if upper {
-                want.make_ascii_uppercase();
-            }
-            prop_assert_eq!(render_guid(v, upper, dashed), want);
-        }
-
-        #[test]
-        fn a_guid_is_read_where_std_parses_one(s in hex_runs()) {
-            // the alphabet is hex digits and dashes: a boundary is a dash or the end
-            let at_boundary = |n: usize| s.len() == n || s.as_bytes()[n] == b'-';
-            let hex = |r: &str| r.bytes().all(|c| c.is_ascii_hexdigit());
-            let dashed = s.get(..36).filter(|g| {
-                g.char_indices().all(|(k, c)| (c == '-') == matches!(k, 8 | 13 | 18 | 23)) && at_boundary(36)
-            });
-            let plain = s.get(..32).filter(|g| hex(g) && at_boundary(32));
-            let want = match (dashed, plain) {
-                (Some(g), _) => u128::from_str_radix(&g.replace('-', ""), 16).ok().map(|v| (36, v)),
-                (None, Some(g)) => u128::from_str_radix(g, 16).ok().map(|v| (32, v)),
-                _ => None,
-            };
-            let got = guid_at(s.as_bytes(), 0).map(|(end, v, _)| (end, v));
-            prop_assert_eq!(got, want);
-        }
-
-        #[test]
-        fn guid_render_roundtrips(v in any::<u128>(), upper in any::<bool>(), dashed in any::<bool>()) {
-            let text = render_guid(v, upper, dashed);
-            let toks = scan(&text);
-            prop_assert_eq!(toks.len(), 1);
-            prop_assert_eq!(&toks[0].canon, &Canon::Guid(v));
-            prop_assert_eq!(render(&toks[0].canon, toks[0].form), text);
-        }
-
-        #[test]
-        fn scan_never_panics_and_tokens_are_ordered(s in ".{0,200}") {
-            let toks = scan(&s);
-            let mut last = 0;
-            for t in toks {
-                prop_assert!(t.start >= last && t.end > t.start && s.is_char_boundary(t.start) && s.is_char_boundary(t.end));
-                last = t.end;
-            }
-        }
-    }
-}
+mod tests;
