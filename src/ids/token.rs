@@ -63,18 +63,29 @@ fn is_hex(c: u8) -> bool {
     HEX[usize::from(c)] != NOT_HEX
 }
 
-/// Appends the hex digits `s` to `v`, and their letters' cases to `case`; `None` at a
-/// byte that is no hex digit.
-fn hex_digits(s: &[u8], v: &mut u64, case: &mut u8) -> Option<()> {
-    for &c in s {
-        let t = HEX[usize::from(c)];
-        if t == NOT_HEX {
-            return None;
-        }
-        *case |= t;
-        *v = (*v << 4) | u64::from(t & 0xf);
+/// The value of 8 hex digits (the first the most significant) and their letters'
+/// cases, read 8 bytes at once; `None` when one of them is no hex digit.
+fn hex8(chunk: &[u8]) -> Option<(u64, u8)> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let x = u64::from_be_bytes(chunk.try_into().ok()?);
+    if x & HIGH != 0 {
+        return None;
     }
-    Some(())
+    // each byte's high bit set when `lo <= byte <= hi` (bytes below 0x80: no carry
+    // crosses into the next)
+    let within = |lo: u64, hi: u64| (x + ONES * (0x80 - lo)) & !(x + ONES * (0x7f - hi)) & HIGH;
+    let (digit, lower, upper) = (within(0x30, 0x39), within(0x61, 0x66), within(0x41, 0x46));
+    if digit | lower | upper != HIGH {
+        return None;
+    }
+    // a letter's value is its low nibble + 9; then the 8 nibbles packed, first highest
+    let mut v = (x & (ONES * 0x0f)) + ((lower | upper) >> 7) * 9;
+    v = (v | (v >> 4)) & 0x00ff_00ff_00ff_00ff;
+    v = (v | (v >> 8)) & 0x0000_ffff_0000_ffff;
+    v = (v | (v >> 16)) & 0x0000_0000_ffff_ffff;
+    let case = (if lower != 0 { LOWER } else { 0 }) | (if upper != 0 { UPPER } else { 0 });
+    Some((v, case))
 }
 
 /// A GUID starting at `i`: 36 chars dashed 8-4-4-4-12 or 32 hex digits.
@@ -108,24 +119,33 @@ fn guid_parts(b: &[u8], i: usize) -> Option<GuidParts> {
     if !is_boundary(b.get(i + len)) {
         return None;
     }
-    let (mut hi, mut lo, mut case) = (0u64, 0u64, 0u8);
-    if dashed {
+    let mut digits = [0u8; 32];
+    let digits: &[u8] = if dashed {
         if s[13] != b'-' || s[18] != b'-' || s[23] != b'-' {
             return None;
         }
-        for run in [&s[..8], &s[9..13], &s[14..18]] {
-            hex_digits(run, &mut hi, &mut case)?;
+        for (to, from) in [
+            (0..8, 0..8),
+            (8..12, 9..13),
+            (12..16, 14..18),
+            (16..20, 19..23),
+            (20..32, 24..36),
+        ] {
+            digits[to].copy_from_slice(&s[from]);
         }
-        for run in [&s[19..23], &s[24..]] {
-            hex_digits(run, &mut lo, &mut case)?;
-        }
+        &digits
     } else {
-        hex_digits(&s[..16], &mut hi, &mut case)?;
-        hex_digits(&s[16..], &mut lo, &mut case)?;
+        s
+    };
+    let (mut value, mut case) = (0u128, 0u8);
+    for chunk in digits.chunks_exact(8) {
+        let (v, c) = hex8(chunk)?;
+        value = (value << 32) | u128::from(v);
+        case |= c;
     }
     Some(GuidParts {
         end: i + len,
-        value: (u128::from(hi) << 64) | u128::from(lo),
+        value,
         dashed,
         case,
     })
