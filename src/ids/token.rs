@@ -262,18 +262,21 @@ pub fn splice_to<R: AsRef<str>>(
     let mut changed = false;
     for t in toks {
         let text = &s[t.start..t.end];
-        match f(t, text) {
-            Some(r) if r.as_ref() != text => {
-                if !changed {
-                    out.reserve(s.len() + 16);
-                    changed = true;
-                }
-                out.push_str(&s[last..t.start]);
-                out.push_str(r.as_ref());
-                last = t.end;
-            }
-            _ => {}
+        let Some(r) = f(t, text) else {
+            continue;
+        };
+        // read once: an id written on the stack is checked as UTF-8 when read
+        let r = r.as_ref();
+        if r == text {
+            continue;
         }
+        if !changed {
+            out.reserve(s.len() + 16);
+            changed = true;
+        }
+        out.push_str(&s[last..t.start]);
+        out.push_str(r);
+        last = t.end;
     }
     if changed {
         out.push_str(&s[last..]);
