@@ -38,30 +38,9 @@ fn is_boundary(b: Option<&u8>) -> bool {
     b.is_none_or(|c| !c.is_ascii_alphanumeric())
 }
 
-/// Each byte's hex digit value in the low nibble, `LOWER` or `UPPER` added for a
-/// letter, `NOT_HEX` for a byte that is none: one load per character read.
-const HEX: [u8; 256] = {
-    let mut t = [NOT_HEX; 256];
-    let mut i = 0;
-    while i < 10 {
-        t[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        t[b'a' as usize + i] = (10 + i as u8) | LOWER;
-        t[b'A' as usize + i] = (10 + i as u8) | UPPER;
-        i += 1;
-    }
-    t
-};
-const NOT_HEX: u8 = 0xff;
+/// The cases of a GUID's letters, as [`hex8`] reports them.
 const LOWER: u8 = 0x10;
 const UPPER: u8 = 0x20;
-
-fn is_hex(c: u8) -> bool {
-    HEX[usize::from(c)] != NOT_HEX
-}
 
 /// The value of 8 hex digits (the first the most significant) and their letters'
 /// cases, read 8 bytes at once; `None` when one of them is no hex digit.
@@ -110,7 +89,8 @@ struct GuidParts {
     case: u8,
 }
 
-/// [`guid_at`]'s reading, as two 64-bit halves (the first 16 digits, the last 16).
+/// [`guid_at`]'s reading: the 32 digits (the dashed form's copied together first), 8 at a
+/// time.
 fn guid_parts(b: &[u8], i: usize) -> Option<GuidParts> {
     // a dashed GUID has its first dash 8 characters in: most words fail here
     let dashed = b.get(i + 8) == Some(&b'-');
@@ -194,7 +174,7 @@ fn token_at(s: &str, i: usize) -> Option<Token> {
     let b = s.as_bytes();
     let (end, canon, form) = match b[i] {
         b'+' => phone_at(b, i).map(|end| (end, Canon::Phone(s[i..end].into()), Form::Phone))?,
-        c if is_hex(c) => match thread_at(b, i) {
+        c if c.is_ascii_hexdigit() => match thread_at(b, i) {
             Some(end) => (end, Canon::Thread(s[i..end].into()), Form::Thread),
             None => guid_at(b, i).map(|(end, v, form)| (end, Canon::Guid(v), form))?,
         },
