@@ -145,16 +145,16 @@ impl Notifier {
         }
     }
 
-    /// Whether a job goes, and if so whether it gives up its retries once another
-    /// delivery finds its target down (not a probe's, not a ringing call's: its bot may
-    /// still be starting, so its jobs are always tried in full); or why it does not go.
-    fn gate(&self, job: &Job, target: &str) -> Result<bool, String> {
+    /// How a job goes (or why it does not): a probe and a ringing call's jobs (its bot
+    /// may still be starting) are tried in full; the others give up their retries once
+    /// another delivery finds the target down.
+    fn gate(&self, job: &Job, target: &str) -> Result<Tries, String> {
         if job.patience.is_some() {
-            return Ok(false);
+            return Ok(Tries::All);
         }
         match self.breakers.check(target, tokio::time::Instant::now()) {
-            breaker::Verdict::Try => Ok(true),
-            breaker::Verdict::Probe => Ok(false),
+            breaker::Verdict::Try => Ok(Tries::WhileUp),
+            breaker::Verdict::Probe => Ok(Tries::All),
             breaker::Verdict::Skip { trips } => Err(format!(
                 "not tried: {}; it is tried again after {:?}",
                 refusing(target, trips),
@@ -186,7 +186,7 @@ impl Notifier {
             reason: None,
         };
         let target = breaker::target(&url);
-        let may_give_up = match self.gate(&job, target) {
+        let tries = match self.gate(&job, target) {
             Ok(g) => g,
             Err(why) => {
                 d.reason = Some(Cow::Owned(why));
@@ -242,7 +242,7 @@ impl Notifier {
             }
             progress(&d);
             tokio::time::sleep(wait).await;
-            if let Some(why) = may_give_up.then(|| self.given_up(target)).flatten() {
+            if let Some(why) = (tries == Tries::WhileUp).then(|| self.given_up(target)).flatten() {
                 // the breaker already counts this target down: not recorded again
                 d.reason = Some(why);
                 return d;
@@ -262,6 +262,15 @@ impl Notifier {
         }
         d
     }
+}
+
+/// How many of its attempts a delivery may use.
+#[derive(Clone, Copy, PartialEq)]
+enum Tries {
+    /// All of them.
+    All,
+    /// Until another delivery finds the target down.
+    WhileUp,
 }
 
 /// What a target that is down did, as a delivery's reason says it.

@@ -164,14 +164,8 @@ async fn recorded_timing_keeps_the_gaps_and_fast_keeps_the_order() {
 async fn a_bot_that_is_down_at_first_gets_each_notification_once_after_retries() {
     init();
     let st = store();
-    // nothing listens here yet
-    let port = ClosedPort::new();
-    let addr = port.addr();
-    let mut cfg = replay_config("invite-one-participant", None);
-    cfg.bot_url = Some(BotUrl::parse(&format!("http://{addr}")).unwrap());
-    cfg.cassettes_dir = Some(bundled());
-    cfg.pacing = fast();
-    let rp = start_replay(cfg, &st.store).await;
+    // nothing listens here yet; the default retries
+    let (rp, port) = replay_to_a_bot_that_is_down(&st, Retry::default()).await;
     let r = invite(&rp.url(), "beta", 101).await;
     assert_eq!(r.status, 200);
     let sid = header(&r, "x-graphvcr-session");
@@ -208,32 +202,32 @@ async fn a_bot_that_is_down_at_first_gets_each_notification_once_after_retries()
 }
 
 /// Replay of the bundled invite whose bot URL is a port nothing listens on (every
-/// connection refused): `attempts` per delivery from `first_backoff`, and a breaker
-/// cool-down far longer than any test.
-async fn replay_to_a_bot_that_is_down(
-    st: &TestStore,
-    attempts: u32,
-    first_backoff: Duration,
-) -> (Replaying, ClosedPort) {
+/// connection refused), delivering with `retry`; the port is the caller's to open.
+async fn replay_to_a_bot_that_is_down(st: &TestStore, retry: Retry) -> (Replaying, ClosedPort) {
     let port = ClosedPort::new();
-    let addr = port.addr();
     let mut cfg = replay_config("invite-one-participant", None);
-    cfg.bot_url = Some(BotUrl::parse(&format!("http://{addr}")).unwrap());
+    cfg.bot_url = Some(BotUrl::parse(&format!("http://{}", port.addr())).unwrap());
     cfg.cassettes_dir = Some(bundled());
     cfg.pacing = fast();
-    cfg.retry = Retry {
+    cfg.retry = retry;
+    (start_replay(cfg, &st.store).await, port)
+}
+
+/// `attempts` per delivery from `first_backoff`, and a breaker cool-down far longer
+/// than any test.
+fn retry(attempts: u32, first_backoff: Duration) -> Retry {
+    Retry {
         attempts,
         first_backoff,
         max_backoff: Duration::from_secs(600),
-    };
-    (start_replay(cfg, &st.store).await, port)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bot_that_stays_down_is_not_tried_again_until_its_cool_down_ends() {
     init();
     let st = store();
-    let (rp, port) = replay_to_a_bot_that_is_down(&st, 2, Duration::from_millis(10)).await;
+    let (rp, port) = replay_to_a_bot_that_is_down(&st, retry(2, Duration::from_millis(10))).await;
     let addr = port.addr();
     let mut sessions = Vec::new();
     // one call after the other: the second starts once the first's deliveries ended
@@ -273,7 +267,7 @@ async fn a_delivery_still_retrying_gives_up_once_another_found_the_bot_down() {
     init();
     let st = store();
     // a delivery is refused at 0, 1 and 3 s
-    let (rp, port) = replay_to_a_bot_that_is_down(&st, 3, Duration::from_secs(1)).await;
+    let (rp, port) = replay_to_a_bot_that_is_down(&st, retry(3, Duration::from_secs(1))).await;
     let addr = port.addr();
     let a = invite(&rp.url(), "beta", 401).await;
     assert_eq!(a.status, 200);

@@ -189,7 +189,7 @@ fn settle(
     let Some((whole, seq)) = t.and_then(|t| t.without_torn_append(r)) else {
         return Some(damage);
     };
-    if incomplete || judge(name, r, Some(&whole), incomplete, old).is_some() {
+    if judge(name, r, Some(&whole), incomplete, old).is_some() {
         return Some(damage);
     }
     let dropped = events.remove(codec::key(r.epoch, seq)).and_then(|_| events.flush());
