@@ -28,7 +28,13 @@ pub fn content_hash(bytes: &[u8]) -> String {
 
 /// Lowercase hex of `d` (digests as the store and files show them).
 pub(crate) fn hex(d: &[u8]) -> String {
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(d.len() * 2);
+    for b in d {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    s
 }
 
 /// The structural rules every cassette keeps, checked one event at a time: dense

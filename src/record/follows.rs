@@ -9,12 +9,13 @@
 //! `resourceUrl`; else the latest whose request or response shares a call-scoped id
 //! of its `resource`/`resourceUrl`/`resourceData`; else none.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 
 use crate::cassette::Body;
 use crate::graph;
+use crate::hash::Set as HashSet;
 use crate::ids::{self, Canon};
 
 /// At most this many notifications wait for a settlement; beyond it the oldest is
@@ -55,8 +56,8 @@ fn ids_of_body(b: &Body, out: &mut HashSet<Canon>) {
 impl Summary {
     /// The ids of a (redacted) exchange.
     pub fn of(ev: &crate::cassette::Event, ticket: u64) -> Summary {
-        let mut ids = HashSet::new();
-        let mut response_ids = HashSet::new();
+        let mut ids = HashSet::default();
+        let mut response_ids = HashSet::default();
         ids_of_body(&ev.response.body, &mut response_ids);
         for (n, v) in &ev.response.headers {
             if n.eq_ignore_ascii_case("location") {
@@ -85,7 +86,7 @@ pub struct NoteIds {
 impl NoteIds {
     pub fn of(body: &Body) -> NoteIds {
         let mut ops = Vec::new();
-        let mut about = HashSet::new();
+        let mut about = HashSet::default();
         let Some(v) = body.json() else {
             return NoteIds { ops, about };
         };
@@ -97,9 +98,9 @@ impl NoteIds {
             }
             for key in graph::NOTIFICATION_RESOURCE_MEMBERS {
                 if let Some(x) = item.get(key) {
-                    let mut found = HashSet::new();
+                    let mut found = HashSet::default();
                     ids::collect(x, &mut found);
-                    let mut stable = HashSet::new();
+                    let mut stable = HashSet::default();
                     ids::collect_stable(x, &mut stable);
                     about.extend(found.into_iter().filter(|c| !stable.contains(c)));
                 }

@@ -59,7 +59,6 @@ impl Note {
 
 #[derive(Default)]
 struct State {
-    next_seq: u64,
     ledger: Ledger,
     notes: HashMap<u64, Note>,
 }
@@ -75,6 +74,10 @@ pub struct Recorder {
     base_ms: u64,
     rules: Rules,
     scrub: Option<Scrubber>,
+    /// The next seq, held across the write that takes it: seqs are stored in order and
+    /// a failed write leaves no gap. Taken before `state` where both are (never after),
+    /// so the ledger (`begin`, a completion) does not wait for a write.
+    next_seq: Mutex<u64>,
     state: Mutex<State>,
     /// Signalled when the last note finishes (for `drain`).
     idle: Notify,
@@ -122,6 +125,7 @@ impl Recorder {
             base_ms: 0,
             rules,
             scrub: scrub_pii.then(Scrubber::new),
+            next_seq: Mutex::new(0),
             state: Mutex::new(State::default()),
             idle: Notify::new(),
         }
@@ -139,9 +143,7 @@ impl Recorder {
         let last_ms = existing.iter().map(Event::done_ms).max().unwrap_or(0);
         let mut r = Recorder::new(cassette, store, clock, rules, false);
         r.base_ms = last_ms.saturating_add(1);
-        if let Ok(mut st) = r.state.lock() {
-            st.next_seq = existing.len() as u64;
-        }
+        r.next_seq = Mutex::new(existing.len() as u64);
         Ok(r)
     }
 
@@ -180,10 +182,10 @@ impl Recorder {
         self.clean(&mut ev);
         {
             // the seq is taken only by a successful write: a failed one leaves no gap
-            let mut st = lock(&self.state);
-            ev.seq = st.next_seq;
+            let mut next = lock(&self.next_seq);
+            ev.seq = *next;
             self.store.put_event(&self.cassette, &ev)?;
-            st.next_seq += 1;
+            *next += 1;
         }
         self.committer.commit().await?;
         let settled = lock(&self.state)
@@ -204,12 +206,13 @@ impl Recorder {
         };
         let ids = NoteIds::of(&ev.request.body);
         let evicted = {
+            let mut next = lock(&self.next_seq);
             let mut st = lock(&self.state);
             let (follows, horizon) = st.ledger.provisional(&ids);
-            ev.seq = st.next_seq;
+            ev.seq = *next;
             ev.follows = follows;
             self.store.put_event(&self.cassette, &ev)?;
-            st.next_seq += 1;
+            *next += 1;
             let (settled, evicted) = st.ledger.register(ev.seq, ids, horizon);
             let note = Note {
                 follows,

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::cassette::{Body, Event, Headers, Meta, Response};
 
+use text::contains_any;
 pub use text::{find_jwts, is_secret_param};
 
 /// What a redacted value becomes.
@@ -23,47 +24,50 @@ pub const REDACTED: &str = "REDACTED";
 
 /// Whether a header (any case) is a credential as a whole.
 pub fn is_secret_header(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    [
-        "authorization",
-        "cookie",
-        "key",
-        "token",
-        "secret",
-        "password",
-        "credential",
-        "signature",
-    ]
-    .iter()
-    .any(|p| n.contains(p))
+    contains_any(
+        name,
+        &[
+            "authorization",
+            "cookie",
+            "key",
+            "token",
+            "secret",
+            "password",
+            "credential",
+            "signature",
+        ],
+    )
 }
 
-/// The words of a member name: `recordingAccessToken` -> recording, access, token.
-fn words(name: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut cur = String::new();
+/// Whether one of the words of a member name is in `of` (lowercase): the words of
+/// `recordingAccessToken` are recording, access, token (runs of ASCII letters and
+/// digits, split where a capital follows a small letter or a digit).
+fn has_word(name: &str, of: &[&str]) -> bool {
+    let b = name.as_bytes();
+    let is_one = |w: &[u8]| of.iter().any(|o| w.eq_ignore_ascii_case(o.as_bytes()));
+    let mut start = None;
     let mut prev_lower = false;
-    for c in name.chars() {
-        let split = !c.is_ascii_alphanumeric() || (c.is_ascii_uppercase() && prev_lower);
-        if split && !cur.is_empty() {
-            out.push(std::mem::take(&mut cur));
+    for (i, &c) in b.iter().enumerate() {
+        let alnum = c.is_ascii_alphanumeric();
+        if !alnum || (c.is_ascii_uppercase() && prev_lower) {
+            if let Some(s) = start.take() {
+                if is_one(&b[s..i]) {
+                    return true;
+                }
+            }
         }
-        if c.is_ascii_alphanumeric() {
-            cur.push(c.to_ascii_lowercase());
+        if alnum && start.is_none() {
+            start = Some(i);
         }
         prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
     }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
+    start.is_some_and(|s| is_one(&b[s..]))
 }
 
 /// Whether a JSON member (any case) holds a secret: named like token, secret,
 /// password, credential or key (`privateKey`, `apiKey`, `recordingAccessToken`).
 pub fn is_secret_member(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    [
+    const PARTS: &[&str] = &[
         "token",
         "secret",
         "password",
@@ -74,12 +78,8 @@ pub fn is_secret_member(name: &str) -> bool {
         "accountkey",
         "accesskey",
         "signature",
-    ]
-    .iter()
-    .any(|p| n.contains(p))
-        || words(name)
-            .iter()
-            .any(|w| matches!(w.as_str(), "key" | "keys" | "pwd" | "sig"))
+    ];
+    contains_any(name, PARTS) || has_word(name, &["key", "keys", "pwd", "sig"])
 }
 
 /// The built-in rules applied to one string.
@@ -150,10 +150,9 @@ impl Rules {
     /// Credential headers entirely (keeping an auth scheme), the string rules in any other.
     pub fn headers(&self, h: &mut Headers) {
         for (name, value) in h.iter_mut() {
-            let n = name.to_ascii_lowercase();
-            if is_secret_header(&n) || self.headers.contains(&n) {
+            if is_secret_header(name) || self.headers.iter().any(|h| h.eq_ignore_ascii_case(name)) {
                 *value = match value.split_once(' ') {
-                    Some((scheme, _)) if n.contains("authorization") => format!("{scheme} {REDACTED}"),
+                    Some((scheme, _)) if contains_any(name, &["authorization"]) => format!("{scheme} {REDACTED}"),
                     _ => REDACTED.to_string(),
                 };
             } else {
@@ -167,8 +166,8 @@ impl Rules {
         match v {
             Value::Object(o) => {
                 for (k, x) in o.iter_mut() {
-                    let user = self.members.contains(&k.to_ascii_lowercase());
-                    let builtin = is_secret_member(k) && (x.is_string() || x.is_number());
+                    let user = self.members.iter().any(|m| m.eq_ignore_ascii_case(k));
+                    let builtin = (x.is_string() || x.is_number()) && is_secret_member(k);
                     if (user && !x.is_null()) || builtin {
                         if x.as_str() != Some(REDACTED) {
                             *x = Value::String(REDACTED.to_string());

@@ -64,6 +64,28 @@ fn members_named_like_secrets() {
 }
 
 #[test]
+fn member_words_split_at_case_digits_and_punctuation() {
+    let long = format!("{}Token", "a".repeat(70));
+    for secret in [
+        "primaryKey",
+        "KEY",
+        "api_keys",
+        "x2Key",
+        "userSig",
+        "\u{e9}Key",
+        "db-pwd",
+        long.as_str(),
+    ] {
+        assert!(is_secret_member(secret), "{secret}");
+    }
+    for plain in ["monkey", "sigma", "keyboardLayout", "Keynote", "signal", "\u{e9}", ""] {
+        assert!(!is_secret_member(plain), "{plain}");
+    }
+    assert!(is_secret_header("X-Api-KEY") && is_secret_header(&format!("{}-token", "x".repeat(80))));
+    assert!(!is_secret_header("Content-Type"));
+}
+
+#[test]
 fn user_rules() {
     let rules = Rules::new(
         &["X-Tenant-Pin".into()],

@@ -79,9 +79,34 @@ fn find_userinfo(s: &str) -> Vec<(usize, usize)> {
     out
 }
 
+/// Whether `hay` contains one of `needles` (lowercase ASCII) in any case: one pass,
+/// each needle tried where its first letter is. Names and parameters are short: a
+/// searcher's set-up (`str::contains`) costs more than this whole search.
+pub(super) fn contains_any(hay: &str, needles: &[&str]) -> bool {
+    // the needles' first bytes as bits of `byte & 31`: a byte whose bit is clear starts
+    // none of them (one that is set is compared in full)
+    let firsts = needles
+        .iter()
+        .filter_map(|n| n.as_bytes().first())
+        .fold(0u32, |m, &c| m | 1 << (c & 31));
+    let h = hay.as_bytes();
+    (0..h.len()).any(|i| {
+        let (c, rest) = (h[i].to_ascii_lowercase(), &h[i..]);
+        firsts & 1 << (c & 31) != 0
+            && needles.iter().any(|n| {
+                let n = n.as_bytes();
+                n.first() == Some(&c) && rest.get(..n.len()).is_some_and(|r| r.eq_ignore_ascii_case(n))
+            })
+    })
+}
+
+/// Whether `name` is one of `names` (lowercase ASCII) in any case.
+fn is_one_of(name: &str, names: &[&str]) -> bool {
+    names.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
 /// Whether a parameter named `name` (any case) carries a secret.
 pub fn is_secret_param(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
     const EXACT: &[&str] = &[
         "sig",
         "code",
@@ -94,26 +119,27 @@ pub fn is_secret_param(name: &str) -> bool {
         "apikey",
         "secret",
     ];
-    EXACT.contains(&n.as_str())
-        || ["token", "secret", "password", "passwd", "signature", "credential"]
-            .iter()
-            .any(|p| n.contains(p))
-        || n.ends_with("key")
-        || n.ends_with("_key")
-        || n.ends_with("-key")
+    let ends_key = name.len() >= 3 && name.as_bytes()[name.len() - 3..].eq_ignore_ascii_case(b"key");
+    is_one_of(name, EXACT)
+        || contains_any(
+            name,
+            &["token", "secret", "password", "passwd", "signature", "credential"],
+        )
+        || ends_key
 }
 
 /// Connection-string keys whose values run to the next `;` (they may hold `=` and `&`).
 fn is_connection_key(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    [
-        "sharedaccesssignature",
-        "accountkey",
-        "sharedaccesskey",
-        "password",
-        "pwd",
-    ]
-    .contains(&n.as_str())
+    is_one_of(
+        name,
+        &[
+            "sharedaccesssignature",
+            "accountkey",
+            "sharedaccesskey",
+            "password",
+            "pwd",
+        ],
+    )
 }
 
 fn is_name_byte(c: u8) -> bool {
@@ -167,8 +193,23 @@ fn find_params(s: &str) -> Vec<(usize, usize)> {
     out
 }
 
+/// Whether `b` holds what one of the text rules starts at: `eyJ` (a JWT), `://` (a
+/// URL's userinfo) or `=` (a parameter). Most strings (ids, names, paths) hold none,
+/// and this one pass is all they cost.
+fn may_hold_secret(b: &[u8]) -> bool {
+    b.iter().enumerate().any(|(i, &c)| match c {
+        b'=' => true,
+        b'e' => b.get(i + 1..i + 3) == Some(b"yJ"),
+        b':' => b.get(i + 1..i + 3) == Some(b"//"),
+        _ => false,
+    })
+}
+
 /// The built-in text rules, applied in turn: JWTs, URL userinfo, secret parameters.
 pub fn scrub(s: &str) -> Option<String> {
+    if !may_hold_secret(s.as_bytes()) {
+        return None;
+    }
     let mut cur: Option<String> = None;
     for find in [find_jwts as fn(&str) -> Vec<(usize, usize)>, find_userinfo, find_params] {
         let text = cur.as_deref().unwrap_or(s);
@@ -234,5 +275,26 @@ mod tests {
         assert_eq!(scrub(&format!("Bearer {jwt}, more")).unwrap(), "Bearer REDACTED, more");
         assert!(find_jwts("eyJ alone").is_empty());
         assert!(find_jwts("keyJabc.def.ghi").is_empty());
+    }
+
+    #[test]
+    fn the_pre_checks_pass_every_rule_they_stand_for() {
+        assert_eq!(scrub("https://u:p@h/x").unwrap(), "https://REDACTED@h/x");
+        assert_eq!(scrub("a=1;pwd=x").unwrap(), "a=1;pwd=REDACTED");
+        for plain in [
+            "",
+            "e",
+            "ey",
+            "a:/",
+            "a:",
+            "278405a3-f568-4b3e-b684-009193463064",
+            "/communications/calls",
+        ] {
+            assert_eq!(scrub(plain), None, "{plain}");
+        }
+        assert!(contains_any("X-API-Token", &["token"]) && contains_any("tok", &["t", "token"]));
+        assert!(!contains_any("tok", &["token"]) && !contains_any("", &["token"]));
+        assert!(is_secret_param("Client_Secret") && is_secret_param("SAS") && is_secret_param("x-KEY"));
+        assert!(!is_secret_param("keyboard") && !is_secret_param("ke"));
     }
 }

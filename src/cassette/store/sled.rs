@@ -348,7 +348,14 @@ impl Store for SledStore {
             .ok_or_else(|| StoreError::Missing(name.to_string()))?;
         let key = codec::key(r.epoch, ev.seq);
         let mut digest = Digest::from_hex(&r.digest).unwrap_or_default();
-        let old = self.events.get(key).map_err(io)?;
+        // the next seq is new to the record: whatever its key may hold (a torn append,
+        // a write whose record failed) was never counted, and is overwritten
+        let appending = ev.seq == r.count;
+        let old = if appending {
+            None
+        } else {
+            self.events.get(key).map_err(io)?
+        };
         match &old {
             Some(old) => digest.toggle(&codec::claimed(old).unwrap_or_default()),
             None => r.count += 1,
@@ -357,7 +364,7 @@ impl Store for SledStore {
         r.digest = digest.hex();
         r.stamp = w.stamp();
         let rec = Self::record_bytes(&r)?;
-        if old.is_none() && ev.seq + 1 == r.count {
+        if appending {
             // an append: its event, then its record, as two writes (a sled batch writes
             // its log buffer out twice: most of recording's cost); a crash between them
             // leaves a torn append, which the next open drops (`verify`)
