@@ -50,6 +50,11 @@ impl<T> Ring<T> {
         self.items.is_empty()
     }
 
+    /// The newest entry.
+    pub fn last(&self) -> Option<&T> {
+        self.items.back()
+    }
+
     /// Oldest first.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> {
         self.items.iter()

@@ -3,6 +3,7 @@
 //! (Notifications still queued at stop are counted by the run, not by a verdict.)
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -97,16 +98,26 @@ impl Problem {
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct Verdict {
     pub ok: bool,
-    /// Exactly as many as there are (a verdict is kept for the whole run).
+    /// Exactly as many as there are (a verdict is kept for the whole run), shared
+    /// between verdicts that list the same (`share`).
     #[serde(skip_serializing_if = "<[Problem]>::is_empty")]
-    pub problems: Box<[Problem]>,
+    pub problems: Arc<[Problem]>,
 }
 
 impl Verdict {
     pub fn of(problems: Vec<Problem>) -> Verdict {
         Verdict {
             ok: problems.is_empty(),
-            problems: problems.into_boxed_slice(),
+            problems: problems.into(),
+        }
+    }
+
+    /// Holds `other`'s problems instead of its own where they are the same: the
+    /// sessions of one cassette that did one thing end with one verdict, and a run
+    /// keeps up to 100,000 of them.
+    pub fn share(&mut self, other: &Verdict) {
+        if !Arc::ptr_eq(&self.problems, &other.problems) && self.problems == other.problems {
+            self.problems = other.problems.clone();
         }
     }
 }

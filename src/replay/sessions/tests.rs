@@ -131,6 +131,45 @@ fn a_verdict_names_the_first_unused_exchanges_and_counts_the_rest() {
 }
 
 #[test]
+fn sessions_that_ended_alike_share_one_list_of_problems() {
+    let events = (0..3)
+        .map(|seq| {
+            crate::cassette::Event::test_exchange(
+                seq,
+                "GET",
+                "/v1.0/communications/calls",
+                crate::cassette::Body::Empty,
+            )
+        })
+        .collect();
+    let (c, other) = (prepared(events), empty());
+    let s = Sessions::new(60_000, 1);
+    // each new session evicts the one before; past the ring of recently ended ones,
+    // outcomes move to the run's history
+    for n in 0..ENDED_KEPT as u128 + 40 {
+        let ids = [Canon::Guid(n)];
+        let cassette = if n % 20 == 19 { &other } else { &c };
+        s.find_or_create(cassette, &route(&ids, &|| n.to_le_bytes().to_vec()), 0)
+            .unwrap();
+    }
+    let (outcomes, lost) = s.outcomes();
+    assert_eq!((outcomes.len(), lost), (ENDED_KEPT + 40, 0), "every session is there");
+    let history = &outcomes[..39];
+    assert!(history.iter().all(|o| o.verdict.ok == o.verdict.problems.is_empty()));
+    let unused: Vec<&Outcome> = history.iter().filter(|o| !o.verdict.ok).collect();
+    assert_eq!(unused[0].verdict.problems.len(), 3, "3 unused exchanges");
+    for pair in unused.windows(2) {
+        assert_eq!(pair[0].verdict, pair[1].verdict);
+    }
+    let shared = history
+        .windows(2)
+        .filter(|w| Arc::ptr_eq(&w[0].verdict.problems, &w[1].verdict.problems))
+        .count();
+    // two in a row of the same cassette share; the other cassette's (ok) breaks the run
+    assert_eq!(shared, 38 - 2 * history.iter().filter(|o| o.verdict.ok).count());
+}
+
+#[test]
 fn a_session_routes_its_own_ids_and_only_its_latest_minted_ones() {
     let c = empty();
     let s = Sessions::new(60_000, 10);
