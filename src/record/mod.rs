@@ -76,7 +76,9 @@ pub struct Recorder {
     scrub: Option<Scrubber>,
     /// The next seq, held across the write that takes it: seqs are stored in order and
     /// a failed write leaves no gap. Taken before `state` where both are (never after),
-    /// so the ledger (`begin`, a completion) does not wait for a write.
+    /// so the ledger (`begin`, a completion) does not wait for an exchange's write (a
+    /// notification's arrival writes under both: its `follows` is read and registered
+    /// with its seq).
     next_seq: Mutex<u64>,
     state: Mutex<State>,
     /// Signalled when the last note finishes (for `drain`).

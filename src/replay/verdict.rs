@@ -106,9 +106,15 @@ pub struct Verdict {
 
 impl Verdict {
     pub fn of(problems: Vec<Problem>) -> Verdict {
+        /// Every ok verdict's (no allocation per session).
+        static NONE: std::sync::LazyLock<Arc<[Problem]>> = std::sync::LazyLock::new(|| Arc::new([]));
         Verdict {
             ok: problems.is_empty(),
-            problems: problems.into(),
+            problems: if problems.is_empty() {
+                NONE.clone()
+            } else {
+                problems.into()
+            },
         }
     }
 

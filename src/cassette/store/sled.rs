@@ -204,10 +204,9 @@ impl SledStore {
     }
 
     fn damaged(w: &Writes, name: &str) -> Result<(), StoreError> {
-        match w.damaged.get(name) {
-            Some(d) => Err(StoreError::Damaged(vec![d.clone()])),
-            None => Ok(()),
-        }
+        w.damaged
+            .get(name)
+            .map_or(Ok(()), |d| Err(StoreError::Damaged(vec![d.clone()])))
     }
 
     /// Removes every event of `epoch`, a batch at a time.
@@ -348,8 +347,7 @@ impl Store for SledStore {
             .ok_or_else(|| StoreError::Missing(name.to_string()))?;
         let key = codec::key(r.epoch, ev.seq);
         let mut digest = Digest::from_hex(&r.digest).unwrap_or_default();
-        // the next seq is new to the record: whatever its key may hold (a torn append,
-        // a write whose record failed) was never counted, and is overwritten
+        // the next seq is new: what its key may hold was never counted (overwritten)
         let appending = ev.seq == r.count;
         let old = if appending {
             None
@@ -365,9 +363,7 @@ impl Store for SledStore {
         r.stamp = w.stamp();
         let rec = Self::record_bytes(&r)?;
         if appending {
-            // an append: its event, then its record, as two writes (a sled batch writes
-            // its log buffer out twice: most of recording's cost); a crash between them
-            // leaves a torn append, which the next open drops (`verify`)
+            // two writes, not a batch (see NOTES); a crash between: a torn append (`verify`)
             self.events.insert(&key[..], value.as_slice()).map_err(io)?;
             self.meta.insert(name.as_bytes(), rec.as_slice()).map_err(io)?;
         } else {
