@@ -32,6 +32,12 @@ impl<T> Ring<T> {
         } else {
             None
         };
+        // room doubles from one entry up to `cap` (a deque starts at four: most of a
+        // session's rings hold one or two entries, and there are thousands of sessions)
+        let (len, room) = (self.items.len(), self.items.capacity());
+        if len == room {
+            self.items.reserve_exact(room.max(1).min(self.cap - len));
+        }
         self.items.push_back(x);
         self.total += 1;
         dropped
@@ -82,5 +88,17 @@ mod tests {
         assert_eq!(r.to_vec(), vec![3, 4]);
         assert_eq!(r.total(), 5);
         assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn room_grows_from_one_entry_to_the_cap() {
+        let mut r = Ring::new(5);
+        let mut rooms = Vec::new();
+        for i in 0..8 {
+            r.push(i);
+            rooms.push(r.items.capacity());
+        }
+        assert_eq!(rooms, [1, 2, 4, 4, 5, 5, 5, 5]);
+        assert_eq!(r.to_vec(), vec![3, 4, 5, 6, 7]);
     }
 }

@@ -17,8 +17,9 @@ pub struct Bound {
     pub live: Canon,
     /// How the recorded request and the bot wrote the id, kept only when writing the
     /// live value in the recorded spelling's form would not give the bot's spelling
-    /// (never for minted ids).
-    pub echo: Option<Echo>,
+    /// (never for minted ids). Boxed: it is rare, and a session's table holds a
+    /// binding per id inline (80 bytes with its key instead of 112).
+    pub echo: Option<Box<Echo>>,
     pub minted: bool,
 }
 
@@ -34,14 +35,16 @@ impl Echo {
     /// What a binding must keep of the two spellings: nothing when both are their
     /// values written in one form (the usual case: no allocation), or when either is
     /// unknown (empty).
-    fn of(recorded: &Canon, rec_text: &str, live: &Canon, live_text: &str) -> Option<Echo> {
+    fn of(recorded: &Canon, rec_text: &str, live: &Canon, live_text: &str) -> Option<Box<Echo>> {
         if rec_text.is_empty() || live_text.is_empty() {
             return None;
         }
         let plain = written_form(recorded, rec_text).is_some_and(|f| written_form(live, live_text) == Some(f));
-        (!plain).then(|| Echo {
-            rec_text: rec_text.into(),
-            live_text: live_text.into(),
+        (!plain).then(|| {
+            Box::new(Echo {
+                rec_text: rec_text.into(),
+                live_text: live_text.into(),
+            })
         })
     }
 }
@@ -260,6 +263,12 @@ fn same_gaps(a: &str, ta: &[Token], b: &str, tb: &[Token]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_binding_is_small() {
+        // a session's table holds one per id inline
+        assert_eq!(std::mem::size_of::<(Canon, Bound)>(), 80);
+    }
 
     #[test]
     fn minting_a_thread_with_nothing_to_vary_still_changes_it() {
