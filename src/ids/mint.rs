@@ -61,7 +61,7 @@ pub fn mint(seed: &Seed, recorded: &Canon, attempt: u32) -> Canon {
         seed.bytes(tag, &d)
     };
     match recorded {
-        Canon::Guid(v) => Canon::Guid(guid_from(key(b"guid", &v.to_be_bytes()))),
+        Canon::Guid(v) => Canon::guid(guid_from(key(b"guid", &v.get().to_be_bytes()))),
         Canon::Phone(p) => {
             let h = key(b"phone", p.as_bytes());
             let mut out = String::with_capacity(p.len());

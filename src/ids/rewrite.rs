@@ -211,7 +211,7 @@ mod tests {
                     let Canon::Guid(v) = p.tokens[0].live else {
                         panic!("a GUID")
                     };
-                    assert_eq!(rw.rewrite_str(&upper), render_guid(v, true, rec.len() == 36));
+                    assert_eq!(rw.rewrite_str(&upper), render_guid(v.get(), true, rec.len() == 36));
                 }
             }
         }
@@ -284,7 +284,7 @@ mod tests {
             let g = render_guid(v, false, true);
             let s = format!("{pre}{g}");
             let mut table = IdTable::default();
-            table.bind(Canon::Guid(v), &g, Canon::Guid(v), &g);
+            table.bind(Canon::guid(v), &g, Canon::guid(v), &g);
             let stable = Set::default();
             let scoped = IdTable::default();
             let seed = Seed::derive([b"p".as_slice()]);

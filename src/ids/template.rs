@@ -237,7 +237,7 @@ mod tests {
     fn table() -> IdTable {
         let mut t = IdTable::default();
         let (rec, live) = (render_guid(1, false, true), render_guid(0xfeed, false, true));
-        t.bind(Canon::Guid(1), &rec, Canon::Guid(0xfeed), &live);
+        t.bind(Canon::guid(1), &rec, Canon::guid(0xfeed), &live);
         t.bind_string("subject", "default", "weekly \"sync\"");
         t.bind_string("tags", "default", "x");
         t
@@ -248,7 +248,7 @@ mod tests {
 
         #[test]
         fn a_template_rewrites_to_the_bytes_and_mints_of_a_tree_rewrite(v in value()) {
-            let (seed, stable, scoped) = (Seed::derive([b"t".as_slice()]), Set::from_iter([Canon::Guid(3)]), IdTable::default());
+            let (seed, stable, scoped) = (Seed::derive([b"t".as_slice()]), Set::from_iter([Canon::guid(3)]), IdTable::default());
             let (mut a, mut b) = (table(), table());
             let mut tree = Rewriter::new(&scoped, &mut a, &stable, &seed);
             let want = serde_json::to_vec(&tree.rewrite_json(&v)).unwrap();

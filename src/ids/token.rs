@@ -10,11 +10,58 @@ use std::borrow::Cow;
 /// The canonical value of an id, independent of how it was written.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum Canon {
-    Guid(u128),
+    Guid(Guid),
     /// `+` and the digits.
     Phone(Box<str>),
     /// The whole thread id, `19:...@thread.v2`.
     Thread(Box<str>),
+}
+
+impl Canon {
+    pub const fn guid(v: u128) -> Canon {
+        Canon::Guid(Guid::new(v))
+    }
+}
+
+/// A GUID's 128 bits as two words: a `u128` would align `Canon` to 16 bytes and make
+/// it 32; sessions, the sessions index and every token hold canons. Ordered, hashed,
+/// serialized and shown as the `u128` it is.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(from = "u128", into = "u128")]
+pub struct Guid {
+    hi: u64,
+    lo: u64,
+}
+
+impl Guid {
+    pub const fn new(v: u128) -> Guid {
+        Guid {
+            hi: (v >> 64) as u64,
+            lo: v as u64,
+        }
+    }
+
+    pub const fn get(self) -> u128 {
+        (self.hi as u128) << 64 | self.lo as u128
+    }
+}
+
+impl From<u128> for Guid {
+    fn from(v: u128) -> Guid {
+        Guid::new(v)
+    }
+}
+
+impl From<Guid> for u128 {
+    fn from(g: Guid) -> u128 {
+        g.get()
+    }
+}
+
+impl std::fmt::Debug for Guid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.get())
+    }
 }
 
 /// How a token was written, so a replacement can be written the same way.
@@ -176,7 +223,7 @@ fn token_at(s: &str, i: usize) -> Option<Token> {
         b'+' => phone_at(b, i).map(|end| (end, Canon::Phone(s[i..end].into()), Form::Phone))?,
         c if c.is_ascii_hexdigit() => match thread_at(b, i) {
             Some(end) => (end, Canon::Thread(s[i..end].into()), Form::Thread),
-            None => guid_at(b, i).map(|(end, v, form)| (end, Canon::Guid(v), form))?,
+            None => guid_at(b, i).map(|(end, v, form)| (end, Canon::guid(v), form))?,
         },
         _ => return None,
     };
@@ -290,8 +337,8 @@ pub fn render(canon: &Canon, form: Form) -> String {
 /// [`render`] without a heap allocation for a GUID.
 pub fn render_id(canon: &Canon, form: Form) -> IdText {
     match (canon, form) {
-        (Canon::Guid(v), Form::Guid { upper, dashed }) => guid_text(*v, upper, dashed),
-        (Canon::Guid(v), _) => guid_text(*v, false, true),
+        (Canon::Guid(v), Form::Guid { upper, dashed }) => guid_text(v.get(), upper, dashed),
+        (Canon::Guid(v), _) => guid_text(v.get(), false, true),
         (Canon::Phone(p), _) => IdText::new(p),
         (Canon::Thread(t), _) => IdText::new(t),
     }
@@ -310,7 +357,7 @@ pub fn written_form(canon: &Canon, text: &str) -> Option<Form> {
             // exactly `v` written in one form: all of the text, its letters in one case
             let g = guid_parts(text.as_bytes(), 0)?;
             let mixed = g.case & UPPER != 0 && g.case & LOWER != 0;
-            (g.end == text.len() && g.value == *v && !mixed).then_some(Form::Guid {
+            (g.end == text.len() && g.value == v.get() && !mixed).then_some(Form::Guid {
                 upper: g.case & UPPER != 0,
                 dashed: g.dashed,
             })
@@ -360,7 +407,7 @@ impl std::fmt::Display for Canon {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Canon::Guid(v) => {
-                let (buf, len) = guid_bytes(*v, false, true);
+                let (buf, len) = guid_bytes(v.get(), false, true);
                 // hex digits and dashes: always UTF-8
                 f.write_str(std::str::from_utf8(&buf[..len]).map_err(|_| std::fmt::Error)?)
             }

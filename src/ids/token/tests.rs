@@ -45,7 +45,7 @@ fn scan_every_boundary(s: &str) -> Vec<Token> {
         if i == 0 || !b[i - 1].is_ascii_alphanumeric() {
             let found = thread_at(b, i)
                 .map(|end| (end, Canon::Thread(s[i..end].into()), Form::Thread))
-                .or_else(|| guid_at(b, i).map(|(end, v, form)| (end, Canon::Guid(v), form)))
+                .or_else(|| guid_at(b, i).map(|(end, v, form)| (end, Canon::guid(v), form)))
                 .or_else(|| phone_at(b, i).map(|end| (end, Canon::Phone(s[i..end].into()), Form::Phone)));
             if let Some((end, canon, form)) = found {
                 out.push(Token {
@@ -137,16 +137,16 @@ proptest! {
     #[test]
     fn a_written_form_is_one_its_text_renders_in(v in any::<u128>(), upper in any::<bool>(), dashed in any::<bool>(), flip in 0usize..40) {
         let text = render_guid(v, upper, dashed);
-        prop_assert_eq!(written_form(&Canon::Guid(v), &text), Some(Form::Guid { upper, dashed }));
+        prop_assert_eq!(written_form(&Canon::guid(v), &text), Some(Form::Guid { upper, dashed }));
         // one letter of several in the other case (mixed), or another value: no form
         let letters = text.bytes().filter(u8::is_ascii_alphabetic).count();
         let mut other = text.clone().into_bytes();
         if let Some(c) = other.get_mut(flip).filter(|c| c.is_ascii_alphabetic() && letters > 1) {
             *c ^= 0x20;
             let other = String::from_utf8(other).unwrap();
-            prop_assert_eq!(written_form(&Canon::Guid(v), &other), None);
+            prop_assert_eq!(written_form(&Canon::guid(v), &other), None);
         }
-        prop_assert_eq!(written_form(&Canon::Guid(v ^ 1), &text), None);
+        prop_assert_eq!(written_form(&Canon::guid(v ^ 1), &text), None);
     }
 
     #[test]
@@ -154,7 +154,7 @@ proptest! {
         let text = render_guid(v, upper, dashed);
         let toks = scan(&text);
         prop_assert_eq!(toks.len(), 1);
-        prop_assert_eq!(&toks[0].canon, &Canon::Guid(v));
+        prop_assert_eq!(&toks[0].canon, &Canon::guid(v));
         prop_assert_eq!(render(&toks[0].canon, toks[0].form), text);
     }
 

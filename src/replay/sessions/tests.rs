@@ -34,7 +34,7 @@ fn route<'a>(path: &'a [Canon], material: &'a (dyn Fn() -> Vec<u8> + Sync)) -> R
 fn sessions_are_bounded_lru_first_and_expire_when_idle() {
     let c = empty();
     let s = Sessions::new(1000, 2);
-    let (g1, g2, g3) = ([Canon::Guid(1)], [Canon::Guid(2)], [Canon::Guid(3)]);
+    let (g1, g2, g3) = ([Canon::guid(1)], [Canon::guid(2)], [Canon::guid(3)]);
     let a = s.find_or_create(&c, &route(&g1, &|| b"a".to_vec()), 0).unwrap();
     let _b = s.find_or_create(&c, &route(&g2, &|| b"b".to_vec()), 10).unwrap();
     let a2 = s.find_or_create(&c, &route(&g1, &|| b"a".to_vec()), 20).unwrap();
@@ -54,11 +54,11 @@ fn sessions_are_bounded_lru_first_and_expire_when_idle() {
 fn ids_of_two_sessions_in_one_request_conflict() {
     let c = empty();
     let s = Sessions::new(1000, 10);
-    s.find_or_create(&c, &route(&[Canon::Guid(1)], &|| b"1".to_vec()), 0)
+    s.find_or_create(&c, &route(&[Canon::guid(1)], &|| b"1".to_vec()), 0)
         .unwrap();
-    s.find_or_create(&c, &route(&[Canon::Guid(2)], &|| b"2".to_vec()), 0)
+    s.find_or_create(&c, &route(&[Canon::guid(2)], &|| b"2".to_vec()), 0)
         .unwrap();
-    let r = s.find_or_create(&c, &route(&[Canon::Guid(1), Canon::Guid(2)], &|| b"3".to_vec()), 0);
+    let r = s.find_or_create(&c, &route(&[Canon::guid(1), Canon::guid(2)], &|| b"3".to_vec()), 0);
     assert!(matches!(r, Err(ProxyError::Conflict(_))));
 }
 
@@ -82,13 +82,13 @@ fn ending_a_session_while_a_request_holds_it_does_not_deadlock() {
     let c = empty();
     let s = Arc::new(Sessions::new(1000, 10));
     let a = s
-        .find_or_create(&c, &route(&[Canon::Guid(1)], &|| b"a".to_vec()), 0)
+        .find_or_create(&c, &route(&[Canon::guid(1)], &|| b"a".to_vec()), 0)
         .unwrap();
     let id = lock(&a).id().to_string();
     let mut guard = lock(&a);
     // its path id is its own: claiming it again takes no index lock
-    assert!(guard.owns(&Canon::Guid(1)));
-    assert!(s.claim(&a, &mut guard, &[Canon::Guid(1)]).is_ok());
+    assert!(guard.owns(&Canon::guid(1)));
+    assert!(s.claim(&a, &mut guard, &[Canon::guid(1)]).is_ok());
     let s2 = s.clone();
     let id2 = id.clone();
     let ender = std::thread::spawn(move || s2.end(&id2));
@@ -97,9 +97,9 @@ fn ending_a_session_while_a_request_holds_it_does_not_deadlock() {
     while s.live_count() != 0 {
         std::thread::yield_now();
     }
-    let claimed = s.claim(&a, &mut guard, &[Canon::Guid(9)]);
+    let claimed = s.claim(&a, &mut guard, &[Canon::guid(9)]);
     // an id it owned is refused too once it ended (it is no longer live)
-    let owned = s.claim(&a, &mut guard, &[Canon::Guid(1)]);
+    let owned = s.claim(&a, &mut guard, &[Canon::guid(1)]);
     drop(guard);
     let report = ender.join().unwrap();
     assert!(report.is_some());
@@ -147,7 +147,7 @@ fn sessions_that_ended_alike_share_one_list_of_problems() {
     // each new session evicts the one before; past the ring of recently ended ones,
     // outcomes move to the run's history
     for n in 0..ENDED_KEPT as u128 + 40 {
-        let ids = [Canon::Guid(n)];
+        let ids = [Canon::guid(n)];
         let cassette = if n % 20 == 19 { &other } else { &c };
         s.find_or_create(cassette, &route(&ids, &|| n.to_le_bytes().to_vec()), 0)
             .unwrap();
@@ -173,12 +173,12 @@ fn sessions_that_ended_alike_share_one_list_of_problems() {
 fn a_session_routes_its_own_ids_and_only_its_latest_minted_ones() {
     let c = empty();
     let s = Sessions::new(60_000, 10);
-    let call = [Canon::Guid(1)];
+    let call = [Canon::guid(1)];
     let a = s.find_or_create(&c, &route(&call, &|| b"a".to_vec()), 0).unwrap();
     let id = lock(&a).id().to_string();
     // a session repeating an action mints ids each time: far more than stay routed
     let minted: Vec<Canon> = (0..(index::MINTED_ROUTED as u128 + 10))
-        .map(|n| Canon::Guid(1000 + n))
+        .map(|n| Canon::guid(1000 + n))
         .collect();
     for chunk in minted.chunks(7) {
         s.served(&id, chunk, None);
@@ -198,7 +198,7 @@ fn a_session_routes_its_own_ids_and_only_its_latest_minted_ones() {
     assert!(s.claim(&a, &mut lock(&a), &named).is_ok());
     assert!(lock(&a).owns(&named[0]));
     let more: Vec<Canon> = (0..index::MINTED_ROUTED as u128)
-        .map(|n| Canon::Guid(100_000 + n))
+        .map(|n| Canon::guid(100_000 + n))
         .collect();
     s.served(&id, &more, None);
     assert!(routes(&named[0]), "a named id outlives later mints");
