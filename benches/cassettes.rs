@@ -3,7 +3,8 @@
 //! matching a live request (probe, key index, candidates compared and ranked; on a
 //! miss also the nearest-candidate diff the server answers with) against 100, 10k and
 //! 100k recorded exchanges, spread over the call API and sharing one path, hit and
-//! miss; and appending a recorded exchange to the store, as `record` does for each.
+//! miss; and appending a recorded exchange to the store and redacting one, as `record`
+//! does for each.
 //! The cassettes are generated here, never committed.
 
 mod common;
@@ -200,9 +201,27 @@ fn append(c: &mut Criterion) {
     group.finish();
 }
 
+/// Redacting one recorded exchange as `record` does before storing it
+/// (`redact::Rules::event`: every header, the request target, every JSON member and
+/// string of both bodies).
+fn redact(c: &mut Criterion) {
+    let rules = graphvcr::redact::Rules::default();
+    let exchange = common::bundled().events[0].clone();
+    c.bench_function("record/redact a recorded exchange (Rules::event)", |b| {
+        b.iter_batched(
+            || exchange.clone(),
+            |mut ev| {
+                rules.event(&mut ev);
+                ev
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
 criterion_group! {
     name = cassettes;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    targets = load, matching, append
+    targets = load, matching, append, redact
 }
 criterion_main!(cassettes);
