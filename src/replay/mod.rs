@@ -339,16 +339,17 @@ impl Replayer {
         }
         let (nearest, reason) = cassette.index().explain_miss(&query, mode);
         let nearest_seq = nearest.map(|e| cassette.exchange_head(e).seq);
+        let message = format!("cassette `{}`: {reason}", cassette.name());
         s.note_missed(Missed {
             request: live.shown(),
             nearest_seq,
-            reason: reason.clone(),
+            reason,
             expected: header_str(&live.parts.headers, "x-graphvcr-expect")
                 .is_some_and(|v| v.eq_ignore_ascii_case("miss")),
         });
         self.misses.fetch_add(1, Ordering::Relaxed);
         Err(ProxyError::Miss {
-            message: format!("cassette `{}`: {reason}", cassette.name()),
+            message,
             nearest: nearest_seq,
         })
     }
