@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::cassette::{Body, Event, Headers, Meta, Response};
 
-use text::contains_any;
+use text::{contains_any, is_one_of};
 pub use text::{find_jwts, is_secret_param};
 
 /// What a redacted value becomes.
@@ -44,14 +44,15 @@ pub fn is_secret_header(name: &str) -> bool {
 /// digits, split where a capital follows a small letter or a digit).
 fn has_word(name: &str, of: &[&str]) -> bool {
     let b = name.as_bytes();
-    let is_one = |w: &[u8]| of.iter().any(|o| w.eq_ignore_ascii_case(o.as_bytes()));
+    // a word starts and ends at ASCII bytes: always a char boundary
+    let is_one = |w: Option<&str>| w.is_some_and(|w| is_one_of(w, of));
     let mut start = None;
     let mut prev_lower = false;
     for (i, &c) in b.iter().enumerate() {
         let alnum = c.is_ascii_alphanumeric();
         if !alnum || (c.is_ascii_uppercase() && prev_lower) {
             if let Some(s) = start.take() {
-                if is_one(&b[s..i]) {
+                if is_one(name.get(s..i)) {
                     return true;
                 }
             }
@@ -61,7 +62,7 @@ fn has_word(name: &str, of: &[&str]) -> bool {
         }
         prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
     }
-    start.is_some_and(|s| is_one(&b[s..]))
+    start.is_some_and(|s| is_one(name.get(s..)))
 }
 
 /// Whether a JSON member (any case) holds a secret: named like token, secret,
@@ -110,6 +111,7 @@ pub fn shown_json(v: &Value) -> Value {
 /// The redaction rules: the built-in ones plus the user's.
 #[derive(Debug, Default, Clone)]
 pub struct Rules {
+    /// `--redact-header` and `--redact-json` names, matched in any case.
     headers: Vec<String>,
     members: Vec<String>,
     regexes: Vec<regex::Regex>,
@@ -123,8 +125,8 @@ impl Rules {
             .map(|r| regex::Regex::new(r).map_err(|e| format!("--redact-regex `{r}`: {e}")))
             .collect::<Result<_, _>>()?;
         Ok(Rules {
-            headers: headers.iter().map(|h| h.to_ascii_lowercase()).collect(),
-            members: members.iter().map(|m| m.to_ascii_lowercase()).collect(),
+            headers: headers.to_vec(),
+            members: members.to_vec(),
             regexes,
         })
     }
@@ -150,7 +152,7 @@ impl Rules {
     /// Credential headers entirely (keeping an auth scheme), the string rules in any other.
     pub fn headers(&self, h: &mut Headers) {
         for (name, value) in h.iter_mut() {
-            if is_secret_header(name) || self.headers.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+            if is_secret_header(name) || is_one_of(name, &self.headers) {
                 *value = match value.split_once(' ') {
                     Some((scheme, _)) if contains_any(name, &["authorization"]) => format!("{scheme} {REDACTED}"),
                     _ => REDACTED.to_string(),
@@ -166,7 +168,7 @@ impl Rules {
         match v {
             Value::Object(o) => {
                 for (k, x) in o.iter_mut() {
-                    let user = self.members.iter().any(|m| m.eq_ignore_ascii_case(k));
+                    let user = is_one_of(k, &self.members);
                     let builtin = (x.is_string() || x.is_number()) && is_secret_member(k);
                     if (user && !x.is_null()) || builtin {
                         if x.as_str() != Some(REDACTED) {

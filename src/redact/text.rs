@@ -100,9 +100,9 @@ pub(super) fn contains_any(hay: &str, needles: &[&str]) -> bool {
     })
 }
 
-/// Whether `name` is one of `names` (lowercase ASCII) in any case.
-fn is_one_of(name: &str, names: &[&str]) -> bool {
-    names.iter().any(|n| n.eq_ignore_ascii_case(name))
+/// Whether `name` is one of `names` in any (ASCII) case.
+pub(super) fn is_one_of<S: AsRef<str>>(name: &str, names: &[S]) -> bool {
+    names.iter().any(|n| n.as_ref().eq_ignore_ascii_case(name))
 }
 
 /// Whether a parameter named `name` (any case) carries a secret.
