@@ -105,18 +105,18 @@ impl ProxyError {
     /// Graph-shaped error whose `request-id` derives from the request itself (method,
     /// target, body) and whose date comes from the injected clock.
     pub fn respond(&self, clock: &dyn Clock, method: &http::Method, uri: &http::Uri, body: &[u8]) -> Resp {
+        let target = uri_text(uri);
         match self.blame() {
-            Blame::Bot | Blame::Upstream => tracing::warn!(%method, uri = %shown_uri(&uri.to_string()), "{self}"),
-            _ => tracing::error!(%method, uri = %shown_uri(&uri.to_string()), "{self}"),
+            Blame::Bot | Blame::Upstream => tracing::warn!(%method, uri = %shown_uri(&target), "{self}"),
+            _ => tracing::error!(%method, uri = %shown_uri(&target), "{self}"),
         }
-        let rid = Seed::derive([method.as_str().as_bytes(), uri.to_string().as_bytes(), body]).guid("request-id", b"");
+        let rid = Seed::derive([method.as_str().as_bytes(), target.as_bytes(), body]).guid("request-id", b"");
         self.to_response(&rid, &crate::clock::graph_date(clock.unix_ms()))
     }
 
     /// The Graph-shaped error response.
     pub fn to_response(&self, request_id: &str, date: &str) -> Resp {
         let status = self.status();
-        let message = format!("graphvcr: {self}");
         let inner = graph::InnerError {
             request_id,
             date,
@@ -126,6 +126,7 @@ impl ProxyError {
                 _ => None,
             },
         };
+        let message = format_args!("graphvcr: {self}");
         let body = graph::ErrorBody::new(graph::error_code(status), &message, inner).to_bytes();
         let mut resp = wire::json_bytes_response(status, body);
         if let ProxyError::Injected {
@@ -138,5 +139,33 @@ impl ProxyError {
             }
         }
         resp
+    }
+}
+
+/// The request target as `Uri`'s `Display` writes it, borrowed for the usual
+/// origin-form target (`/path?query`) instead of written out again.
+fn uri_text(uri: &http::Uri) -> std::borrow::Cow<'_, str> {
+    match (uri.scheme(), uri.authority(), uri.path_and_query()) {
+        (None, None, Some(pq)) => pq.as_str().into(),
+        _ => uri.to_string().into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uri_text;
+
+    #[test]
+    fn a_target_reads_as_the_uri_writes_it() {
+        for t in [
+            "/v1.0/communications/calls?$top=1",
+            "/",
+            "*",
+            "https://graph.microsoft.com/v1.0/x?a=b",
+            "graph.microsoft.com:443",
+        ] {
+            let uri: http::Uri = t.parse().unwrap();
+            assert_eq!(uri_text(&uri), uri.to_string(), "{t}");
+        }
     }
 }

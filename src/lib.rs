@@ -40,8 +40,8 @@
 //!   compiled in).
 //! - Fault injection: `faults` (the spec language, seeded chaos); `replay::faults`
 //!   applies them in a session.
-//! - Small shared pieces: `clock` (injected time), `error` (who failed), `ring`
-//!   (bounded report tails), `sync` (poison-tolerant locking), `xml` (the JUnit
+//! - Small shared pieces: `clock` (injected time), `error` (who failed), `jsonstr`
+//!   (JSON string escaping, eight bytes at a time), `ring` (bounded report tails), `sync` (poison-tolerant locking), `xml` (the JUnit
 //!   reports' escaping and envelope).
 
 pub mod admin;
@@ -60,6 +60,7 @@ pub mod hash;
 pub mod http;
 pub mod identity;
 pub mod ids;
+pub mod jsonstr;
 pub mod matching;
 pub mod notify;
 pub mod record;

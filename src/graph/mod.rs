@@ -264,44 +264,61 @@ pub fn relocate(location: &str, live_origin: Option<&str>, live_version: &str) -
 }
 
 /// A Graph-shaped error body: `{"error":{"code","message","innerError":{...}}}`,
-/// written straight from its parts (`to_bytes`).
-#[derive(Debug, serde::Serialize)]
+/// written straight from its parts (`to_bytes`; the message is escaped as it is
+/// formatted, never held as a string first).
 pub struct ErrorBody<'a> {
-    error: ErrorMember<'a>,
-}
-
-#[derive(Debug, serde::Serialize)]
-struct ErrorMember<'a> {
     code: &'a str,
-    message: &'a str,
-    #[serde(rename = "innerError")]
+    message: &'a dyn std::fmt::Display,
     inner: InnerError<'a>,
 }
 
 /// What `innerError` holds: Graph's `request-id` and `date`, then graphvcr's own.
-#[derive(Debug, Default, serde::Serialize)]
+#[derive(Debug, Default)]
 pub struct InnerError<'a> {
-    #[serde(rename = "request-id")]
+    /// `request-id`.
     pub request_id: &'a str,
     pub date: &'a str,
-    /// Who failed: `request`, `upstream`, `store`, `graphvcr`, `injected`.
-    #[serde(rename = "graphvcr-failed", skip_serializing_if = "Option::is_none")]
+    /// `graphvcr-failed`, who failed: `request`, `upstream`, `store`, `graphvcr`,
+    /// `injected`.
     pub failed: Option<&'a str>,
-    /// A miss's nearest recording.
-    #[serde(rename = "graphvcr-nearest-seq", skip_serializing_if = "Option::is_none")]
+    /// `graphvcr-nearest-seq`, a miss's nearest recording.
     pub nearest_seq: Option<u64>,
 }
 
 impl<'a> ErrorBody<'a> {
-    pub fn new(code: &'a str, message: &'a str, inner: InnerError<'a>) -> ErrorBody<'a> {
-        ErrorBody {
-            error: ErrorMember { code, message, inner },
-        }
+    pub fn new(code: &'a str, message: &'a dyn std::fmt::Display, inner: InnerError<'a>) -> ErrorBody<'a> {
+        ErrorBody { code, message, inner }
     }
 
+    /// The body's bytes, members in the order Graph writes them.
     pub fn to_bytes(&self) -> Vec<u8> {
-        // a struct of strings and numbers always serialises
-        serde_json::to_vec(self).unwrap_or_default()
+        use crate::jsonstr::{push_escaped, Escaping};
+        use std::fmt::Write as _;
+        let mut out = Vec::with_capacity(320);
+        fn member(out: &mut Vec<u8>, name: &str, value: &str) {
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":\"");
+            push_escaped(out, value);
+            out.push(b'"');
+        }
+        out.extend_from_slice(b"{\"error\":{\"code\":\"");
+        push_escaped(&mut out, self.code);
+        out.extend_from_slice(b"\",\"message\":\"");
+        // writing into a Vec cannot fail
+        let _ = write!(Escaping(&mut out), "{}", self.message);
+        out.extend_from_slice(b"\",\"innerError\":{\"request-id\":\"");
+        push_escaped(&mut out, self.inner.request_id);
+        out.push(b'"');
+        member(&mut out, "date", self.inner.date);
+        if let Some(f) = self.inner.failed {
+            member(&mut out, "graphvcr-failed", f);
+        }
+        if let Some(n) = self.inner.nearest_seq {
+            let _ = std::io::Write::write_fmt(&mut out, format_args!(",\"graphvcr-nearest-seq\":{n}"));
+        }
+        out.extend_from_slice(b"}}}");
+        out
     }
 }
 
@@ -382,7 +399,7 @@ mod tests {
             date: "2026-01-01T00:00:00",
             ..Default::default()
         };
-        let v: Value = serde_json::from_slice(&ErrorBody::new("itemNotFound", "nope", inner).to_bytes()).unwrap();
+        let v: Value = serde_json::from_slice(&ErrorBody::new("itemNotFound", &"nope", inner).to_bytes()).unwrap();
         assert_eq!(
             v,
             json!({"error": {"code": "itemNotFound", "message": "nope", "innerError": {"request-id": "rid", "date": "2026-01-01T00:00:00"}}})
@@ -393,7 +410,7 @@ mod tests {
             failed: Some("request"),
             nearest_seq: Some(4),
         };
-        let bytes = ErrorBody::new("itemNotFound", "a \"miss\"", inner).to_bytes();
+        let bytes = ErrorBody::new("itemNotFound", &"a \"miss\"", inner).to_bytes();
         assert_eq!(
             String::from_utf8(bytes).unwrap(),
             r#"{"error":{"code":"itemNotFound","message":"a \"miss\"","innerError":{"request-id":"rid","date":"d","graphvcr-failed":"request","graphvcr-nearest-seq":4}}}"#

@@ -7,7 +7,10 @@
 use crate::hash::Map;
 
 use super::shape::{compare, Comparison, MatchMode, Shape};
-use super::{clip, Probe, Query};
+use std::fmt::Write as _;
+
+use super::shape::clip_tail;
+use super::{Probe, Query};
 
 /// A group of recordings with one key and one shape, in recorded order.
 #[derive(Debug)]
@@ -233,10 +236,13 @@ impl Index {
     }
 
     /// The nearest recorded entry to a request that found no fit, and why it differs:
-    /// compared with each distinct shape of its key, else with each distinct key.
+    /// compared with each distinct shape of its key, else with each distinct key. The
+    /// message is written into one string as it is found.
     pub fn explain_miss(&self, query: &Query<'_>, mode: MatchMode) -> (Option<usize>, String) {
         let live = query.head();
-        let shown = |p: &Probe| clip(&format!("{} /{}{}", p.method, p.version, p.template), 300);
+        let mut msg = String::with_capacity(256);
+        msg.push_str("no recorded exchange matches ");
+        push_shown(&mut msg, live);
         if let Some(key) = self.by_key.get(&live.key()).map(|&k| &self.keys[k]) {
             let best: Option<(usize, Comparison)> = key
                 .groups
@@ -245,15 +251,13 @@ impl Index {
                 .map(|g| (g.entries[0], compare(&g.shape, query.shape(), mode)))
                 .min_by_key(|(i, c)| (c.refused.len(), c.penalty(), *i));
             if let Some((i, c)) = best {
-                return (
-                    Some(i),
-                    format!(
-                        "no recorded exchange matches {}; nearest is #{} with the same path, whose body differs: {}",
-                        shown(live),
-                        self.seqs[i],
-                        c.summary(4)
-                    ),
+                let _ = write!(
+                    msg,
+                    "; nearest is #{} with the same path, whose body differs: {}",
+                    self.seqs[i],
+                    c.summary(4)
                 );
+                return (Some(i), msg);
             }
         }
         let live_segs: Vec<&str> = live.template.split('/').collect();
@@ -263,43 +267,55 @@ impl Index {
             .iter()
             .map(|k| (self.groups[k.groups[0]].entries[0], &k.head))
             .min_by_key(|(i, p)| (key_distance(p, live, &live_segs, &mut rows), *i));
-        match nearest {
-            None => (
-                None,
-                format!(
-                    "no recorded exchange matches {}: the cassette has no exchanges",
-                    shown(live)
-                ),
-            ),
-            Some((i, p)) => {
-                let mut why = Vec::new();
-                if p.method != live.method {
-                    why.push(format!("method {} recorded, {} sent", p.method, live.method));
-                }
-                if p.version != live.version {
-                    why.push(format!("version {} recorded, {} sent", p.version, live.version));
-                }
-                if p.template != live.template {
-                    why.push(format!("path {} recorded, {} sent", p.template, live.template));
-                }
-                if p.query != live.query {
-                    why.push(format!(
-                        "query {:?} recorded, {:?} sent",
-                        p.query,
-                        crate::redact::shown_uri(&live.query)
-                    ));
-                }
-                let msg = format!(
-                    "no recorded exchange matches {}; nearest is #{} {}: {}",
-                    shown(live),
-                    self.seqs[i],
-                    shown(p),
-                    why.join("; ")
-                );
-                (Some(i), msg)
-            }
+        let Some((i, p)) = nearest else {
+            msg.push_str(": the cassette has no exchanges");
+            return (None, msg);
+        };
+        let _ = write!(msg, "; nearest is #{} ", self.seqs[i]);
+        push_shown(&mut msg, p);
+        let mut sep = ": ";
+        let mut why = |msg: &mut String, args: std::fmt::Arguments<'_>| {
+            msg.push_str(std::mem::replace(&mut sep, "; "));
+            let _ = msg.write_fmt(args);
+        };
+        if p.method != live.method {
+            why(
+                &mut msg,
+                format_args!("method {} recorded, {} sent", p.method, live.method),
+            );
         }
+        if p.version != live.version {
+            why(
+                &mut msg,
+                format_args!("version {} recorded, {} sent", p.version, live.version),
+            );
+        }
+        if p.template != live.template {
+            why(
+                &mut msg,
+                format_args!("path {} recorded, {} sent", p.template, live.template),
+            );
+        }
+        if p.query != live.query {
+            let sent = crate::redact::shown_uri(&live.query);
+            why(&mut msg, format_args!("query {:?} recorded, {sent:?} sent", p.query));
+        }
+        if sep == ": " {
+            // the same key: a group was found above
+            msg.push_str(": ");
+        }
+        (Some(i), msg)
     }
+}
+
+/// `METHOD /version/template` as misses show it, cut to 300 characters.
+fn push_shown(out: &mut String, p: &Probe) {
+    let start = out.len();
+    out.push_str(&p.method);
+    out.push_str(" /");
+    out.push_str(&p.version);
+    out.push_str(&p.template);
+    clip_tail(out, start, 300);
 }
 
 /// How far a recorded key is from a live request's: path segments apart (edit

@@ -359,4 +359,72 @@ mod tests {
         assert!(msg.contains("version beta recorded, v1.0 sent"), "{msg}");
         assert!(msg.contains("nearest is #3 "), "named by recorded seq: {msg}");
     }
+
+    #[test]
+    fn miss_messages_read_the_same_in_every_case() {
+        let call = "ab6233a5-20b7-4c5e-bea2-ce56c9776429";
+        let at = |method: &str, path: &str, body: Value| {
+            let mut p = probe(path, body);
+            p.method = method.into();
+            p
+        };
+        let explain = |idx: &Index, live: &Probe| idx.explain_miss(&Query::of(live), MatchMode::Default);
+        let idx = Index::build(vec![
+            (
+                at(
+                    "POST",
+                    &format!("/beta/communications/calls/{call}/mute?x=1"),
+                    json!({}),
+                ),
+                7,
+            ),
+            (at("POST", "/v1.0/communications/calls", json!({"a": "b"})), 9),
+        ]);
+        let cases = [
+            at("GET", &format!("/v1.0/communications/calls/{call}/unmute"), json!({})),
+            at("POST", "/v1.0/communications/calls", json!({"a": 1})),
+        ];
+        assert_eq!(
+            explain(&idx, &cases[0]),
+            (
+                Some(0),
+                "no recorded exchange matches GET /v1.0/communications/calls/{id}/unmute; nearest is #7 POST \
+                 /beta/communications/calls/{id}/mute: method POST recorded, GET sent; version beta recorded, \
+                 v1.0 sent; path /communications/calls/{id}/mute recorded, /communications/calls/{id}/unmute \
+                 sent; query \"x=1\" recorded, \"\" sent"
+                    .to_string()
+            )
+        );
+        assert_eq!(
+            explain(&idx, &cases[1]),
+            (
+                Some(1),
+                "no recorded exchange matches POST /v1.0/communications/calls; nearest is #9 with the same \
+                 path, whose body differs: a: recorded a string, sent a number (refused: value types differ)"
+                    .to_string()
+            )
+        );
+        // the request is shown cut to 300 characters, the path it sent in full
+        let long = format!("/v1.0/communications/calls/{}", "y".repeat(400));
+        let (n, msg) = explain(&idx, &at("GET", &long, json!({})));
+        let shown = format!("GET /v1.0/communications/calls/{}… (431 bytes)", "y".repeat(269));
+        assert_eq!(n, Some(1));
+        assert_eq!(
+            msg,
+            format!(
+                "no recorded exchange matches {shown}; nearest is #9 POST /v1.0/communications/calls: method \
+                 POST recorded, GET sent; path /communications/calls recorded, {} sent",
+                &long[5..]
+            )
+        );
+        assert_eq!(
+            explain(&Index::build(vec![]), &cases[0]),
+            (
+                None,
+                "no recorded exchange matches GET /v1.0/communications/calls/{id}/unmute: the cassette has no \
+                 exchanges"
+                    .to_string()
+            )
+        );
+    }
 }

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 
 use crate::cassette::{Body, BodyRef, Node, Tree};
 use crate::graph;
@@ -177,6 +178,15 @@ pub fn clip(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((i, _)) => format!("{}… ({} bytes)", &s[..i], s.len()),
         None => s.to_string(),
+    }
+}
+
+/// What [`clip`] makes of `out[start..]`, in place.
+pub fn clip_tail(out: &mut String, start: usize, max: usize) {
+    if let Some((i, _)) = out[start..].char_indices().nth(max) {
+        let len = out.len() - start;
+        out.truncate(start + i);
+        let _ = write!(out, "… ({len} bytes)");
     }
 }
 
