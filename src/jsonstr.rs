@@ -59,7 +59,13 @@ fn any_special(w: u64) -> bool {
 
 /// Formats into `out`, escaped as the inside of a JSON string (`write!` a
 /// `Display` into a body without holding its text first).
-pub struct Escaping<'a>(pub &'a mut Vec<u8>);
+pub struct Escaping<'a>(&'a mut Vec<u8>);
+
+impl<'a> Escaping<'a> {
+    pub fn new(out: &'a mut Vec<u8>) -> Escaping<'a> {
+        Escaping(out)
+    }
+}
 
 impl fmt::Write for Escaping<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {

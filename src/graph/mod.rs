@@ -295,24 +295,17 @@ impl<'a> ErrorBody<'a> {
         use crate::jsonstr::{push_escaped, Escaping};
         use std::fmt::Write as _;
         let mut out = Vec::with_capacity(320);
-        fn member(out: &mut Vec<u8>, name: &str, value: &str) {
-            out.extend_from_slice(b",\"");
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b"\":\"");
-            push_escaped(out, value);
-            out.push(b'"');
-        }
         out.extend_from_slice(b"{\"error\":{\"code\":\"");
         push_escaped(&mut out, self.code);
         out.extend_from_slice(b"\",\"message\":\"");
         // writing into a Vec cannot fail
-        let _ = write!(Escaping(&mut out), "{}", self.message);
+        let _ = write!(Escaping::new(&mut out), "{}", self.message);
         out.extend_from_slice(b"\",\"innerError\":{\"request-id\":\"");
         push_escaped(&mut out, self.inner.request_id);
         out.push(b'"');
-        member(&mut out, "date", self.inner.date);
+        push_member(&mut out, "date", self.inner.date);
         if let Some(f) = self.inner.failed {
-            member(&mut out, "graphvcr-failed", f);
+            push_member(&mut out, "graphvcr-failed", f);
         }
         if let Some(n) = self.inner.nearest_seq {
             let _ = std::io::Write::write_fmt(&mut out, format_args!(",\"graphvcr-nearest-seq\":{n}"));
@@ -320,6 +313,15 @@ impl<'a> ErrorBody<'a> {
         out.extend_from_slice(b"}}}");
         out
     }
+}
+
+/// `,"name":"value"`, the value escaped.
+fn push_member(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":\"");
+    crate::jsonstr::push_escaped(out, value);
+    out.push(b'"');
 }
 
 /// The Graph error code for an HTTP status graphvcr answers with.

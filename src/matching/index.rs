@@ -4,12 +4,11 @@
 //! request with a recorded shape finds its candidates with two hash lookups; only a
 //! request whose exact shape was never recorded is compared, once per distinct shape.
 
-use crate::hash::Map;
-
-use super::shape::{compare, Comparison, MatchMode, Shape};
 use std::fmt::Write as _;
 
-use super::shape::clip_tail;
+use crate::hash::Map;
+
+use super::shape::{clip_tail, compare, Comparison, MatchMode, Shape};
 use super::{Probe, Query};
 
 /// A group of recordings with one key and one shape, in recorded order.
@@ -301,7 +300,8 @@ impl Index {
             why(&mut msg, format_args!("query {:?} recorded, {sent:?} sent", p.query));
         }
         if sep == ": " {
-            // the same key: a group was found above
+            // nothing of the key differs (a key always has recordings, so this does not
+            // happen): the message still ends as it always has
             msg.push_str(": ");
         }
         (Some(i), msg)
