@@ -47,6 +47,13 @@ pub fn push_escaped(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&b[run..]);
 }
 
+/// Appends `s` to `out` as a JSON string, quotes and all.
+pub fn push_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    push_escaped(out, s);
+    out.push(b'"');
+}
+
 /// Whether any of the eight bytes is a quote, a backslash or a control character
 /// (the bit tricks answer exactly, though not which byte it is).
 fn any_special(w: u64) -> bool {

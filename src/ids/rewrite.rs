@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::mint::Seed;
 use super::table::IdTable;
-use super::template::{write_json, Template};
+use super::template::Template;
 use super::token::{render_id, scan, splice, splice_to, Canon, IdText, Token};
 use crate::cassette::Body;
 use crate::graph;
@@ -148,7 +148,7 @@ impl<'a> Rewriter<'a> {
             let live = piece.as_str();
             out.extend_from_slice(&t.bytes[last..p.start as usize]);
             if t.json {
-                write_json(&mut out, &live);
+                crate::jsonstr::push_string(&mut out, live);
             } else {
                 out.extend_from_slice(live.as_bytes());
             }

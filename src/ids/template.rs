@@ -121,7 +121,7 @@ impl Template {
         match v {
             Value::String(s) => {
                 let start = self.bytes.len();
-                write_json(&mut self.bytes, s);
+                crate::jsonstr::push_string(&mut self.bytes, s);
                 let has_ids = !scan(s).is_empty();
                 let key = key.filter(|k| bindable(k, s));
                 if key.is_some() || has_ids {
@@ -156,7 +156,7 @@ impl Template {
                     if i > 0 {
                         self.bytes.push(b',');
                     }
-                    write_json(&mut self.bytes, k);
+                    crate::jsonstr::push_string(&mut self.bytes, k);
                     self.bytes.push(b':');
                     if graph::is_annotation_member(k) {
                         write_json(&mut self.bytes, x);
