@@ -15,6 +15,21 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// How long [`free_soon`] spins, in pause hints.
+const SPINS: u32 = 256;
+
+/// Whether `m` is free now or within a short spin (a few microseconds: a session's
+/// turn is usually shorter). A lock held longer is left to waiting without the thread.
+pub fn free_soon<T>(m: &Mutex<T>) -> bool {
+    for _ in 0..SPINS {
+        if !matches!(m.try_lock(), Err(std::sync::TryLockError::WouldBlock)) {
+            return true;
+        }
+        std::hint::spin_loop();
+    }
+    false
+}
+
 /// Async gates, striped by key: a task waiting for its turn parks (its worker thread
 /// goes on with other connections) instead of blocking the thread on a mutex. Two
 /// keys that share a stripe only take turns with each other.
@@ -55,6 +70,16 @@ pub fn now<F: Future>(fut: F) -> F::Output {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn a_lock_is_free_soon_unless_held_all_along() {
+        let m = std::sync::Mutex::new(());
+        assert!(free_soon(&m));
+        let held = lock(&m);
+        assert!(!free_soon(&m), "held by this very thread for the whole spin");
+        drop(held);
+        assert!(free_soon(&m));
+    }
 
     #[test]
     fn a_key_takes_one_turn_at_a_time_and_now_drives_it() {

@@ -47,7 +47,7 @@ use crate::http::wire::{self, header_str, Resp};
 use crate::ids::{self, Canon};
 use crate::matching::Query;
 use crate::notify::{Job, Notifier};
-use crate::sync::{lock, Turns};
+use crate::sync::{free_soon, lock, Turns};
 use callbacks::Batch;
 use headers::LiveRequest;
 use live::{pair, seed_material, Live, OVERSIZE_CHECK};
@@ -223,7 +223,7 @@ impl Replayer {
     }
 
     /// Answers one bot request from the cassette, or says to forward it. Its only
-    /// wait is for its session's turn.
+    /// wait is for its session: a short spin, then its turn.
     pub async fn handle(&self, parts: &http::request::Parts, body: &Bytes) -> Handled {
         self.last_request_ms.store(self.clock.mono_ms(), Ordering::Relaxed);
         match self.serve(parts, body).await {
@@ -275,14 +275,28 @@ impl Replayer {
                     self.sessions.create_new(&cassette, &route, now)?
                 }
             };
-            // requests of one session take turns without blocking a worker thread
-            let _turn = self.turns.take(Arc::as_ptr(&shared) as usize).await;
+            let _turn = self.wait_for(&shared).await;
             let mut s = lock(&shared);
             if let Some(handled) = self.serve_in(&shared, &mut s, &live)? {
                 return Ok(handled);
             }
         }
         Err(ProxyError::Busy("replay sessions are churning; retry".into()))
+    }
+
+    /// Waits until `shared` is free to lock. A session free within a short spin is
+    /// served on this thread; requests that find it busy longer take turns without
+    /// blocking a worker thread (the turn is held while it is served).
+    async fn wait_for(&self, shared: &Shared) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        if free_soon(shared) {
+            return None;
+        }
+        let turn = self.turns.take(Arc::as_ptr(shared) as usize).await;
+        // one served without a turn may still be inside: waited for likewise
+        while !free_soon(shared) {
+            tokio::task::yield_now().await;
+        }
+        Some(turn)
     }
 
     /// Serves `live` inside its (locked) session; `None` when the session ended
