@@ -284,19 +284,17 @@ impl Replayer {
         Err(ProxyError::Busy("replay sessions are churning; retry".into()))
     }
 
-    /// Waits until `shared` is free to lock. A session free within a short spin is
-    /// served on this thread; requests that find it busy longer take turns without
-    /// blocking a worker thread (the turn is held while it is served).
+    /// Waits until `shared` is about to be free. A session free within a short spin
+    /// is served at once; requests that find it busy longer take turns without
+    /// blocking a worker thread (the turn is held while it is served). A turn's
+    /// holder then locks the session, waiting on its thread only for one request
+    /// that came in without a turn: waiting for that one without the thread (a
+    /// `yield_now` loop) put p99 at ~4 ms, against ~1.2 ms.
     async fn wait_for(&self, shared: &Shared) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         if free_soon(shared) {
             return None;
         }
-        let turn = self.turns.take(Arc::as_ptr(shared) as usize).await;
-        // one served without a turn may still be inside: waited for likewise
-        while !free_soon(shared) {
-            tokio::task::yield_now().await;
-        }
-        Some(turn)
+        Some(self.turns.take(Arc::as_ptr(shared) as usize).await)
     }
 
     /// Serves `live` inside its (locked) session; `None` when the session ended
