@@ -1,6 +1,7 @@
 //! Poison-tolerant locking: the one way graphvcr takes a `std::sync::Mutex`; the
-//! turns requests of one session take (an async gate in front of its mutex); and
-//! driving such a future to its end from synchronous code.
+//! turns requests of one session take (an async gate in front of its mutex, spun for
+//! briefly before it is waited for); and driving such a future to its end from
+//! synchronous code.
 //!
 //! Every mutex guards plain data whose invariants hold between statements, so a
 //! panic elsewhere never leaves it half-updated; a poisoned lock is used as is.
@@ -15,20 +16,9 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// How long [`free_soon`] spins, in pause hints.
+/// How long a turn is spun for before it is waited for, in pause hints (a few
+/// microseconds: about one request's turn).
 const SPINS: u32 = 256;
-
-/// Whether `m` is free now or within a short spin (a few microseconds: a session's
-/// turn is usually shorter). A lock held longer is left to waiting without the thread.
-pub fn free_soon<T>(m: &Mutex<T>) -> bool {
-    for _ in 0..SPINS {
-        if !matches!(m.try_lock(), Err(std::sync::TryLockError::WouldBlock)) {
-            return true;
-        }
-        std::hint::spin_loop();
-    }
-    false
-}
 
 /// Async gates, striped by key: a task waiting for its turn parks (its worker thread
 /// goes on with other connections) instead of blocking the thread on a mutex. Two
@@ -46,10 +36,20 @@ impl Turns {
         }
     }
 
-    /// Waits for `key`'s turn; the turn lasts as long as the guard.
+    /// Waits for `key`'s turn; the turn lasts as long as the guard. A turn that comes
+    /// free within a short spin is taken on this thread, without parking the task (a
+    /// parked task's worker may sleep, and waking it costs more than the wait).
+    /// Turns stay in order: while tasks are queued for one, a spin never takes it
+    /// ahead of them.
     pub async fn take(&self, key: impl Hash) -> tokio::sync::MutexGuard<'_, ()> {
-        let i = self.hasher.hash_one(key) as usize % self.gates.len();
-        self.gates[i].lock().await
+        let gate = &self.gates[self.hasher.hash_one(key) as usize % self.gates.len()];
+        for _ in 0..SPINS {
+            if let Ok(turn) = gate.try_lock() {
+                return turn;
+            }
+            std::hint::spin_loop();
+        }
+        gate.lock().await
     }
 }
 
@@ -72,13 +72,23 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
-    fn a_lock_is_free_soon_unless_held_all_along() {
-        let m = std::sync::Mutex::new(());
-        assert!(free_soon(&m));
-        let held = lock(&m);
-        assert!(!free_soon(&m), "held by this very thread for the whole spin");
-        drop(held);
-        assert!(free_soon(&m));
+    fn a_spin_never_takes_a_turn_ahead_of_a_task_queued_for_it() {
+        let turns = Turns::new(1);
+        let mut cx = Context::from_waker(Waker::noop());
+        let first = now(turns.take("one session"));
+        let mut second = std::pin::pin!(turns.take("one session"));
+        assert!(second.as_mut().poll(&mut cx).is_pending(), "busy past the spin: queued");
+        drop(first);
+        let mut third = std::pin::pin!(turns.take("one session"));
+        assert!(
+            third.as_mut().poll(&mut cx).is_pending(),
+            "the freed turn is the queued task's"
+        );
+        let Poll::Ready(turn) = second.as_mut().poll(&mut cx) else {
+            panic!("the queued task has its turn");
+        };
+        drop(turn);
+        assert!(third.as_mut().poll(&mut cx).is_ready());
     }
 
     #[test]

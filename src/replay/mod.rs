@@ -47,7 +47,7 @@ use crate::http::wire::{self, header_str, Resp};
 use crate::ids::{self, Canon};
 use crate::matching::Query;
 use crate::notify::{Job, Notifier};
-use crate::sync::{free_soon, lock, Turns};
+use crate::sync::{lock, Turns};
 use callbacks::Batch;
 use headers::LiveRequest;
 use live::{pair, seed_material, Live, OVERSIZE_CHECK};
@@ -223,7 +223,7 @@ impl Replayer {
     }
 
     /// Answers one bot request from the cassette, or says to forward it. Its only
-    /// wait is for its session: a short spin, then its turn.
+    /// wait is for its session's turn.
     pub async fn handle(&self, parts: &http::request::Parts, body: &Bytes) -> Handled {
         self.last_request_ms.store(self.clock.mono_ms(), Ordering::Relaxed);
         match self.serve(parts, body).await {
@@ -275,26 +275,14 @@ impl Replayer {
                     self.sessions.create_new(&cassette, &route, now)?
                 }
             };
-            let _turn = self.wait_for(&shared).await;
+            // requests of one session take turns without blocking a worker thread
+            let _turn = self.turns.take(Arc::as_ptr(&shared) as usize).await;
             let mut s = lock(&shared);
             if let Some(handled) = self.serve_in(&shared, &mut s, &live)? {
                 return Ok(handled);
             }
         }
         Err(ProxyError::Busy("replay sessions are churning; retry".into()))
-    }
-
-    /// Waits until `shared` is about to be free. A session free within a short spin
-    /// is served at once; requests that find it busy longer take turns without
-    /// blocking a worker thread (the turn is held while it is served). A turn's
-    /// holder then locks the session, waiting on its thread only for one request
-    /// that came in without a turn: waiting for that one without the thread (a
-    /// `yield_now` loop) put p99 at ~4 ms, against ~1.2 ms.
-    async fn wait_for(&self, shared: &Shared) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        if free_soon(shared) {
-            return None;
-        }
-        Some(self.turns.take(Arc::as_ptr(shared) as usize).await)
     }
 
     /// Serves `live` inside its (locked) session; `None` when the session ended
