@@ -17,7 +17,9 @@ pub fn push_escaped(out: &mut Vec<u8>, s: &str) {
         }
         let c = b[i];
         i += 1;
-        let short: &[u8] = match c {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let unicode;
+        let escape: &[u8] = match c {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
             b'\n' => b"\\n",
@@ -25,23 +27,21 @@ pub fn push_escaped(out: &mut Vec<u8>, s: &str) {
             b'\t' => b"\\t",
             0x08 => b"\\b",
             0x0c => b"\\f",
-            0..=0x1f => &[],
+            0..=0x1f => {
+                unicode = [
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(c >> 4)],
+                    HEX[usize::from(c & 0xf)],
+                ];
+                &unicode
+            }
             _ => continue,
         };
         out.extend_from_slice(&b[run..i - 1]);
-        if short.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(c >> 4)],
-                HEX[usize::from(c & 0xf)],
-            ]);
-        } else {
-            out.extend_from_slice(short);
-        }
+        out.extend_from_slice(escape);
         run = i;
     }
     out.extend_from_slice(&b[run..]);

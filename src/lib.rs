@@ -41,8 +41,9 @@
 //! - Fault injection: `faults` (the spec language, seeded chaos); `replay::faults`
 //!   applies them in a session.
 //! - Small shared pieces: `clock` (injected time), `error` (who failed), `jsonstr`
-//!   (JSON string escaping, eight bytes at a time), `ring` (bounded report tails), `sync` (poison-tolerant locking), `xml` (the JUnit
-//!   reports' escaping and envelope).
+//!   (JSON string escaping, eight bytes at a time), `ring` (bounded report tails),
+//!   `sync` (poison-tolerant locking and session turns), `xml` (the JUnit reports'
+//!   escaping and envelope).
 
 pub mod admin;
 pub mod app;

@@ -272,9 +272,12 @@ impl Index {
         };
         let _ = write!(msg, "; nearest is #{} ", self.seqs[i]);
         push_shown(&mut msg, p);
-        let mut sep = ": ";
+        msg.push_str(": ");
+        let mut first = true;
         let mut why = |msg: &mut String, args: std::fmt::Arguments<'_>| {
-            msg.push_str(std::mem::replace(&mut sep, "; "));
+            if !std::mem::take(&mut first) {
+                msg.push_str("; ");
+            }
             let _ = msg.write_fmt(args);
         };
         if p.method != live.method {
@@ -298,11 +301,6 @@ impl Index {
         if p.query != live.query {
             let sent = crate::redact::shown_uri(&live.query);
             why(&mut msg, format_args!("query {:?} recorded, {sent:?} sent", p.query));
-        }
-        if sep == ": " {
-            // nothing of the key differs (a key always has recordings, so this does not
-            // happen): the message still ends as it always has
-            msg.push_str(": ");
         }
         (Some(i), msg)
     }

@@ -175,19 +175,33 @@ impl Comparison {
 
 /// `s`, cut to at most `max` characters (diffs and reports never echo megabytes).
 pub fn clip(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}… ({} bytes)", &s[..i], s.len()),
+    match cut(s, max) {
+        Some(i) => {
+            let mut out = s[..i].to_string();
+            mark_cut(&mut out, s.len());
+            out
+        }
         None => s.to_string(),
     }
 }
 
 /// What [`clip`] makes of `out[start..]`, in place.
 pub fn clip_tail(out: &mut String, start: usize, max: usize) {
-    if let Some((i, _)) = out[start..].char_indices().nth(max) {
+    if let Some(i) = cut(&out[start..], max) {
         let len = out.len() - start;
         out.truncate(start + i);
-        let _ = write!(out, "… ({len} bytes)");
+        mark_cut(out, len);
     }
+}
+
+/// Where `s` is cut to keep `max` characters, when it has more.
+fn cut(s: &str, max: usize) -> Option<usize> {
+    s.char_indices().nth(max).map(|(i, _)| i)
+}
+
+/// Says that a text of `len` bytes was cut.
+fn mark_cut(out: &mut String, len: usize) {
+    let _ = write!(out, "… ({len} bytes)");
 }
 
 fn at(path: &str) -> &str {
