@@ -1,13 +1,15 @@
 //! Poison-tolerant locking: the one way graphvcr takes a `std::sync::Mutex`; the
 //! turns requests of one session take (an async gate in front of its mutex, spun for
-//! briefly before it is waited for); and driving such a future to its end from
-//! synchronous code.
+//! briefly before it is waited for); driving such a future to its end from
+//! synchronous code; and futures that finish even when their caller stops waiting.
 //!
 //! Every mutex guards plain data whose invariants hold between statements, so a
 //! panic elsewhere never leaves it half-updated; a poisoned lock is used as is.
 
 use std::future::Future;
 use std::hash::{BuildHasher as _, Hash};
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -66,6 +68,58 @@ pub fn now<F: Future>(fut: F) -> F::Output {
     }
 }
 
+/// Work that runs to its end even when its caller stops waiting (a client that hangs
+/// up must not cancel what an upstream already acted on): see [`to_the_end`].
+pub struct ToTheEnd<F: Future<Output: Send> + Send + 'static> {
+    fut: Option<Pin<Box<F>>>,
+}
+
+/// The work panicked; what it said is in the log.
+#[derive(Debug)]
+pub struct Panicked;
+
+/// Runs `fut` in the caller's task while the caller waits, and hands what is left of it
+/// to the runtime when the caller is dropped first. Spawning it at once would do the
+/// same at the cost of a second task, and of a wake between workers, for every call.
+/// A panic in `fut` is caught and answered as [`Panicked`], as a spawned task's would.
+pub fn to_the_end<F: Future<Output: Send> + Send + 'static>(fut: F) -> ToTheEnd<F> {
+    ToTheEnd {
+        fut: Some(Box::pin(fut)),
+    }
+}
+
+impl<F: Future<Output: Send> + Send + 'static> Future for ToTheEnd<F> {
+    type Output = Result<F::Output, Panicked>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(fut) = self.fut.as_mut() else {
+            return Poll::Ready(Err(Panicked));
+        };
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx)));
+        match polled {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(out)) => {
+                self.fut = None;
+                Poll::Ready(Ok(out))
+            }
+            Err(_) => {
+                self.fut = None;
+                Poll::Ready(Err(Panicked))
+            }
+        }
+    }
+}
+
+impl<F: Future<Output: Send> + Send + 'static> Drop for ToTheEnd<F> {
+    fn drop(&mut self) {
+        if let (Some(fut), Ok(rt)) = (self.fut.take(), tokio::runtime::Handle::try_current()) {
+            rt.spawn(async move {
+                fut.await;
+            });
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +143,25 @@ mod tests {
         };
         drop(turn);
         assert!(third.as_mut().poll(&mut cx).is_ready());
+    }
+
+    #[tokio::test]
+    async fn work_its_caller_left_runs_to_its_end_and_a_panic_is_an_answer() {
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let mut work = Box::pin(to_the_end(async move {
+            let _ = wait.await;
+            let _ = done.send("finished");
+        }));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(work.as_mut().poll(&mut cx).is_pending(), "waiting for go");
+        drop(work);
+        go.send(()).expect("the work is still there");
+        assert_eq!(finished.await.ok(), Some("finished"));
+
+        let answered = to_the_end(async { panic!("a bug in the work") }).await;
+        assert!(matches!(answered, Err(Panicked)));
+        assert_eq!(to_the_end(async { 7 }).await.ok(), Some(7));
     }
 
     #[test]

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
 
 use super::{forward_headers, recordable_target, recorded_event, recorded_reply, Recorder};
 use crate::cassette::{Body, Kind, Response};
@@ -19,6 +18,7 @@ use crate::http::client::HttpClient;
 use crate::http::wire::{self, Resp};
 use crate::identity;
 use crate::redact::shown_uri;
+use crate::sync::{to_the_end, Panicked};
 
 /// Which recording a notification joins: the one recording (record mode), or the
 /// cassette a replay is appending a captured miss to (`on_miss: record`); `None`:
@@ -52,21 +52,20 @@ impl CallbackFace {
         }
     }
 
-    /// Forwards the notification and records it. The work runs in its own task, so a
-    /// caller that hangs up mid-way cancels neither the forwarding nor the recording.
+    /// Forwards the notification and records it, to the end even when the caller hangs
+    /// up mid-way (`sync::to_the_end`): it cancels neither the forwarding nor the
+    /// recording.
     pub async fn handle(self: Arc<Self>, parts: http::request::Parts, body: Bytes) -> Resp {
-        let (tx, rx) = oneshot::channel();
         let face = self.clone();
         let (method, uri) = (parts.method.clone(), parts.uri.clone());
-        tokio::spawn(async move {
-            let resp = match face.forward_and_record(&parts, body.clone()).await {
+        let work = to_the_end(async move {
+            match face.forward_and_record(&parts, body.clone()).await {
                 Ok(r) => r,
                 Err(e) => e.respond(&*face.clock, &parts.method, &parts.uri, &body),
-            };
-            let _ = tx.send(resp);
+            }
         });
-        rx.await.unwrap_or_else(|_| {
-            ProxyError::Internal("the notification task ended without an answer".into()).respond(
+        work.await.unwrap_or_else(|Panicked| {
+            ProxyError::Internal("the notification failed (a panic, in the log)".into()).respond(
                 &*self.clock,
                 &method,
                 &uri,

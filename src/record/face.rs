@@ -13,6 +13,7 @@ use crate::error::ProxyError;
 use crate::http::client::HttpClient;
 use crate::http::wire::{self, Resp};
 use crate::redact::shown_uri;
+use crate::sync::{to_the_end, Panicked};
 
 /// The record-mode Graph face: forwards to the upstream and records.
 pub struct RecordFace {
@@ -43,8 +44,8 @@ impl RecordFace {
     }
 
     /// Forwards one request and records it; every failure becomes a Graph error. The
-    /// work runs in its own task: a bot that hangs up after Graph acted on its request
-    /// does not keep the exchange out of the cassette.
+    /// work runs to its end even when the bot hangs up (`sync::to_the_end`): a request
+    /// Graph acted on is never kept out of the cassette.
     pub async fn handle(self: Arc<Self>, parts: http::request::Parts, body: Bytes) -> Resp {
         self.handle_recorded(parts, body).await.0
     }
@@ -53,14 +54,14 @@ impl RecordFace {
     pub async fn handle_recorded(self: Arc<Self>, parts: http::request::Parts, body: Bytes) -> (Resp, Option<u64>) {
         let face = self.clone();
         let (method, uri) = (parts.method.clone(), parts.uri.clone());
-        let task = tokio::spawn(async move {
+        let work = to_the_end(async move {
             match face.forward(&parts, body.clone()).await {
                 Ok((r, seq)) => (r, Some(seq)),
                 Err(e) => (e.respond(&*face.clock, &parts.method, &parts.uri, &body), None),
             }
         });
-        task.await.unwrap_or_else(|e| {
-            let err = ProxyError::Internal(format!("the exchange task failed: {e}"));
+        work.await.unwrap_or_else(|Panicked| {
+            let err = ProxyError::Internal("the exchange failed (a panic, in the log)".into());
             (err.respond(&*self.clock, &method, &uri, b""), None)
         })
     }
